@@ -1,0 +1,106 @@
+"""The canonical op set: every frontend maps its ops onto these identities.
+
+Each canonical op states the order of its inputs and the attributes a capture must supply
+(normalised names, Python values). Cost rules (`graphperf.rules`) are registered against these
+`OpId`s. A frontend op with no canonical mapping keeps an `OpId` in the frontend's domain
+("aten", "onnx", ...) and is reported as unknown.
+
+Input order and attributes:
+
+matmul       (a, b, [bias]); attrs trans_a=False, trans_b=False. out = op(a) @ op(b) (+ bias),
+             batch dims broadcast. K = a.shape[-2] if trans_a else a.shape[-1] (a.shape[0] for 1-D a).
+             Covers mm, bmm, matmul, linear (weight [N, K] with trans_b=True), addmm, baddbmm, Gemm.
+einsum       (operands...); attrs equation="ij,jk->ik".
+conv         (x, w, [bias]); attrs transposed=False. x [N, Cin, *spatial]; w [Cout, Cin/groups, *k]
+             (transposed: w [Cin, Cout/groups, *k]); out [N, Cout, *out_spatial]. 1d/2d/3d.
+attention    (q, k, v, [mask]); attrs is_causal=False, q_num_heads=None, kv_num_heads=None.
+             q [..., L, E], k [..., S, E], v [..., S, Ev] (4-D [B, H, L, E]; grouped-query k/v have
+             fewer heads). 3-D inputs [B, L, H*E] need q_num_heads and kv_num_heads.
+softmax      (x,); attrs axis=-1, log=False (log_softmax).
+layer_norm   (x, [weight], [bias]); attrs norm_numel (elements normalised per row).
+rms_norm     (x, [weight]); attrs norm_numel.
+batch_norm   (x, [weight], [bias], [running_mean], [running_var]); inference form. Channel axis 1.
+group_norm   (x, [weight], [bias]); attrs num_groups.
+max_pool / avg_pool  (x,); attrs kernel=(kh, kw, ...).
+reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, argmax, argmin, reduce_var, reduce_std,
+reduce_any, reduce_all, cumsum  (x,); output shape gives the reduced size.
+topk         (x,); attrs k, axis=-1. outputs (values, indices).
+sort         (x,); attrs axis=-1.
+gather       (data, indices); reads only the gathered elements (embedding, index_select, Gather,
+             GatherElements, GatherND, index.Tensor).
+scatter      (data, indices, updates); attrs reduce="none"|"add"|"mul"|"max"|"min"
+             (scatter, scatter_add, index_add, index_put, ScatterElements, ScatterND).
+Elementwise ops (inputs broadcast to the output): see ELEMENTWISE below. `where` is (cond, a, b).
+Data movement, no arithmetic: concat, split, slice, pad, transpose, copy, cast, expand, fill
+(constant creation: full, zeros, arange, ConstantOfShape, Range), reshape_copy (a reshape the
+runtime must materialise).
+view         free: view, reshape without copy, squeeze, unsqueeze, permute/transpose views,
+             expand views, slice views, select, split views, detach, alias, Identity, Shape.
+"""
+
+from __future__ import annotations
+
+from .ir import OpId
+
+__all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "DATA_MOVEMENT", "REDUCTIONS", "is_canonical"]
+
+DOMAIN = "graphperf"
+
+# Elementwise ops: (flops per output element, transcendentals per output element).
+# Derivations: a FLOP is one add/sub/mul/div/compare/select; exp, log, erf, tanh, sigmoid's exp,
+# sqrt, rsqrt, sin, cos, pow with a non-integer exponent are transcendentals.
+ELEMENTWISE: dict[str, tuple[int, int]] = {
+    "add": (1, 0), "sub": (1, 0), "mul": (1, 0), "div": (1, 0), "neg": (1, 0), "abs": (1, 0),
+    "maximum": (1, 0), "minimum": (1, 0), "clamp": (2, 0), "reciprocal": (1, 0), "square": (1, 0),
+    "relu": (1, 0),          # max(x, 0)
+    "leaky_relu": (2, 0),    # compare, multiply-select
+    "hardtanh": (2, 0),
+    "gelu": (4, 1),          # 0.5 * x * (1 + erf(x / sqrt 2)): mul, add, mul, mul + erf
+    "gelu_tanh": (7, 1),     # 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))): x^3 (2), mul, add, mul, add, mul + tanh
+    "silu": (3, 1),          # x * sigmoid(x): exp(-x) (1 trans), add 1, div, mul; neg folded
+    "sigmoid": (2, 1),       # 1 / (1 + exp(-x)): add, div + exp
+    "tanh": (0, 1), "exp": (0, 1), "log": (0, 1), "erf": (0, 1), "sqrt": (0, 1), "rsqrt": (0, 1),
+    "sin": (0, 1), "cos": (0, 1),
+    "pow": (0, 1),           # tensor or fractional exponent: exp(y * log x), one transcendental;
+                             # attrs exponent=<int> (scalar) is |e|-1 multiplies instead (x**2: 1 FLOP)
+    "where": (1, 0), "masked_fill": (1, 0),
+    "eq": (1, 0), "ne": (1, 0), "lt": (1, 0), "le": (1, 0), "gt": (1, 0), "ge": (1, 0),
+    "logical_and": (1, 0), "logical_or": (1, 0), "logical_not": (1, 0), "logical_xor": (1, 0),
+    "bitwise_and": (1, 0), "bitwise_or": (1, 0), "bitwise_not": (1, 0),
+    "floor": (1, 0), "ceil": (1, 0), "round": (1, 0), "sign": (1, 0), "mod": (1, 0), "floor_div": (1, 0),
+    "isnan": (1, 0), "isinf": (1, 0),
+    "dropout": (1, 0),       # inference: identity-like; counted as one select per element when present
+}
+
+REDUCTIONS = (
+    "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
+    "reduce_var", "reduce_std", "reduce_any", "reduce_all", "cumsum",
+)
+
+DATA_MOVEMENT = (
+    "concat", "split", "slice", "pad", "transpose", "copy", "cast", "expand", "fill", "reshape_copy",
+)
+
+_OTHERS = (
+    "matmul", "einsum", "conv", "attention", "softmax",
+    "layer_norm", "rms_norm", "batch_norm", "group_norm",
+    "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view",
+)
+
+CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS))
+
+_CACHE: dict[str, OpId] = {}
+
+
+def canonical(name: str) -> OpId:
+    """The canonical OpId called `name`; KeyError if graphperf has no such canonical op."""
+    if name not in CANONICAL:
+        raise KeyError(f"{name!r} is not a canonical graphperf op")
+    op = _CACHE.get(name)
+    if op is None:
+        op = _CACHE[name] = OpId(DOMAIN, name)
+    return op
+
+
+def is_canonical(op: OpId) -> bool:
+    return op.domain == DOMAIN and op.name in CANONICAL
