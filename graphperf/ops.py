@@ -56,13 +56,13 @@ ELEMENTWISE: dict[str, tuple[int, int]] = {
     "leaky_relu": (2, 0),    # compare, multiply-select
     "hardtanh": (2, 0),
     "gelu": (4, 1),          # 0.5 * x * (1 + erf(x / sqrt 2)): mul, add, mul, mul + erf
-    "gelu_tanh": (7, 1),     # 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))): x^3 (2), mul, add, mul, add, mul + tanh
+    "gelu_tanh": (8, 1),     # 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))): x^3 (2), *0.044715, +x, *sqrt(2/pi), +1, *x, *0.5 + tanh
     "silu": (3, 1),          # x * sigmoid(x): exp(-x) (1 trans), add 1, div, mul; neg folded
     "sigmoid": (2, 1),       # 1 / (1 + exp(-x)): add, div + exp
     "tanh": (0, 1), "exp": (0, 1), "log": (0, 1), "erf": (0, 1), "sqrt": (0, 1), "rsqrt": (0, 1),
     "sin": (0, 1), "cos": (0, 1),
     "pow": (0, 1),           # tensor or fractional exponent: exp(y * log x), one transcendental;
-                             # attrs exponent=<int> (scalar) is |e|-1 multiplies instead (x**2: 1 FLOP)
+                             # attrs exponent=<int> (scalar): max(|e|-1, 1) multiplies, +1 divide if e<0 (x**2: 1)
     "where": (1, 0), "masked_fill": (1, 0),
     "eq": (1, 0), "ne": (1, 0), "lt": (1, 0), "le": (1, 0), "gt": (1, 0), "ge": (1, 0),
     "logical_and": (1, 0), "logical_or": (1, 0), "logical_not": (1, 0), "logical_xor": (1, 0),

@@ -1,5 +1,10 @@
-"""Cost rules, one op family per module; importing this package registers them all."""
+"""Cost rules, one op family per module; importing this package registers them all.
 
+After `import graphperf.rules`, every op in `graphperf.ops.CANONICAL` has a rule (`rule_for`),
+and `view` is registered free (`is_free`). tests/rules/test_registry_meta.py pins both.
+"""
+
+from . import attention, conv, data_movement, elementwise, gather, matmul, norm, pooling, reduction  # noqa: F401
 from .registry import FREE, Rule, is_free, register, registered, rule_for
 
 __all__ = ["FREE", "Rule", "is_free", "register", "registered", "rule_for"]
