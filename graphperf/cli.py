@@ -1,0 +1,181 @@
+"""Command line: `graphperf analyze | targets | models`.
+
+Exit codes: 0 success; 2 usage error (unknown target, bad flag, unreadable file); 1 analysis
+failure, including nodes without a cost rule unless --allow-unknown. Errors print one line,
+``error: ...``, on stderr; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from typing import Optional
+
+import click
+from rich.console import Console
+
+from .errors import GraphperfError, UsageError
+
+DEFAULT_MODEL = "llama3-8b"
+DEFAULT_TARGET = "h100"
+FORMATS = ("table", "json", "csv")
+
+
+def _pairs(values: tuple[str, ...], flag: str, as_int: bool) -> dict:
+    out: dict = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or not raw:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} batch=8")
+        if as_int:
+            try:
+                out[key] = int(raw)
+            except ValueError:
+                raise UsageError(f"{flag} {item!r}: {raw!r} is not an integer") from None
+        else:
+            out[key] = raw
+    return out
+
+
+def _status(message: str):
+    err = Console(stderr=True)
+    return err.status(message) if err.is_terminal else nullcontext()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="graphperf")
+def cli() -> None:
+    """Project FLOPs, bytes and latency of every node of a model graph on an accelerator."""
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--target", "-t", default=DEFAULT_TARGET, show_default=True, help="Target name or a .toml file.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
+@click.option("--config", default="full", show_default=True, help="Workload config (full, tiny, ...).")
+@click.option("--phase", help="Workload phase: prefill | decode (LLMs), forward.")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size.")
+@click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders).")
+@click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode.")
+@click.option("--dtype", help="Workload dtype: bfloat16, float16, float32.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Rows in table views.")
+@click.option("--allow-unknown", is_flag=True, help="Exit 0 even when some nodes have no cost rule.")
+def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown):
+    """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
+    from .pipeline import ModelRequest, analyze_graph, load_graph
+    from .report.csv_report import to_csv
+    from .report.json_report import to_json
+    from .report.table import render_table
+    from .target import load_target
+
+    tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    req = ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
+                       kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True))
+    with _status(f"capturing {req.ref}"):
+        graph, info = load_graph(req)
+    with _status(f"analysing {len(graph)} nodes"):
+        report = analyze_graph(graph, tgt, info)
+    if fmt == "table":
+        with open(output, "w") if output else nullcontext(sys.stdout) as fh:
+            console = Console(file=fh)
+            if not console.is_terminal:
+                console.width = 160
+            render_table(report, console, top)
+    else:
+        text = to_json(report) if fmt == "json" else to_csv(report)
+        if output:
+            with open(output, "w") as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    unknown = report.totals["unknown_ops"]
+    if unknown and not allow_unknown:
+        listed = ", ".join(f"{op} x{n}" for op, n in unknown.items())
+        raise _UnknownOps(f"{req.ref}: {sum(unknown.values())} nodes have no cost rule ({listed}); coverage "
+                          f"{report.totals['coverage']:.1%}, latency is a lower bound. Add a rule (README: "
+                          "'Adding a cost rule') or pass --allow-unknown")
+
+
+class _UnknownOps(GraphperfError):
+    exit_code = 1
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def targets(fmt):
+    """List every bundled target: key figures, efficiency defaults, source."""
+    import json
+
+    from rich.table import Table
+
+    from .target import list_targets, load_target
+
+    loaded = [load_target(name) for name in list_targets()]
+    if fmt == "json":
+        sys.stdout.write(json.dumps([t.to_dict() for t in loaded], indent=1) + "\n")
+        return
+    table = Table(title="graphperf targets (dense peaks)", title_justify="left")
+    for col in ("name", "device", "bf16 TFLOP/s", "fp32 vector TFLOP/s", "HBM GB/s", "eff matrix/vector/mem",
+                "launch us", "calibrated"):
+        table.add_column(col)
+    for t in loaded:
+        table.add_row(t.name, t.label, _num(getattr(t, "matrix_bf16_tflops", None)),
+                      _num(t.vector_fp32_tflops), _num(t.hbm_gbps),
+                      f"{t.matrix_efficiency:.2f}/{t.vector_efficiency:.2f}/{t.memory_efficiency:.2f}",
+                      _num(t.launch_overhead_us), "yes" if t.calibrated else "no")
+    Console().print(table)
+
+
+def _num(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+def models(fmt):
+    """List every reference workload with its configs and phases."""
+    import json
+
+    from rich.table import Table
+
+    from graphperf import models as workloads
+
+    specs = workloads.list_models()
+    if fmt == "json":
+        rows = [{"name": s.name, "family": s.family, "description": s.description, "configs": sorted(s.configs),
+                 "phases": list(s.phases), "default_dtype": s.default_dtype} for s in specs]
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table(title="graphperf reference workloads", title_justify="left")
+    for col in ("name", "family", "configs", "phases", "dtype", "description"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.name, s.family, ", ".join(sorted(s.configs)), ", ".join(s.phases), s.default_dtype,
+                      s.description)
+    Console().print(table)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: runs the CLI and turns every user error into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="graphperf", standalone_mode=False)
+    except GraphperfError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()} (see graphperf --help)", err=True)
+        return exc.exit_code
+    except OSError as exc:
+        click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Project: roofline-with-efficiency latency of each counted node on a `Target`.
+
+    compute_s  = matrix_flops / (matrix peak at the node's dtype * matrix_efficiency)
+               + (vector_flops + transcendentals) / (vector peak * vector_efficiency)
+    memory_s   = (bytes_read + bytes_written) / (hbm bandwidth * memory_efficiency)
+    latency_s  = max(compute_s, memory_s) + launch_overhead_s
+
+Matrix work runs on the matrix unit at the dtype of the node's first input; a float32 matmul
+uses TF32 only where the target allows it, otherwise the fp32 vector peak (PyTorch's default);
+matrix work keeps `matrix_efficiency` whichever unit runs it. Each transcendental costs one vector
+op. `bound` is the largest of compute, memory and launch overhead; nodes that do no work (views)
+are `free` and launch nothing; unknown nodes have no latency (None), never zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .count import NodeCount
+from .ir import Graph
+
+__all__ = ["NodeTime", "project"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTime:
+    compute_s: Optional[float]
+    memory_s: Optional[float]
+    overhead_s: Optional[float]
+    latency_s: Optional[float]
+    bound: str  # compute | memory | overhead | free | unknown
+    matrix_dtype: str = ""  # the peak the matrix work ran at ("" when none)
+
+
+_UNKNOWN = NodeTime(None, None, None, None, "unknown")
+_FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free")
+
+
+def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
+    values = graph.values
+    mem_rate = target.hbm_bytes_per_s * target.memory_efficiency
+    overhead_s = target.launch_overhead_us * 1e-6
+    matrix_cache: dict[str, tuple[float, str]] = {}
+    vector_cache: dict[str, float] = {}
+    out: list[NodeTime] = []
+    for nc in counts:
+        cost = nc.cost
+        if cost is None:
+            out.append(_UNKNOWN)
+            continue
+        if cost.flops == 0 and cost.transcendentals == 0 and cost.bytes_read == 0 and cost.bytes_written == 0:
+            out.append(_FREE)
+            continue
+        node = nc.node
+        dtype = _node_dtype(node, values)
+        compute_s = 0.0
+        matrix_dtype = ""
+        if cost.matrix_flops:
+            rate = matrix_cache.get(dtype)
+            if rate is None:
+                peak = target.matrix_peak_flops(dtype)
+                if peak is None:  # no matrix unit for this dtype: the vector unit runs it
+                    peak = (target.vector_peak_flops(dtype), f"{dtype} (vector unit)")
+                rate = matrix_cache[dtype] = (peak[0] * target.matrix_efficiency, peak[1])
+            compute_s += cost.matrix_flops / rate[0]
+            matrix_dtype = rate[1]
+        vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
+        if vector_work:
+            vrate = vector_cache.get(dtype)
+            if vrate is None:
+                vrate = vector_cache[dtype] = target.vector_peak_flops(dtype) * target.vector_efficiency
+            compute_s += vector_work / vrate
+        memory_s = (cost.bytes_read + cost.bytes_written) / mem_rate
+        work_s = max(compute_s, memory_s)
+        if overhead_s > work_s:
+            bound = "overhead"
+        elif compute_s >= memory_s:
+            bound = "compute"
+        else:
+            bound = "memory"
+        out.append(NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype))
+    return out
+
+
+def _node_dtype(node, values) -> str:
+    for name in node.inputs:
+        if name is not None:
+            t = values[name].type
+            if t is not None:
+                return t.dtype
+    return values[node.outputs[0]].type.dtype if node.outputs else "float32"

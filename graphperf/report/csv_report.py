@@ -1,0 +1,26 @@
+"""CSV rendering: one row per node, the JSON node record's columns (shapes joined by ';')."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import fields
+
+from .model import NodeRecord, Report
+
+__all__ = ["to_csv", "COLUMNS"]
+
+COLUMNS = [f.name for f in fields(NodeRecord)]
+
+
+def to_csv(report: Report) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in report.nodes:
+        row = []
+        for name in COLUMNS:
+            v = getattr(r, name)
+            row.append(";".join(v) if isinstance(v, list) else ("" if v is None else v))
+        writer.writerow(row)
+    return buf.getvalue()

@@ -1,0 +1,30 @@
+"""JSON rendering of a `Report` (schema `graphperf.report/1`): deterministic, byte for byte."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from .. import __version__
+from .model import SCHEMA, Report
+
+__all__ = ["report_to_dict", "to_json"]
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "tool": {"name": "graphperf", "version": __version__},
+        "model": report.model,
+        "target": report.target.to_dict(),
+        "conventions": report.conventions,
+        "totals": report.totals,
+        "by_op": report.by_op,
+        "by_module": report.by_module,
+        "nodes": [asdict(r) for r in report.nodes],
+    }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report_to_dict(report), indent=1, allow_nan=False) + "\n"

@@ -1,0 +1,155 @@
+"""The report object: every figure the renderers show, computed once from counts and times.
+
+Renderers (table, JSON, CSV) only read a `Report`. Units are SI and carried in names
+(`latency_s`, `bytes_read`); totals of latency cover counted nodes only, and
+`latency_is_lower_bound` says when unknown nodes were left out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..count import NodeCount
+from ..ir import Graph
+from ..project import NodeTime
+
+__all__ = ["NodeRecord", "Report", "build_report", "SCHEMA"]
+
+SCHEMA = "graphperf.report/1"
+
+CONVENTIONS = {
+    "flop": "one add or one multiply; a multiply-add is 2 FLOPs; matmul MxK by KxN is 2*M*K*N",
+    "matrix_flops": "the part of flops that runs on a matrix unit: matmul, convolution, attention matmuls",
+    "transcendentals": "exp, log, erf, tanh, sigmoid, sqrt, rsqrt, sin, cos counted apart from flops",
+    "attention": "two matmuls plus scale and softmax per score; causal masking halves all score work "
+                 "(FlopCounterMode counts causal attention in full)",
+    "bytes": "what an unfused kernel moves: each input read once per consuming node, each output written once; "
+             "gathers read only the gathered rows; views and non-copying reshapes move nothing",
+    "fp32_matmul": "runs on the fp32 vector peak unless the target allows TF32",
+    "latency": "max(compute_s, memory_s) + launch overhead per kernel; unknown nodes are excluded, never zero",
+    "weights": "weight_bytes counts every parameter, buffer and constant the model holds; activations apart",
+}
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    name: str
+    op: str
+    source_op: str
+    module: str
+    dtype: str
+    inputs: list[str]
+    outputs: list[str]
+    flops: Optional[int]
+    matrix_flops: Optional[int]
+    transcendentals: Optional[int]
+    bytes_read: Optional[int]
+    bytes_written: Optional[int]
+    intensity: Optional[float]  # flops per byte moved
+    compute_s: Optional[float]
+    memory_s: Optional[float]
+    latency_s: Optional[float]
+    bound: str
+    matrix_dtype: str = ""
+    unknown_reason: str = ""
+
+
+@dataclass
+class Report:
+    model: dict[str, Any]
+    target: Any  # graphperf.target.Target
+    nodes: list[NodeRecord]
+    totals: dict[str, Any]
+    by_op: list[dict[str, Any]]
+    by_module: list[dict[str, Any]]
+    unknown_ops: dict[str, int]
+    conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
+
+
+def _group(records: list[NodeRecord], key) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for r in records:
+        g = groups.setdefault(key(r), {"name": key(r), "nodes": 0, "flops": 0, "matrix_flops": 0,
+                                       "bytes": 0, "latency_s": 0.0, "unknown_nodes": 0})
+        g["nodes"] += 1
+        if r.flops is None:
+            g["unknown_nodes"] += 1
+            continue
+        g["flops"] += r.flops
+        g["matrix_flops"] += r.matrix_flops
+        g["bytes"] += r.bytes_read + r.bytes_written
+        g["latency_s"] += r.latency_s
+    total_s = sum(g["latency_s"] for g in groups.values()) or 1.0
+    for g in groups.values():
+        g["time_share"] = g["latency_s"] / total_s
+    return sorted(groups.values(), key=lambda g: (-g["latency_s"], g["name"]))
+
+
+_LAYER_INDEX = re.compile(r"\.\d+(?=\.|$)")
+
+
+def module_pattern(path: str) -> str:
+    """`layers.3.attn` -> `layers.*.attn`: rolls repeated layers into one row."""
+    return _LAYER_INDEX.sub(".*", path) if path else "(top)"
+
+
+def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], target,
+                 model: dict[str, Any], peak_activation_bytes: int) -> Report:
+    values = graph.values
+    records: list[NodeRecord] = []
+    unknown: dict[str, int] = {}
+    for nc, t in zip(counts, times):
+        node, cost = nc.node, nc.cost
+        ins = [str(values[n].type) if n is not None else "-" for n in node.inputs]
+        outs = [str(values[n].type) for n in node.outputs]
+        dtype = next((values[n].type.dtype for n in node.inputs if n is not None), "") or \
+            (values[node.outputs[0]].type.dtype if node.outputs else "")
+        if cost is None:
+            unknown[str(node.op)] = unknown.get(str(node.op), 0) + 1
+            records.append(NodeRecord(node.name, str(node.op), node.source_op, node.module, dtype, ins, outs,
+                                      None, None, None, None, None, None, None, None, None, "unknown",
+                                      unknown_reason=nc.reason))
+            continue
+        moved = cost.bytes_read + cost.bytes_written
+        records.append(NodeRecord(
+            node.name, str(node.op), node.source_op, node.module, dtype, ins, outs,
+            cost.flops, cost.matrix_flops, cost.transcendentals, cost.bytes_read, cost.bytes_written,
+            (cost.flops / moved) if moved else None, t.compute_s, t.memory_s, t.latency_s, t.bound,
+            t.matrix_dtype))
+    known = [r for r in records if r.flops is not None]
+    weight_bytes = sum(v.type.nbytes for v in graph.weights() if v.type is not None)
+    input_bytes = sum(v.type.nbytes for v in graph.values.values()
+                      if v.kind == "input" and v.type is not None)
+    latency_s = sum(r.latency_s for r in known)
+    by_bound: dict[str, float] = {}
+    for r in known:
+        by_bound[r.bound] = by_bound.get(r.bound, 0.0) + r.latency_s
+    totals = {
+        "nodes": len(records),
+        "counted_nodes": len(known),
+        "coverage": (len(known) / len(records)) if records else 1.0,
+        "flops": sum(r.flops for r in known),
+        "matrix_flops": sum(r.matrix_flops for r in known),
+        "transcendentals": sum(r.transcendentals for r in known),
+        "bytes": sum(r.bytes_read + r.bytes_written for r in known),
+        "bytes_read": sum(r.bytes_read for r in known),
+        "bytes_written": sum(r.bytes_written for r in known),
+        "weight_bytes": weight_bytes,
+        "parameters": int(graph.meta.get("parameter_count", 0)),
+        "input_bytes": input_bytes,
+        "peak_activation_bytes": peak_activation_bytes,
+        "latency_s": latency_s,
+        "compute_s": sum(r.compute_s for r in known),
+        "memory_s": sum(r.memory_s for r in known),
+        "latency_by_bound_s": dict(sorted(by_bound.items())),
+        "latency_is_lower_bound": bool(unknown),
+        "unknown_ops": dict(sorted(unknown.items())),
+    }
+    return Report(
+        model=model, target=target, nodes=records, totals=totals,
+        by_op=_group(records, lambda r: r.op),
+        by_module=_group(records, lambda r: module_pattern(r.module)),
+        unknown_ops=dict(sorted(unknown.items())),
+    )

@@ -1,0 +1,61 @@
+"""Terminal rendering with rich: totals, coverage, top nodes, by-op and by-module roll-ups, unknown ops."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+
+from .model import Report
+from .units import seconds, si
+
+__all__ = ["render_table"]
+
+
+def _totals(report: Report) -> Table:
+    t = report.totals
+    table = Table(title=f"{report.model.get('description', report.model.get('name'))} on {report.target.label}",
+                  show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    lower = " (lower bound: unknown ops excluded)" if t["latency_is_lower_bound"] else ""
+    table.add_row("projected latency", seconds(t["latency_s"]) + lower)
+    shares = ", ".join(f"{b} {s / t['latency_s']:.0%}" for b, s in t["latency_by_bound_s"].items()
+                       if t["latency_s"] > 0 and s > 0)
+    table.add_row("time by bound", shares or "-")
+    table.add_row("FLOPs", f"{si(t['flops'], 'FLOP')} ({si(t['matrix_flops'], 'FLOP')} on matrix units)")
+    table.add_row("transcendentals", si(t["transcendentals"], ""))
+    table.add_row("bytes moved", si(t["bytes"], "B"))
+    table.add_row("weights", f"{si(t['weight_bytes'], 'B')} ({si(t['parameters'], '')} parameters)")
+    table.add_row("peak live activations", si(t["peak_activation_bytes"], "B"))
+    table.add_row("coverage", f"{t['coverage']:.1%} of {t['nodes']} nodes have a cost rule")
+    if t["unknown_ops"]:
+        table.add_row("unknown ops", ", ".join(f"{op} x{n}" for op, n in t["unknown_ops"].items()))
+    return table
+
+
+def _rollup(title: str, rows: list[dict], limit: int) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("name", "nodes", "FLOPs", "bytes", "latency", "share"):
+        table.add_column(col, justify="left" if col == "name" else "right")
+    for g in rows[:limit]:
+        table.add_row(g["name"], str(g["nodes"]), si(g["flops"], "FLOP"), si(g["bytes"], "B"),
+                      seconds(g["latency_s"]), f"{g['time_share']:.1%}")
+    return table
+
+
+def _top_nodes(report: Report, limit: int) -> Table:
+    table = Table(title=f"top {limit} nodes by projected latency", title_justify="left")
+    for col in ("node", "op", "module", "output", "FLOPs", "bytes", "FLOP/B", "latency", "bound"):
+        table.add_column(col, justify="right" if col in ("FLOPs", "bytes", "FLOP/B", "latency") else "left",
+                         no_wrap=True)
+    known = [r for r in report.nodes if r.latency_s is not None]
+    for r in sorted(known, key=lambda r: (-r.latency_s, r.name))[:limit]:
+        table.add_row(r.name, r.op, r.module or "-", ",".join(r.outputs), si(r.flops, "FLOP"),
+                      si(r.bytes_read + r.bytes_written, "B"),
+                      "-" if r.intensity is None else f"{r.intensity:.3g}", seconds(r.latency_s), r.bound)
+    return table
+
+
+def render_table(report: Report, console: Console, top: int = 10) -> None:
+    console.print(Group(_totals(report), _rollup("by op", report.by_op, top),
+                        _rollup("by module (layers rolled up)", report.by_module, top), _top_nodes(report, top)))
