@@ -37,6 +37,14 @@ def _pairs(values: tuple[str, ...], flag: str, as_int: bool) -> dict:
     return out
 
 
+def _console(file=None) -> Console:
+    """A console for reports: 160 columns when the output is not a terminal (files, pipes)."""
+    console = Console(file=file)
+    if not console.is_terminal:
+        console.width = 160
+    return console
+
+
 def _status(message: str):
     err = Console(stderr=True)
     return err.status(message) if err.is_terminal else nullcontext()
@@ -80,10 +88,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
         report = analyze_graph(graph, tgt, info)
     if fmt == "table":
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
-            console = Console(file=fh)
-            if not console.is_terminal:
-                console.width = 160
-            render_table(report, console, top)
+            render_table(report, _console(fh), top)
     else:
         text = to_json(report) if fmt == "json" else to_csv(report)
         if output:
@@ -126,7 +131,7 @@ def targets(fmt):
                       _num(t.vector_fp32_tflops), _num(t.hbm_gbps),
                       f"{t.matrix_efficiency:.2f}/{t.vector_efficiency:.2f}/{t.memory_efficiency:.2f}",
                       _num(t.launch_overhead_us), "yes" if t.calibrated else "no")
-    Console().print(table)
+    _console().print(table)
 
 
 def _num(v: Optional[float]) -> str:
@@ -155,7 +160,7 @@ def models(fmt):
     for s in specs:
         table.add_row(s.name, s.family, ", ".join(sorted(s.configs)), ", ".join(s.phases), s.default_dtype,
                       s.description)
-    Console().print(table)
+    _console().print(table)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -12,7 +12,10 @@ Guarantees:
   ``OpId("onnx", "<domain>::<op_type>")`` and reported as unknown by the count layer.
 - Graph inputs are ``input`` values; initializers (also those listed as inputs) and the outputs of
   Constant nodes are ``weight`` values (Constant nodes do no work and become no node); node
-  outputs are ``activation`` values.
+  outputs are ``activation`` values. Nodes whose outputs are computable at capture time from
+  constants and static shapes (Shape, shape arithmetic, a scalar CastLike; at most `FOLD_NUMEL`
+  elements) are folded the way runtimes fold them at load: their outputs become ``weight`` values
+  and `Graph.meta["folded_nodes"]` counts them by op type.
 - Every failure the user can act on is a `UsageError` with one line: what, where, what to do.
 """
 
@@ -445,6 +448,9 @@ class _Capture:
             if n.is_constant or n.domain or n.op_type not in onnx_ops.FOLDABLE or not n.outputs \
                     or n.outputs[0] in self._folded:
                 continue
+            if n.op_type not in ("Shape", "Size", "CastLike") and \
+                    any(x and x not in self._folded and x not in self.weights for x in n.inputs):
+                continue  # reads a run-time value
             values = onnx_ops.fold(n.proto, opset, self.const, self._shape, self._elem_type, FOLD_NUMEL)
             if values is not None:
                 self._folded.update((o, v) for o, v in zip(n.outputs, values) if o)
@@ -520,7 +526,7 @@ class _Capture:
             self.stand_ins[_STAND_IN_CODES[elem_type]] = dtype
         return TensorType(tuple(shape), dtype)
 
-    def _check_outputs(self, n: "_N", label: str, strict_error: str) -> None:
+    def _check_outputs(self, n: "_N", name: str, source_op: str, strict_error: str) -> None:
         """Every tensor output of `n` must have a static shape; else one UsageError naming why."""
         for o in n.outputs:
             if not o or self.type_of(o) is not None:
@@ -553,8 +559,8 @@ class _Capture:
             else:
                 todo = "export the model with static shapes or check the dims"
             detail = f" (onnx: {strict_error})" if strict_error and schema else ""
-            raise self.fail(f"cannot infer the output shape of node {label}: {problem}{detail}: graphperf needs "
-                            f"static shapes: {todo}")
+            raise self.fail(f"cannot infer the output shape of node '{name}' ({source_op}): {problem}{detail}: "
+                            f"graphperf needs static shapes: {todo}")
 
     # -- building --
 
@@ -596,7 +602,7 @@ class _Capture:
             used.add(name)
             source_op = f"{domain}::{op_type}" if domain else op_type
             outputs = n.outputs
-            self._check_outputs(n, f"'{name}' ({source_op})", strict_error)
+            self._check_outputs(n, name, source_op, strict_error)
             module = onnx_ops.module_of(n.proto)
             attrs = onnx_ops.attr_values(n.proto) if len(n.proto.attribute) else {}
             inputs = tuple(x or None for x in n.inputs)

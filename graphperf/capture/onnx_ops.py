@@ -6,7 +6,11 @@ its outputs and its normalised attributes. An (domain, op_type) with no entry ha
 mapping: the capture keeps it as an ``onnx`` op and the count layer reports it as unknown.
 `TARGETS` lists the canonical names each entry can produce (a test checks they are all canonical).
 
-Decisions (README "ONNX frontend"):
+Also here: `DTYPES` (ONNX element types -> canonical dtypes), `SAME_SHAPE_AS_INPUT` (ops onnx cannot
+shape-infer), `FOLDABLE`/`fold` (small constant subgraphs evaluated at capture time) and the
+readers of node attributes, Constant values and exporter module paths.
+
+Decisions:
 - Inputs that only carry shape or index metadata (Reshape's shape, Slice's starts/ends, the axes
   of a reduction, Pad's pads, Expand's shape, Tile's repeats, TopK's k, Resize's scales/sizes) are
   dropped from the node's inputs; the values that matter become attributes.

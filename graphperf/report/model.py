@@ -137,7 +137,7 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         "bytes_read": sum(r.bytes_read for r in known),
         "bytes_written": sum(r.bytes_written for r in known),
         "weight_bytes": weight_bytes,
-        "parameters": int(graph.meta.get("parameter_count", 0)),
+        "parameters": int(graph.meta.get("parameter_count", sum(v.type.numel for v in graph.weights() if v.type))),
         "input_bytes": input_bytes,
         "peak_activation_bytes": peak_activation_bytes,
         "latency_s": latency_s,

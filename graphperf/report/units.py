@@ -15,7 +15,7 @@ def si(value: Optional[float], unit: str) -> str:
     for scale, prefix in _PREFIXES:
         if abs(value) >= scale:
             return f"{value / scale:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
+    return f"{value:.3g} {unit}".rstrip()
 
 
 def seconds(value: Optional[float]) -> str:

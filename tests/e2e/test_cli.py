@@ -155,3 +155,13 @@ def test_console_script_exit_codes():
     bad = subprocess.run([sys.executable, "-m", "graphperf", "analyze", "--target", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
+
+
+def test_pt2_with_pickled_objects_is_refused_without_unpickling(capsys, tmp_path):
+    import zipfile
+
+    path = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("evil/models/model.json", "{}")
+        zf.writestr("evil/data/constants/opaque_obj_0", b"cos\nsystem\n(S'echo owned'\ntR.")
+    _bad(capsys, 2, "analyze", str(path), contains="pickled")
