@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test browser bench clean
 
 $(STAMP): constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/graphperf analyze
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Headless Chromium for the HTML report tests (tests/e2e/test_html.py): Debian's chromium and
+# chromium-driver, installed when missing (CI runs as root; elsewhere sudo is used if present).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -qq && \
+		 $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 # Speed/scale benchmarks (benchmarks/README.md). They run in their own venv, .venv-bench, because they
 # install onnx-tool (the comparison baseline, pinned here and not in constraints.txt) next to graphperf.

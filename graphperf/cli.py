@@ -1,5 +1,8 @@
 """Command line: `graphperf analyze | targets | models`.
 
+`analyze --format table|json|csv|html`; `--target a,b,c` (several targets) renders a side-by-side
+comparison and needs `--format html` (the other formats hold one target each).
+
 Exit codes: 0 success; 2 usage error (unknown target, bad flag, unreadable file); 1 analysis
 failure, including nodes without a cost rule unless --allow-unknown. Errors print one line,
 ``error: ...``, on stderr; no traceback.
@@ -18,7 +21,8 @@ from .errors import GraphperfError, UsageError
 
 DEFAULT_MODEL = "llama3-8b"
 DEFAULT_TARGET = "h100"
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "html")
+HTML_TOP = 100
 
 
 def _pairs(values: tuple[str, ...], flag: str, as_int: bool) -> dict:
@@ -58,7 +62,8 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("model", required=False)
-@click.option("--target", "-t", default=DEFAULT_TARGET, show_default=True, help="Target name or a .toml file.")
+@click.option("--target", "-t", default=DEFAULT_TARGET, show_default=True,
+              help="Target name or a .toml file; several, comma-separated, for a side-by-side --format html page.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
@@ -69,7 +74,8 @@ def cli() -> None:
 @click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode.")
 @click.option("--dtype", help="Workload dtype: bfloat16, float16, float32.")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file.")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Rows in table views.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help=f"Rows in table views (html: {HTML_TOP} top nodes unless given).")
 @click.option("--allow-unknown", is_flag=True, help="Exit 0 even when some nodes have no cost rule.")
 def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
@@ -79,14 +85,33 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     from .report.table import render_table
     from .target import load_target
 
-    tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    overrides = _pairs(sets, "--set", as_int=False)
+    tgts = [load_target(name, overrides) for name in _target_names(target)]
+    twice = sorted({t.name for t in tgts if [u.name for u in tgts].count(t.name) > 1})
+    if twice:
+        raise UsageError(f"--target {target}: {', '.join(twice)} given twice; list each target once")
+    if len(tgts) > 1 and fmt != "html":
+        raise UsageError(f"--target {target}: several targets need --format html (table, json and csv hold one "
+                         "target each; run once per target for those)")
     req = ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
                        kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True))
     with _status(f"capturing {req.ref}"):
         graph, info = load_graph(req)
     with _status(f"analysing {len(graph)} nodes"):
-        report = analyze_graph(graph, tgt, info)
-    if fmt == "table":
+        reports = [analyze_graph(graph, tgt, info) for tgt in tgts]
+    report = reports[0]
+    if fmt == "html":
+        from .report.html import render_html
+
+        source = click.get_current_context().get_parameter_source("top")
+        html_top = HTML_TOP if source == click.core.ParameterSource.DEFAULT else top
+        text = render_html(reports, top=html_top)
+        if output:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    elif fmt == "table":
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_table(report, _console(fh), top)
     else:
@@ -102,6 +127,19 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
         raise _UnknownOps(f"{req.ref}: {sum(unknown.values())} nodes have no cost rule ({listed}); coverage "
                           f"{report.totals['coverage']:.1%}, latency is a lower bound. Add a rule (README: "
                           "'Adding a cost rule') or pass --allow-unknown")
+
+
+def _target_names(value: str) -> list[str]:
+    """`h100,mi300x` -> ["h100", "mi300x"]; a single name or file path (even one with a comma) stays whole."""
+    import os
+
+    if "," not in value or os.path.exists(value):
+        return [value]
+    names = [part.strip() for part in value.split(",")]
+    if not all(names):
+        raise UsageError(f"--target {value!r}: empty name in the list; give names separated by commas, "
+                         "e.g. --target h100,mi300x")
+    return names
 
 
 class _UnknownOps(GraphperfError):

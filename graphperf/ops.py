@@ -36,13 +36,32 @@ Data movement, no arithmetic: concat, split, slice, pad, transpose, copy, cast, 
 runtime must materialise).
 view         free: view, reshape without copy, squeeze, unsqueeze, permute/transpose views,
              expand views, slice views, select, split views, detach, alias, Identity, Shape.
+
+Training ops (forward-only training ops, losses and backward ops from aot_autograd graphs; rules in
+graphperf/rules/backward.py). Elementwise ones are in ELEMENTWISE_TRAINING, inputs as ATen orders
+them (grad_out first). Outputs are the gradients the node computes (`output_mask` says which).
+attention_backward   (grad_out, q, k, v, out, logsumexp, [mask]); attrs is_causal=False. outs dq, dk, dv.
+conv_backward        (grad_out, x, w); attrs transposed=False, output_mask=(True, True, True)
+                     (grad_input, grad_weight, grad_bias).
+softmax_backward     (grad_out, out); attrs axis=-1, log=False.
+layer_norm_backward  (grad_out, x, mean, rstd, [weight]); attrs norm_numel, output_mask.
+batch_norm_backward  (grad_out, x, [weight], [running_mean], [running_var], [save_mean], [save_invstd]);
+                     attrs training (batch statistics), output_mask. Channel axis 1.
+embedding_backward   (grad_out [..., D], indices [...]); out the dense [V, D] weight gradient.
+max_pool_backward    (grad_out, indices); out grad_input.
+avg_pool_backward    (grad_out,); attrs kernel=(kh, kw, ...); out grad_input.
+nll_loss             (x [N, C] or [C], target, [weight]); attrs reduction="mean"|"sum"|"none".
+nll_loss_backward    (grad_out, target, [weight], [total_weight]); attrs reduction; out grad_input [N, C].
+mse_loss             (x, target); attrs reduction.
+mse_loss_backward    (grad_out, x, target); attrs reduction; out grad_input.
 """
 
 from __future__ import annotations
 
 from .ir import OpId
 
-__all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "DATA_MOVEMENT", "REDUCTIONS", "is_canonical"]
+__all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "ELEMENTWISE_TRAINING", "TRAINING", "DATA_MOVEMENT",
+           "REDUCTIONS", "is_canonical"]
 
 DOMAIN = "graphperf"
 
@@ -81,13 +100,36 @@ DATA_MOVEMENT = (
     "concat", "split", "slice", "pad", "transpose", "copy", "cast", "expand", "fill", "reshape_copy",
 )
 
+# Training-only elementwise ops: (flops, transcendentals) per output element, derived from the
+# PyTorch kernels' formulas (g = incoming gradient, y = the forward output, x = its input).
+ELEMENTWISE_TRAINING: dict[str, tuple[int, int]] = {
+    "threshold_backward": (2, 0),    # relu': g if x > 0 else 0: compare, select
+    "gelu_backward": (9, 2),         # g * (cdf + x * pdf): cdf = 0.5 * (1 + erf(x / sqrt 2)) (3 + erf),
+                                     # pdf = exp(-0.5 * x * x) / sqrt(2 pi) (3 + exp), x * pdf, +, * g (3)
+    "gelu_tanh_backward": (17, 1),   # PyTorch's tanh-form kernel: inner = b(x + k x^3) (5) + tanh,
+                                     # 0.5x, 1+t, 0.5(1+t), 1-t^2 (2), b(1 + 3k x^2) (3), 2 products, sum, * g (4)
+    "silu_backward": (7, 1),         # g * s * (1 + x * (1 - s)), s = sigmoid(x) (2 + exp): 1-s, x*, 1+, s*, g*
+    "sigmoid_backward": (3, 0),      # g * y * (1 - y)
+    "tanh_backward": (3, 0),         # g * (1 - y * y)
+    "dropout_train": (4, 0),         # training dropout: one random draw (counted as 1 op), compare with p,
+                                     # x * 1/(1-p), select by the mask; outputs (y, mask)
+    "dropout_backward": (2, 0),      # g * mask * scale: select, multiply
+}
+
+TRAINING = (
+    "attention_backward", "conv_backward", "softmax_backward", "layer_norm_backward", "batch_norm_backward",
+    "embedding_backward", "max_pool_backward", "avg_pool_backward", "nll_loss", "nll_loss_backward",
+    "mse_loss", "mse_loss_backward",
+)
+
 _OTHERS = (
     "matmul", "einsum", "conv", "attention", "softmax",
     "layer_norm", "rms_norm", "batch_norm", "group_norm",
     "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view",
 )
 
-CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS))
+CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS, *ELEMENTWISE_TRAINING,
+                                       *TRAINING))
 
 _CACHE: dict[str, OpId] = {}
 

@@ -19,7 +19,7 @@ import torch
 
 aten = torch.ops.aten
 
-__all__ = ["AtenAlias", "ALIASES", "OVERLOADS", "alias_for"]
+__all__ = ["AtenAlias", "ALIASES", "OVERLOADS", "TRAINING_ALIASES", "alias_for"]
 
 Attrs = Callable[[Mapping[str, Any], list, list], dict]
 
@@ -205,6 +205,80 @@ for _name in _VIEWS:
 for _name in _FILLS:
     if hasattr(aten, _name):
         ALIASES.setdefault(getattr(aten, _name), AtenAlias("fill"))
+
+
+# Training graphs (aot_autograd forward and backward): backward ops, losses, training-mode ops.
+_LOSS_REDUCTION = {0: "none", 1: "mean", 2: "sum"}  # ATen's at::Reduction enum
+
+
+def _output_mask(bound, ins, outs):
+    return {"output_mask": tuple(bool(m) for m in bound["output_mask"])}
+
+
+def _loss(bound, ins, outs):
+    return {"reduction": _LOSS_REDUCTION[int(bound["reduction"])]}
+
+
+def _adaptive_backward_kernel(bound, ins, outs):
+    # the forward's window: grad_input has the forward input's size, grad_out the forward output's
+    return {"kernel": tuple(-(-a // b) for a, b in zip(outs[0].shape[2:], ins[0].shape[2:]))}
+
+
+def _causal(bound, ins, outs):
+    return {"is_causal": bool(bound.get("is_causal"))}
+
+
+_SDPA_BACKWARD = ("grad_out", "query", "key", "value", "out", "logsumexp")
+_BN_BACKWARD = ("grad_out", "input", "weight", "running_mean", "running_var", "save_mean", "save_invstd")
+
+TRAINING_ALIASES: dict[Any, AtenAlias] = {
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: AtenAlias(
+        "attention_backward", (*_SDPA_BACKWARD, "attn_mask"), _causal),
+    aten._scaled_dot_product_flash_attention_backward: AtenAlias("attention_backward", _SDPA_BACKWARD, _causal),
+    aten._scaled_dot_product_efficient_attention_backward: AtenAlias(
+        "attention_backward", ("grad_out_", "query", "key", "value", "out", "logsumexp", "attn_bias"), _causal),
+    aten.convolution_backward: AtenAlias(
+        "conv_backward", ("grad_output", "input", "weight"),
+        lambda b, i, o: {"transposed": bool(b["transposed"]), **_output_mask(b, i, o)}),
+    aten._softmax_backward_data: AtenAlias(
+        "softmax_backward", ("grad_output", "output"), lambda b, i, o: {"axis": b["dim"], "log": False}),
+    aten._log_softmax_backward_data: AtenAlias(
+        "softmax_backward", ("grad_output", "output"), lambda b, i, o: {"axis": b["dim"], "log": True}),
+    aten.native_layer_norm_backward: AtenAlias(
+        "layer_norm_backward", ("grad_out", "input", "mean", "rstd", "weight"),
+        lambda b, i, o: {**_norm_numel(b, i, o), **_output_mask(b, i, o)}),
+    aten.native_batch_norm_backward: AtenAlias(
+        "batch_norm_backward", _BN_BACKWARD, lambda b, i, o: {"training": bool(b["train"]), **_output_mask(b, i, o)}),
+    aten.embedding_dense_backward: AtenAlias("embedding_backward", ("grad_output", "indices")),
+    aten.embedding_backward: AtenAlias("embedding_backward", ("grad", "indices")),
+    aten.max_pool2d_with_indices_backward: AtenAlias("max_pool_backward", ("grad_output", "indices")),
+    aten.max_pool3d_with_indices_backward: AtenAlias("max_pool_backward", ("grad_output", "indices")),
+    aten.avg_pool2d_backward: AtenAlias("avg_pool_backward", ("grad_output",), _kernel),
+    aten.avg_pool3d_backward: AtenAlias("avg_pool_backward", ("grad_output",), _kernel),
+    aten._adaptive_avg_pool2d_backward: AtenAlias("avg_pool_backward", ("grad_output",), _adaptive_backward_kernel),
+    aten._adaptive_avg_pool3d_backward: AtenAlias("avg_pool_backward", ("grad_output",), _adaptive_backward_kernel),
+    aten.nll_loss_forward: AtenAlias("nll_loss", ("self", "target", "weight"), _loss),
+    aten.nll_loss_backward: AtenAlias("nll_loss_backward", ("grad_output", "target", "weight", "total_weight"), _loss),
+    aten.mse_loss: AtenAlias("mse_loss", ("self", "target"), _loss),
+    aten.mse_loss_backward: AtenAlias("mse_loss_backward", ("grad_output", "self", "target"), _loss),
+    aten.threshold_backward: AtenAlias("threshold_backward", ("grad_output", "self")),
+    aten.gelu_backward: AtenAlias("gelu_backward", ("grad_output", "self")),  # gelu_tanh_backward by approximate
+    aten.silu_backward: AtenAlias("silu_backward", ("grad_output", "self")),
+    aten.sigmoid_backward: AtenAlias("sigmoid_backward", ("grad_output", "output")),
+    aten.tanh_backward: AtenAlias("tanh_backward", ("grad_output", "output")),
+    aten.native_dropout: AtenAlias("dropout_train", ("input",)),
+    aten.native_dropout_backward: AtenAlias("dropout_backward", ("grad_output", "mask")),
+    # zeros of the input's size with the gradient copied into the slice: a pad
+    aten.slice_backward: AtenAlias("pad", ("grad_output",)),
+    aten.select_backward: AtenAlias("pad", ("grad_output",)),
+    # training-mode batch norm: batch statistics (the running-stat update is not counted)
+    aten._native_batch_norm_legit_functional: AtenAlias("batch_norm", ("input", "weight", "bias")),
+    aten._native_batch_norm_legit: AtenAlias("batch_norm", ("input", "weight", "bias")),
+}
+for _op, _alias in TRAINING_ALIASES.items():
+    if _op in ALIASES:
+        raise RuntimeError(f"{_op} is aliased twice")
+    ALIASES[_op] = _alias
 
 
 # Overloads whose meaning differs from their packet's (binary max/min are elementwise).

@@ -3,19 +3,23 @@
 Renderers (table, JSON, CSV) only read a `Report`. Units are SI and carried in names
 (`latency_s`, `bytes_read`); totals of latency cover counted nodes only, and
 `latency_is_lower_bound` says when unknown nodes were left out.
+
+The methods are conveniences over the renderers (`to_json`, `to_csv`, `to_dict`), a node table
+for pandas (`to_pandas`, only when pandas is installed: an ImportError saying so otherwise) and a
+before/after diff (`compare`); none of them changes the report.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from ..count import NodeCount
 from ..ir import Graph
 from ..project import NodeTime
 
-__all__ = ["NodeRecord", "Report", "build_report", "SCHEMA"]
+__all__ = ["NodeRecord", "Report", "Rollup", "build_report", "SCHEMA"]
 
 SCHEMA = "graphperf.report/1"
 
@@ -56,7 +60,15 @@ class NodeRecord:
     unknown_reason: str = ""
 
 
-@dataclass
+class Rollup(list):
+    """A roll-up table: rows (dicts) sorted by latency. Read it as a list (`report.by_op[0]`) or
+    call it (`report.by_op()`), which returns a copy of the rows."""
+
+    def __call__(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self]
+
+
+@dataclass(repr=False)
 class Report:
     model: dict[str, Any]
     target: Any  # graphperf.target.Target
@@ -66,6 +78,59 @@ class Report:
     by_module: list[dict[str, Any]]
     unknown_ops: dict[str, int]
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
+
+    def __post_init__(self) -> None:
+        self.by_op = Rollup(self.by_op)
+        self.by_module = Rollup(self.by_module)
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return (f"<graphperf Report {self.model.get('name', '?')!r} on {getattr(self.target, 'name', '?')}: "
+                f"{t.get('nodes', len(self.nodes))} nodes, {t.get('flops')} FLOPs, {t.get('bytes')} bytes, "
+                f"latency {t.get('latency_s', 0.0):.3g} s, coverage {t.get('coverage', 0.0):.1%}>")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (schema graphperf.report/1) as Python objects."""
+        from .json_report import report_to_dict
+
+        return report_to_dict(self)
+
+    def to_json(self) -> str:
+        """The JSON report, byte-identical to `graphperf analyze --format json`."""
+        from .json_report import to_json
+
+        return to_json(self)
+
+    def to_csv(self) -> str:
+        """One row per node, the columns of `graphperf analyze --format csv`."""
+        from .csv_report import to_csv
+
+        return to_csv(self)
+
+    def to_pandas(self):
+        """A pandas DataFrame with one row per node (the CSV columns; shapes stay lists).
+
+        Raises ImportError with an install hint when pandas is not installed.
+        """
+        try:
+            import pandas
+        except ImportError as exc:
+            raise ImportError("Report.to_pandas() needs pandas, which is not installed: pip install pandas "
+                              "(Report.to_csv() and Report.to_json() need nothing extra)") from exc
+        columns = [f.name for f in fields(NodeRecord)]
+        return pandas.DataFrame([[getattr(r, c) for c in columns] for r in self.nodes], columns=columns)
+
+    def compare(self, other: "Report"):
+        """`other` relative to this report: a `ReportDiff` of totals and per-op figures (after - before)."""
+        from .diff import ReportDiff
+
+        return ReportDiff.of(self, other)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the HTML report (`graphperf.report.html`) as a self-styled fragment."""
+        from .html import render_html
+
+        return render_html(self, fragment=True)
 
 
 def _group(records: list[NodeRecord], key) -> list[dict[str, Any]]:

@@ -1,0 +1,292 @@
+"""The Python API: analyse a model in one call, capture its graph, add user cost rules and passes.
+
+Guarantees:
+- `analyze` takes every model form the CLI takes (an ``.onnx`` or ``.pt2`` path, a models/
+  workload name) and the in-memory ones (an ``nn.Module`` with example inputs, an
+  ``ExportedProgram``, an ``onnx.ModelProto``, a captured `Graph`), and returns the `Report` the
+  CLI renders: ``analyze("gpt2", config="tiny").to_json()`` is what ``graphperf analyze gpt2
+  --config tiny --format json`` prints.
+- User cost rules (`register_rule`) give a cost to ops graphperf reports as unknown (custom ops,
+  ops outside the canonical set); they never replace a built-in rule.
+- User passes (`register_pass`, or ``analyze(..., passes=[...])``) run on every analysis,
+  torch.compile reports included, after canonicalization and before counting, in registration
+  order. A pass returns a new `Graph` (or an object with a ``.graph``); one that changes its input's
+  node list or values is refused with `AnalysisError`.
+- Bad arguments raise `UsageError` naming the argument and what is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+from .errors import AnalysisError, UsageError
+from .ir import Graph, OpId
+from .ops import CANONICAL
+from .pipeline import ModelRequest, analyze_graph, load_graph
+from .report.model import Report
+from .rules.registry import Rule, register_user_rule, unregister_user_rule
+from .target import Target, load_target
+
+__all__ = ["analyze", "capture", "register_rule", "unregister_rule", "register_pass", "unregister_pass",
+           "registered_passes"]
+
+Pass = Callable[[Graph], Any]
+_PASSES: dict[str, Pass] = {}
+
+
+# -- capture ----------------------------------------------------------------------------------------
+
+
+def capture(model: Any, example_inputs: Any = None, *, phase: Optional[str] = None, config: str = "full",
+            batch: Optional[int] = None, seq: Optional[int] = None, kv_len: Optional[int] = None,
+            dtype: Optional[str] = None, name: Optional[str] = None, **dims: int) -> Graph:
+    """Capture `model` as a `Graph` (nothing counted yet); ``graph.meta["model"]`` describes it.
+
+    model : an ``nn.Module`` (with `example_inputs`: a tensor, a tuple of arguments or a dict of
+        keyword arguments), a ``torch.export.ExportedProgram``, an ``onnx.ModelProto``, a path to an
+        ``.onnx`` or ``.pt2`` file, or a models/ workload name (``"llama3-8b"``).
+    phase, config, batch, seq, kv_len, dtype : shape a workload name (as the CLI's flags do).
+    **dims : bind named dynamic dimensions of a file or program (``batch=8, sequence=128`` for an
+        ONNX file; symbol names such as ``s0=8`` for a .pt2). For files, `batch`/`seq`/`kv_len` are
+        dimension names too.
+    """
+    graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
+                           kv_len=kv_len, dtype=dtype, name=name, dims=dims)
+    graph.meta["model"] = info
+    return graph
+
+
+def _capture(model: Any, example_inputs: Any, *, phase, config, batch, seq, kv_len, dtype, name,
+             dims: Mapping[str, int]) -> tuple[Graph, dict[str, Any]]:
+    shaping = {"phase": phase, "batch": batch, "seq": seq, "kv_len": kv_len, "dtype": dtype}
+    if isinstance(model, Graph):
+        _only(model.name, "a captured Graph", example_inputs, shaping, config, dims)
+        info = dict(model.meta.get("model") or {"name": name or model.name, "frontend": model.meta.get("frontend", "")})
+        return model, info
+    if isinstance(model, (str, os.PathLike)):
+        return _capture_ref(os.fspath(model), example_inputs, shaping, config, name, dims)
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    if kind.startswith("onnx") and type(model).__name__ == "ModelProto":
+        from .capture.onnx_capture import capture_onnx
+
+        label = name or model.graph.name or "model.onnx"
+        _only(label, "an ONNX model", example_inputs, {**shaping, "batch": None, "seq": None, "kv_len": None}, config, {})
+        graph = capture_onnx(model, dims=_file_dims(dims, shaping))
+        return graph, {"name": label, "frontend": "onnx", "source": "onnx.ModelProto", "description": label,
+                       "dims": dict(sorted(_file_dims(dims, shaping).items()))}
+    import torch
+
+    from .capture.torch_export import capture_exported, capture_module
+
+    if isinstance(model, torch.export.ExportedProgram):
+        label = name or "exported_program"
+        _only(label, "an ExportedProgram", example_inputs, {**shaping, "batch": None, "seq": None, "kv_len": None},
+              config, {})
+        file_dims = _file_dims(dims, shaping)
+        return capture_exported(model, name=label, dims=file_dims), {
+            "name": label, "frontend": "torch.export", "source": "ExportedProgram", "description": label,
+            "dims": dict(sorted(file_dims.items()))}
+    if isinstance(model, torch.nn.Module):
+        label = name or type(model).__name__
+        _only(label, "an nn.Module", None, shaping, config, dims)
+        if example_inputs is None:
+            raise UsageError(f"{label}: an nn.Module needs example_inputs (a tensor, a tuple of arguments or a dict "
+                             "of keyword arguments) to be traced")
+        args, kwargs = _inputs(example_inputs)
+        return capture_module(model, args, kwargs, name=label), {
+            "name": label, "frontend": "torch.export", "source": f"{type(model).__module__}.{type(model).__qualname__}",
+            "description": label}
+    raise UsageError(f"cannot analyse a {kind}: pass an nn.Module with example inputs, an ExportedProgram, an "
+                     "onnx.ModelProto, a Graph, a path to an .onnx/.pt2 file or a workload name")
+
+
+def _capture_ref(ref: str, example_inputs, shaping, config, name, dims) -> tuple[Graph, dict[str, Any]]:
+    lower = ref.lower()
+    if lower.endswith((".onnx", ".pt2")) or os.path.exists(ref):
+        _only(ref, "a model file", example_inputs, {**shaping, "batch": None, "seq": None, "kv_len": None}, config, {})
+        graph, info = load_graph(ModelRequest(ref, dims=_file_dims(dims, shaping)))
+    else:
+        _only(ref, "a workload name", example_inputs, {}, "full", dims)
+        graph, info = load_graph(ModelRequest(ref, config=config, **shaping))
+    if name:
+        info["name"] = name
+    return graph, info
+
+
+def _file_dims(dims: Mapping[str, int], shaping: Mapping[str, Any]) -> dict[str, int]:
+    """Named dimensions of a file; batch/seq/kv_len given as keywords are dimension names too."""
+    out = {k: v for k, v in shaping.items() if k in ("batch", "seq", "kv_len") and v is not None}
+    out.update(dims)
+    for key, value in out.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"dimension {key}={value!r} must be an int")
+    return out
+
+
+def _only(label: str, what: str, example_inputs, shaping: Mapping[str, Any], config: str, dims) -> None:
+    given = [k for k, v in shaping.items() if v is not None]
+    if example_inputs is not None:
+        given.append("example_inputs")
+    if config != "full":
+        given.append("config")
+    if dims:
+        given += [f"{k}=" for k in dims]
+    if given:
+        raise UsageError(f"{label}: {', '.join(given)} do not apply to {what}; example_inputs go with an nn.Module, "
+                         "phase/config/batch/seq/kv_len/dtype shape a workload name, and NAME=N binds a dimension "
+                         "of a file or program")
+
+
+def _inputs(example_inputs: Any) -> tuple[tuple, dict]:
+    if isinstance(example_inputs, dict):
+        return (), dict(example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    return (example_inputs,), {}
+
+
+# -- analyze ----------------------------------------------------------------------------------------
+
+
+def analyze(model: Any, example_inputs: Any = None, *, target: Union[str, os.PathLike, Target] = "h100",
+            phase: Optional[str] = None, config: str = "full", batch: Optional[int] = None,
+            seq: Optional[int] = None, kv_len: Optional[int] = None, dtype: Optional[str] = None,
+            passes: Sequence[Pass] = (), name: Optional[str] = None, **dims: int) -> Report:
+    """Capture, count and project `model` on `target`; returns the `Report`.
+
+    `model`, `example_inputs`, the shaping keywords and `**dims` are as in `capture`. `target` is a
+    bundled target name, a TOML path or a `Target` (``load_target("h100").with_overrides(hbm_gbps=4800)``).
+    `passes` run after the registered passes (see `register_pass`).
+
+    >>> import graphperf
+    >>> report = graphperf.analyze("gpt2", config="tiny", dtype="float32", target="a100")
+    >>> report.totals["coverage"]
+    1.0
+    """
+    graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
+                           kv_len=kv_len, dtype=dtype, name=name, dims=dims)
+    return analyze_captured(graph, _target(target), info, passes)
+
+
+def _target(target: Any) -> Target:
+    if isinstance(target, Target):
+        return target
+    if isinstance(target, (str, os.PathLike)):
+        return load_target(os.fspath(target))
+    raise UsageError(f"target must be a target name, a .toml path or a graphperf.Target, got {type(target).__name__}")
+
+
+def analyze_captured(graph: Graph, target: Target, info: Mapping[str, Any], passes: Sequence[Pass] = ()) -> Report:
+    """`analyze_graph` with the registered user passes (then `passes`) run after canonicalization."""
+    chain = [*_PASSES.items(), *((_pass_name(p), p) for p in passes)]
+    if not chain:
+        return analyze_graph(graph, target, dict(info))
+    from graphperf.passes import canonicalize
+
+    canon = canonicalize(graph)
+    rewritten = canon.graph
+    for pass_name, fn in chain:
+        rewritten = _apply(pass_name, fn, rewritten)
+    report = analyze_graph(rewritten, target, {**info, "passes": [n for n, _ in chain]})
+    again = report.model["canonicalized"]  # a pass may create new foldable patterns: add both runs
+    report.model["canonicalized"] = {k: v + again.get(k, 0) for k, v in canon.summary().items()}
+    return report
+
+
+def _apply(pass_name: str, fn: Pass, graph: Graph) -> Graph:
+    before = (len(graph.nodes), tuple(map(id, graph.nodes)), len(graph.values), tuple(map(id, graph.values.values())))
+    try:
+        result = fn(graph)
+    except (UsageError, AnalysisError):
+        raise
+    except Exception as exc:
+        raise AnalysisError(f"pass {pass_name} failed: {type(exc).__name__}: {exc}") from exc
+    after = (len(graph.nodes), tuple(map(id, graph.nodes)), len(graph.values), tuple(map(id, graph.values.values())))
+    if after != before:
+        raise AnalysisError(f"pass {pass_name} changed its input graph; a pass must return a new Graph")
+    out = result.graph if not isinstance(result, Graph) and isinstance(getattr(result, "graph", None), Graph) else result
+    if not isinstance(out, Graph):
+        raise AnalysisError(f"pass {pass_name} returned {type(result).__name__}; it must return a graphperf.Graph "
+                            "(or an object with a .graph)")
+    return out
+
+
+# -- user passes ------------------------------------------------------------------------------------
+
+
+def _pass_name(fn: Pass) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def register_pass(fn: Pass, *, name: Optional[str] = None) -> Pass:
+    """Run `fn(graph) -> Graph` in every analysis from now on (after canonicalization, before
+    counting, in registration order). Usable as a decorator; ValueError if the name is taken."""
+    if not callable(fn):
+        raise TypeError(f"a pass must be callable pass(graph) -> Graph, got {type(fn).__name__}")
+    key = name or _pass_name(fn)
+    if key in _PASSES:
+        raise ValueError(f"a pass named {key!r} is already registered; unregister it first or pick another name")
+    _PASSES[key] = fn
+    return fn
+
+
+def unregister_pass(fn_or_name: Union[Pass, str]) -> None:
+    """Stop running a registered pass (given as the function or its name); KeyError if it is not."""
+    key = fn_or_name if isinstance(fn_or_name, str) else next(
+        (k for k, f in _PASSES.items() if f is fn_or_name), _pass_name(fn_or_name))
+    if key not in _PASSES:
+        raise KeyError(f"no pass named {key!r} is registered")
+    del _PASSES[key]
+
+
+def registered_passes() -> list[str]:
+    """Names of the registered passes, in the order they run."""
+    return list(_PASSES)
+
+
+# -- user cost rules --------------------------------------------------------------------------------
+
+
+def register_rule(op: Any, rule: Optional[Rule] = None):
+    """Give `op` (an op the report lists as unknown) the cost `rule(ins, outs, attrs) -> Cost`.
+
+    `op` is the name the report lists (``"acme::acme.frobnicate.default"``, ``"onnx::com.acme::Frob"``),
+    an `OpId`, or a torch custom op (an ``OpOverload``, or an ``OpOverloadPacket`` for all its
+    overloads). `ins`/`outs` are the node's input/output `TensorType`s; the rule returns a `Cost`.
+    Usable as a decorator. ValueError for an op graphperf already counts or one registered twice.
+    """
+    ops = _op_ids(op)
+
+    def do(fn: Rule) -> Rule:
+        for op_id in ops:
+            register_user_rule(op_id, fn)
+        return fn
+
+    return do if rule is None else do(rule)
+
+
+def unregister_rule(op: Any) -> None:
+    """Remove the user rule(s) registered for `op` (same forms as `register_rule`); KeyError if none."""
+    for op_id in _op_ids(op):
+        unregister_user_rule(op_id)
+
+
+def _op_ids(op: Any) -> list[OpId]:
+    if isinstance(op, OpId):
+        return [op]
+    if isinstance(op, str):
+        domain, sep, rest = op.partition("::")
+        if sep and domain and rest:
+            return [OpId(domain, rest)]
+        if op in CANONICAL:
+            raise ValueError(f"{op!r} is a canonical op that graphperf already counts; user rules are for ops the "
+                             "report lists as unknown, e.g. 'acme::acme.frobnicate.default'")
+        raise ValueError(f"{op!r}: name the op as the report's unknown_ops lists it, 'domain::name'")
+    if hasattr(op, "_schema") and hasattr(op, "namespace"):  # torch OpOverload
+        from .capture.fx_nodes import source_name
+
+        return [OpId(op.namespace, source_name(op))]
+    if hasattr(op, "overloads") and callable(op.overloads):  # torch OpOverloadPacket
+        return [o for name in op.overloads() for o in _op_ids(getattr(op, name))]
+    raise TypeError(f"cannot name an op with a {type(op).__name__}: pass 'domain::name', an OpId or a torch op")

@@ -1,0 +1,113 @@
+"""Before/after comparison of two reports (`Report.compare`): what a rewrite, a target change or a
+hardware what-if did to the totals and to each op.
+
+Guarantees: every delta is ``after - before`` of figures the two reports already hold (nothing is
+recomputed); ``ratio`` is ``after / before`` (None when ``before`` is 0 or a figure is missing);
+ops present in only one report appear with 0 nodes on the other side. Rows are sorted by the
+largest absolute latency change, then by op name, so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+__all__ = ["Delta", "OpDelta", "ReportDiff", "TOTALS_COMPARED"]
+
+TOTALS_COMPARED = (
+    "nodes", "counted_nodes", "coverage", "flops", "matrix_flops", "transcendentals", "bytes", "bytes_read",
+    "bytes_written", "weight_bytes", "peak_activation_bytes", "latency_s", "compute_s", "memory_s",
+)
+_OP_FIGURES = ("nodes", "flops", "matrix_flops", "bytes", "latency_s")
+
+
+@dataclass(frozen=True)
+class Delta:
+    before: Optional[float]
+    after: Optional[float]
+
+    @property
+    def delta(self) -> Optional[float]:
+        return None if self.before is None or self.after is None else self.after - self.before
+
+    @property
+    def ratio(self) -> Optional[float]:
+        return None if self.delta is None or not self.before else self.after / self.before
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after, "delta": self.delta, "ratio": self.ratio}
+
+
+@dataclass(frozen=True)
+class OpDelta:
+    op: str
+    figures: dict[str, Delta]  # nodes, flops, matrix_flops, bytes, latency_s
+
+    def __getitem__(self, key: str) -> Delta:
+        return self.figures[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, **{k: d.to_dict() for k, d in self.figures.items()}}
+
+
+@dataclass(frozen=True)
+class ReportDiff:
+    """`totals`: figure -> Delta; `by_op`: one OpDelta per op in either report; `unknown_ops`:
+    op -> Delta of its unknown-node count; `before` / `after`: the two reports' model and target names."""
+
+    before: dict[str, str]
+    after: dict[str, str]
+    totals: dict[str, Delta]
+    by_op: list[OpDelta]
+    unknown_ops: dict[str, Delta]
+
+    @classmethod
+    def of(cls, before, after) -> "ReportDiff":
+        totals = {k: Delta(before.totals.get(k), after.totals.get(k)) for k in TOTALS_COMPARED}
+        rows_b = {r["name"]: r for r in before.by_op}
+        rows_a = {r["name"]: r for r in after.by_op}
+        by_op = [OpDelta(op, {f: Delta(rows_b.get(op, {}).get(f, 0), rows_a.get(op, {}).get(f, 0)) for f in _OP_FIGURES})
+                 for op in set(rows_b) | set(rows_a)]
+        by_op.sort(key=lambda d: (-abs(d["latency_s"].delta), d.op))
+        ub, ua = before.totals.get("unknown_ops", {}), after.totals.get("unknown_ops", {})
+        unknown = {op: Delta(ub.get(op, 0), ua.get(op, 0)) for op in sorted(set(ub) | set(ua))}
+        return cls(_label(before), _label(after), totals, by_op, unknown)
+
+    def op(self, name: str) -> OpDelta:
+        """The row of op `name` (KeyError if neither report has it)."""
+        for row in self.by_op:
+            if row.op == name:
+                return row
+        raise KeyError(f"neither report has op {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after,
+                "totals": {k: d.to_dict() for k, d in self.totals.items()},
+                "by_op": [row.to_dict() for row in self.by_op],
+                "unknown_ops": {k: d.to_dict() for k, d in self.unknown_ops.items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+    def __str__(self) -> str:
+        lines = [f"{self.before['model']} on {self.before['target']} -> {self.after['model']} on {self.after['target']}"]
+        for key in ("latency_s", "flops", "bytes", "weight_bytes", "peak_activation_bytes", "coverage"):
+            lines.append(f"  {key:<22} {_fmt(self.totals[key])}")
+        changed = [row for row in self.by_op if any(d.delta for d in row.figures.values())]
+        if changed:
+            lines.append("  by op (latency_s, flops, bytes):")
+            for row in changed[:10]:
+                lines.append(f"    {row.op:<20} {_fmt(row['latency_s'])}; {_fmt(row['flops'])}; {_fmt(row['bytes'])}")
+        return "\n".join(lines)
+
+
+def _label(report) -> dict[str, str]:
+    return {"model": str(report.model.get("name", "?")), "target": str(getattr(report.target, "name", "?"))}
+
+
+def _fmt(d: Delta) -> str:
+    if d.delta is None:
+        return f"{d.before} -> {d.after}"
+    ratio = "" if d.ratio is None else f" (x{d.ratio:.3g})"
+    return f"{d.before:.4g} -> {d.after:.4g}{ratio}"
