@@ -1,4 +1,4 @@
-"""Command line: `graphperf analyze | targets | models`.
+"""Command line: `graphperf analyze | targets | models | profile | correlate`.
 
 `analyze --format table|json|csv|html`; `--target a,b,c` (several targets) renders a side-by-side
 comparison and needs `--format html` (the other formats hold one target each).
@@ -199,6 +199,76 @@ def models(fmt):
         table.add_row(s.name, s.family, ", ".join(sorted(s.configs)), ", ".join(s.phases), s.default_dtype,
                       s.description)
     _console().print(table)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Profile JSON to write (default: MODEL-stem.profile.json here).")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of the model.")
+@click.option("--runs", default=10, show_default=True, type=click.IntRange(min=1), help="Measured runs.")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Unmeasured runs first.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="onnxruntime intra-op threads.")
+@click.option("--optimization", type=click.Choice(("basic", "disable")), default="basic", show_default=True,
+              help="onnxruntime graph optimizations (basic saves PROFILE.optimized.onnx to map fused nodes back).")
+def profile(model, output, dims, runs, warmup, threads, optimization):
+    """Run MODEL (.onnx) under onnxruntime with profiling and write the per-node profile JSON."""
+    from .correlate.ort_profile import profile_onnx
+
+    if not model.lower().endswith(".onnx"):
+        raise UsageError(f"{model}: `graphperf profile` runs .onnx files under onnxruntime; export the model "
+                         "to ONNX first")
+    with _status(f"profiling {model}"):
+        path = profile_onnx(model, output, dims=_pairs(dims, "--dim", as_int=True), runs=runs, warmup=warmup,
+                            threads=threads, optimization=optimization)
+    click.echo(f"wrote {path} ({warmup} warm-up + {runs} measured runs, {threads} thread(s), "
+               f"optimization {optimization})")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
+              help="onnxruntime profile JSON (`graphperf profile`).")
+@click.option("--target", "-t", required=True, help="Target name or a .toml file.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of the model.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write a Chrome/Perfetto trace with measured and projected tracks.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Outlier rows shown.")
+def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, top):
+    """Compare MODEL's (.onnx) projection on TARGET with a measured onnxruntime profile, node by node."""
+    import json
+    import os
+
+    from .correlate.match import correlate_onnx
+    from .correlate.table import render_correlation
+    from .target import load_target
+
+    if not model.lower().endswith(".onnx"):
+        raise UsageError(f"{model}: `graphperf correlate` reads onnxruntime profiles of .onnx files; pass the "
+                         ".onnx file that was profiled")
+    if not os.path.isfile(model):
+        raise UsageError(f"{model}: no such file; pass the .onnx file that was profiled")
+    tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    with _status(f"correlating {model}"):
+        result = correlate_onnx(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True))
+    if trace_path:
+        from .correlate.trace import write_trace
+
+        write_trace(result, trace_path)
+    if fmt == "json":
+        text = json.dumps(result.to_dict(top), indent=1) + "\n"
+        if output:
+            with open(output, "w") as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    else:
+        with open(output, "w") if output else nullcontext(sys.stdout) as fh:
+            render_correlation(result, _console(fh), top)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

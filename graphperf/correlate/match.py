@@ -1,0 +1,175 @@
+"""Join a measured onnxruntime profile with graphperf's projection of the same ONNX model.
+
+Guarantees:
+- A profiled node maps to the report nodes of the ONNX nodes it covers (see `reader.onnx_nodes_of`):
+  an ONNX node becomes the graph node(s) capture made of it (`name`, `name/part`), and a node that
+  canonicalization folded into another (a bias Add into its MatMul) becomes that one.
+- Profiled nodes and report nodes that share a mapping form one row (union of both), so a fusion on
+  either side compares like with like: projected = sum over the row's report nodes, measured = sum
+  of its profiled nodes' medians.
+- Profiled nodes that map to no report node are listed in `unmatched` with their time, never
+  dropped; report nodes that do work and have no profiled node are listed in `unmeasured`; rows
+  holding a node without a cost rule are kept out of the statistics and listed in `unknown`.
+- A profile that matches no node of the model raises `UsageError` (it is from another model).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional
+
+from ..errors import UsageError
+from .reader import Profile, onnx_nodes_of, read_profile
+from .stats import error_stats
+
+__all__ = ["Row", "Correlation", "correlate_onnx", "SCHEMA"]
+
+SCHEMA = "graphperf.correlate/1"
+
+
+@dataclass
+class Row:
+    name: str  # the first report node of the row
+    op: str
+    bound: str
+    nodes: list[str]  # report nodes
+    events: list[str]  # profiled (onnxruntime) node names
+    projected_s: Optional[float]
+    measured_s: float
+
+    @property
+    def ratio(self) -> Optional[float]:
+        return self.projected_s / self.measured_s if self.projected_s is not None and self.measured_s else None
+
+
+@dataclass
+class Correlation:
+    model: str
+    target: str
+    profile: dict[str, Any]
+    rows: list[Row]
+    unmatched: list[dict[str, Any]]  # profiled nodes mapped to no report node
+    unmeasured: list[dict[str, Any]]  # report nodes with work and no profiled node
+    unknown: list[str]  # rows left out of the statistics: a node without a cost rule
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def outliers(self, top: int = 10) -> list[Row]:
+        rows = [r for r in self.rows if r.projected_s is not None]
+        return sorted(rows, key=lambda r: (-abs(r.projected_s - r.measured_s), r.name))[:top]
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        def row(r: Row) -> dict[str, Any]:
+            return {**asdict(r), "ratio": r.ratio}
+
+        return {"schema": SCHEMA, "model": self.model, "target": self.target, "profile": self.profile,
+                "stats": self.stats, "outliers": [row(r) for r in self.outliers(top)],
+                "rows": [row(r) for r in self.rows], "unmatched": self.unmatched,
+                "unmeasured": self.unmeasured, "unknown": self.unknown}
+
+
+def _report_nodes_of_onnx(model, graph, canon) -> dict[str, list[str]]:
+    """ONNX node name -> report (canonical graph) node names."""
+    captured = {n.name: n for n in graph.nodes}
+    kept = {n.name for n in canon.nodes}
+    out: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        producers = {graph.values[o].producer for o in n.output if o in graph.values}
+        producers.discard(None)
+        names = [c for c in captured if c in producers or any(c.startswith(p + "/") for p in producers)]
+        mapped: list[str] = []
+        for c in names:
+            if c in kept:
+                target = c
+            else:  # folded by canonicalization into the producer of its output
+                outs = captured[c].outputs
+                target = canon.values[outs[0]].producer if outs and outs[0] in canon.values else None
+            if target and target not in mapped:
+                mapped.append(target)
+        out[n.name] = mapped
+    return out
+
+
+def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Optional[Mapping[str, int]] = None,
+                   warmup_runs: Optional[int] = None) -> Correlation:
+    """Project `model_path` on `target` (a `Target`) and correlate it with the onnxruntime profile."""
+    import onnx
+
+    from graphperf.passes import canonicalize
+
+    from ..pipeline import ModelRequest, analyze_graph, load_graph
+
+    prof = profile if isinstance(profile, Profile) else read_profile(profile, warmup_runs)
+    graph, info = load_graph(ModelRequest(model_path, dims=dict(dims or {})))
+    report = analyze_graph(graph, target, info)
+    canon = canonicalize(graph).graph
+    model = onnx.load(model_path, load_external_data=False)
+    opt_path = prof.optimized_model_path()
+    optimized = onnx.load(opt_path, load_external_data=False) if opt_path else None
+    covers = onnx_nodes_of(list(prof.nodes), model, optimized)
+    to_report = _report_nodes_of_onnx(model, graph, canon)
+    records = {r.name: r for r in report.nodes}
+    order = {r.name: i for i, r in enumerate(report.nodes)}
+
+    # union-find over report nodes joined by profiled nodes
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    event_nodes: dict[str, list[str]] = {}
+    unmatched: list[dict[str, Any]] = []
+    for name, timing in prof.nodes.items():
+        rnodes = [r for o in covers[name] for r in to_report.get(o, []) if r in records]
+        if not rnodes:
+            if covers[name] == [name]:
+                why = "a node graphperf folded at capture (constant once dims are bound) or has no graph node for"
+            elif covers[name]:
+                why = "a fusion of nodes graphperf folded at capture"
+            else:
+                why = "no node of this name in the model or in the optimized model"
+            unmatched.append({"name": name, "op": timing.op_name, "measured_s": timing.median_us * 1e-6,
+                              "reason": why})
+            continue
+        event_nodes[name] = rnodes
+        for r in rnodes[1:]:
+            parent[find(r)] = find(rnodes[0])
+    if not event_nodes:
+        raise UsageError(f"{prof.path}: no profiled node matches a node of {model_path}: the profile is from "
+                         f"another model (profile it with `graphperf profile {model_path}`)")
+    groups: dict[str, dict[str, list[str]]] = {}
+    for ev, rnodes in event_nodes.items():
+        g = groups.setdefault(find(rnodes[0]), {"nodes": [], "events": []})
+        g["events"].append(ev)
+        for r in rnodes:
+            if r not in g["nodes"]:
+                g["nodes"].append(r)
+    rows: list[Row] = []
+    unknown: list[str] = []
+    for g in groups.values():
+        nodes = sorted(g["nodes"], key=order.__getitem__)
+        recs = [records[n] for n in nodes]
+        known = all(r.latency_s is not None for r in recs)
+        projected = sum(r.latency_s for r in recs) if known else None
+        lead = max(recs, key=lambda r: (r.latency_s or 0.0))
+        rows.append(Row(nodes[0], "+".join(dict.fromkeys(r.op for r in recs)), lead.bound, nodes, g["events"],
+                        projected, sum(prof.nodes[e].median_us for e in g["events"]) * 1e-6))
+        if not known:
+            unknown.append(nodes[0])
+    rows.sort(key=lambda r: order[r.name])
+    in_rows = {n for r in rows for n in r.nodes}
+    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound}
+                  for r in report.nodes if r.name not in in_rows and r.latency_s]
+    measured_total = sum(t.median_us for t in prof.nodes.values()) * 1e-6
+    stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],
+                        report.totals["latency_s"], measured_total)
+    stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
+    stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
+    stats["run_median_s"] = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
+    profile_info = {"path": prof.path, "runs": prof.runs, "warmup_runs": prof.warmup_runs,
+                    "optimized_model": os.path.basename(opt_path) if opt_path else None,
+                    **{k: prof.meta[k] for k in ("intra_op_threads", "optimization", "onnxruntime") if k in prof.meta}}
+    return Correlation(info["name"], target.name, profile_info, rows, unmatched, unmeasured, unknown, stats)
