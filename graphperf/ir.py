@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import networkx as nx
@@ -42,27 +43,30 @@ class TensorType:
 
     shape: tuple[int, ...]
     dtype: str
+    # derived once at construction: counting reads them for every node
+    numel: int = field(init=False, repr=False, compare=False)
+    nbytes: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        itemsize_bits(self.dtype)  # KeyError for a non-canonical dtype name
+        bits = itemsize_bits(self.dtype)  # KeyError for a non-canonical dtype name
         for d in self.shape:
             if not isinstance(d, int) or d < 0:
                 raise ValueError(f"shape {self.shape}: every dimension must be a non-negative int")
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
+        numel = math.prod(self.shape)
+        object.__setattr__(self, "numel", numel)
+        object.__setattr__(self, "nbytes", (numel * bits + 7) // 8)
 
     @property
     def rank(self) -> int:
         return len(self.shape)
 
-    @property
-    def nbytes(self) -> int:
-        return (self.numel * itemsize_bits(self.dtype) + 7) // 8
-
     def __str__(self) -> str:
-        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+        return _type_str(self.shape, self.dtype)
+
+
+@lru_cache(maxsize=65536)
+def _type_str(shape: tuple[int, ...], dtype: str) -> str:
+    return f"{dtype}[{','.join(map(str, shape))}]"
 
 
 @dataclass(slots=True)
@@ -119,6 +123,20 @@ class Graph:
 
     def types(self, names: Iterable[Optional[str]]) -> list[Optional[TensorType]]:
         return [None if n is None else self.values[n].type for n in names]
+
+    def node_dtype(self, node: Node) -> str:
+        """The dtype a node computes in: its first typed input's, else its first output's ("" if none)."""
+        values = self.values
+        for name in node.inputs:
+            if name is not None:
+                t = values[name].type
+                if t is not None:
+                    return t.dtype
+        for name in node.outputs:
+            t = values[name].type
+            if t is not None:
+                return t.dtype
+        return ""
 
     def weights(self) -> list[Value]:
         return [v for v in self.values.values() if v.kind == "weight"]

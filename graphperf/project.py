@@ -38,7 +38,6 @@ _FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free")
 
 
 def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
-    values = graph.values
     mem_rate = target.hbm_bytes_per_s * target.memory_efficiency
     overhead_s = target.launch_overhead_us * 1e-6
     matrix_cache: dict[str, tuple[float, str]] = {}
@@ -53,7 +52,7 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
             out.append(_FREE)
             continue
         node = nc.node
-        dtype = _node_dtype(node, values)
+        dtype = graph.node_dtype(node) or "float32"
         compute_s = 0.0
         matrix_dtype = ""
         if cost.matrix_flops:
@@ -82,11 +81,3 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
         out.append(NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype))
     return out
 
-
-def _node_dtype(node, values) -> str:
-    for name in node.inputs:
-        if name is not None:
-            t = values[name].type
-            if t is not None:
-                return t.dtype
-    return values[node.outputs[0]].type.dtype if node.outputs else "float32"

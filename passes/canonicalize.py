@@ -22,7 +22,7 @@ Rewrites never mutate their input: `canonicalize` returns a new `Graph` and what
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from graphperf.ir import Graph, Node, Value
 from graphperf.ops import canonical
@@ -81,11 +81,12 @@ def canonicalize(graph: Graph) -> CanonicalizeResult:
     adds = norms = 0
 
     def fold(node: Node, user: Node, inputs: tuple) -> None:
-        replaced[node.name] = replace(node, source_op=f"{node.source_op}+{user.source_op}",
-                                      inputs=inputs, outputs=user.outputs)
+        replaced[node.name] = Node(node.name, node.op, f"{node.source_op}+{user.source_op}", inputs,
+                                   user.outputs, node.attrs, node.module)
         folded.add(user.name)
         del values[node.outputs[0]]
-        values[user.outputs[0]] = replace(values[user.outputs[0]], producer=node.name)
+        out = values[user.outputs[0]]
+        values[user.outputs[0]] = Value(out.name, out.type, out.kind, node.name, out.source_name)
 
     for node in graph.nodes:
         if node.op == matmul and len(node.inputs) == 2:
@@ -115,7 +116,7 @@ def canonicalize(graph: Graph) -> CanonicalizeResult:
             continue
         node = replaced.get(node.name, node)
         if node.op in layout:
-            node = replace(node, op=view)
+            node = Node(node.name, view, node.source_op, node.inputs, node.outputs, node.attrs, node.module)
             as_views += 1
         nodes.append(node)
     new = Graph(graph.name, nodes, values, graph.outputs, graph.meta)

@@ -169,8 +169,7 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         node, cost = nc.node, nc.cost
         ins = [str(values[n].type) if n is not None else "-" for n in node.inputs]
         outs = [str(values[n].type) for n in node.outputs]
-        dtype = next((values[n].type.dtype for n in node.inputs if n is not None), "") or \
-            (values[node.outputs[0]].type.dtype if node.outputs else "")
+        dtype = graph.node_dtype(node)
         if cost is None:
             unknown[str(node.op)] = unknown.get(str(node.op), 0) + 1
             records.append(NodeRecord(node.name, str(node.op), node.source_op, node.module, dtype, ins, outs,
