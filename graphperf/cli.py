@@ -1,4 +1,4 @@
-"""Command line: `graphperf analyze | targets | models | profile | correlate`.
+"""Command line: `graphperf analyze | targets | models | profile | correlate | whatif`.
 
 `analyze --format table|json|csv|html`; `--target a,b,c` (several targets) renders a side-by-side
 comparison and needs `--format html` (the other formats hold one target each).
@@ -54,6 +54,28 @@ def _status(message: str):
     return err.status(message) if err.is_terminal else nullcontext()
 
 
+def _workload_options(fn):
+    """The workload-shaping options shared by `analyze` and `whatif` (see `_model_request`)."""
+    for option in reversed((
+        click.option("--config", default="full", show_default=True, help="Workload config (full, tiny, ...)."),
+        click.option("--phase", help="Workload phase: prefill | decode (LLMs), forward."),
+        click.option("--batch", type=click.IntRange(min=1), help="Batch size."),
+        click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders)."),
+        click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode."),
+        click.option("--dtype", help="Workload dtype: bfloat16, float16, float32."),
+        click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims):
+    from .pipeline import ModelRequest
+
+    return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
+                        kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="graphperf")
 def cli() -> None:
@@ -67,19 +89,13 @@ def cli() -> None:
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
-@click.option("--config", default="full", show_default=True, help="Workload config (full, tiny, ...).")
-@click.option("--phase", help="Workload phase: prefill | decode (LLMs), forward.")
-@click.option("--batch", type=click.IntRange(min=1), help="Batch size.")
-@click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders).")
-@click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode.")
-@click.option("--dtype", help="Workload dtype: bfloat16, float16, float32.")
-@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file.")
+@_workload_options
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help=f"Rows in table views (html: {HTML_TOP} top nodes unless given).")
 @click.option("--allow-unknown", is_flag=True, help="Exit 0 even when some nodes have no cost rule.")
 def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
-    from .pipeline import ModelRequest, analyze_graph, load_graph
+    from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
     from .report.json_report import to_json
     from .report.table import render_table
@@ -93,8 +109,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     if len(tgts) > 1 and fmt != "html":
         raise UsageError(f"--target {target}: several targets need --format html (table, json and csv hold one "
                          "target each; run once per target for those)")
-    req = ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
-                       kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True))
+    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims)
     with _status(f"capturing {req.ref}"):
         graph, info = load_graph(req)
     with _status(f"analysing {len(graph)} nodes"):
@@ -269,6 +284,56 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_correlation(result, _console(fh), top)
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--target", "-t", default=DEFAULT_TARGET, show_default=True, help="Target name or a .toml file.")
+@click.option("--fuse", default="none", show_default=True, metavar="none|elementwise",
+              help="Fusion rewrites to apply.")
+@click.option("--precision", metavar="CLASS=DTYPE,...",
+              help="Rewrite dtypes: weights, activations, kv (e.g. weights=fp8,activations=bf16,kv=fp8).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Change a target field after (repeatable).")
+@click.option("--sweep", metavar="FIELD=START:STOP:STEP", help="Project the rewritten graph over a target field's range.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
+@_workload_options
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Rows in table views.")
+def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
+           top):
+    """Rewrite MODEL (fusion, precision) and/or change the target, and compare the projection before and after."""
+    from graphperf.passes.precision import parse_precision
+    from graphperf.passes.whatif import parse_fuse, parse_sweep
+    from graphperf.passes.whatif import whatif as run_whatif
+
+    from .pipeline import load_graph
+    from .report.whatif_report import render_whatif, whatif_to_json
+    from .target import load_target
+
+    fusions = parse_fuse(fuse)
+    spec = parse_precision(precision) if precision else None
+    overrides = _pairs(sets, "--set", as_int=False)
+    sweep_spec = parse_sweep(sweep) if sweep else None
+    tgt = load_target(target)
+    if overrides:
+        tgt.with_overrides(**overrides)  # a bad field fails now, before the capture
+    if sweep_spec:
+        tgt.with_overrides(**{sweep_spec[0]: sweep_spec[1][0]})
+    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims)
+    with _status(f"capturing {req.ref}"):
+        graph, info = load_graph(req)
+    with _status(f"what-if on {len(graph)} nodes"):
+        result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec)
+    if fmt == "json":
+        text = whatif_to_json(result)
+        if output:
+            with open(output, "w") as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    else:
+        with open(output, "w") if output else nullcontext(sys.stdout) as fh:
+            render_whatif(result, _console(fh), top)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

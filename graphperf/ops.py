@@ -34,6 +34,10 @@ Elementwise ops (inputs broadcast to the output): see ELEMENTWISE below. `where`
 Data movement, no arithmetic: concat, split, slice, pad, transpose, copy, cast, expand, fill
 (constant creation: full, zeros, arange, ConstantOfShape, Range), reshape_copy (a reshape the
 runtime must materialise).
+fused        (external inputs...); a group of nodes fused into one kernel by a what-if rewrite
+             (passes/fuse_elementwise.py); attrs members=(node names), member_ops=(op names),
+             cost={"flops", "matrix_flops", "transcendentals"} summed over the members. Bytes are
+             the group's external inputs read once and its materialised outputs written once.
 view         free: view, reshape without copy, squeeze, unsqueeze, permute/transpose views,
              expand views, slice views, select, split views, detach, alias, Identity, Shape.
 
@@ -125,7 +129,7 @@ TRAINING = (
 _OTHERS = (
     "matmul", "einsum", "conv", "attention", "softmax",
     "layer_norm", "rms_norm", "batch_norm", "group_norm",
-    "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view",
+    "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view", "fused",
 )
 
 CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS, *ELEMENTWISE_TRAINING,

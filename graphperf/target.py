@@ -187,6 +187,15 @@ class Target:
                 return value * 1e12, key
         return None
 
+    def has_native_matrix_peak(self, dtype: str) -> bool:
+        """True when a matmul in `dtype` runs at that dtype's own matrix peak: no fallback to a wider
+        format and not the vector unit (float32 counts TF32 or an FP32 matrix unit as its own)."""
+        peak = self.matrix_peak_flops(dtype)
+        if peak is None:
+            return False
+        own = ("matrix_tf32_tflops", "matrix_fp32_tflops") if dtype == "float32" else _MATRIX_ROUTES.get(dtype, ())[:1]
+        return peak[1] in own
+
     def vector_peak_flops(self, dtype: str) -> float:
         """Non-matrix peak in FLOP/s: vector_fp64 for float64/complex128, vector_fp32 otherwise.
 

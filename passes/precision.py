@@ -1,0 +1,116 @@
+"""Precision rewrite: change the dtypes of weights, activations and the KV cache.
+
+`rewrite_precision(graph, {"weights": "fp8", "activations": "bf16", "kv": "fp8"})` returns a new
+`Graph` (the input is never mutated) whose floating-point values of the chosen classes carry the
+new dtype. Nothing else changes: bytes follow from the dtypes when the graph is counted again,
+and matrix peaks follow from `Target.matrix_peak_flops` routing at projection time.
+
+Value classes (only floating-point values are rewritten; integer ids, masks and indices keep
+their dtype):
+
+- ``weights``: values of kind "weight" (parameters, buffers, constants).
+- ``kv``: the KV cache, i.e. graph inputs (kind "input") of rank >= 4. In the reference decode
+  workloads these are exactly the `past_key_values_*` tensors [B, kv_heads, kv_len, head_dim];
+  prefill graphs have none.
+- ``activations``: values of kind "activation" and the remaining float graph inputs.
+
+`no_peak_nodes` lists the matrix nodes whose dtype has no matrix peak of its own on a target
+(they run at a fallback peak or on the vector unit), so a what-if never hides that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+from graphperf.dtypes import DTYPE_BITS, is_float
+from graphperf.errors import UsageError
+from graphperf.ir import Graph, TensorType, Value
+
+__all__ = ["PRECISION_CLASSES", "DTYPE_ALIASES", "PrecisionResult", "parse_precision", "rewrite_precision",
+           "value_class", "no_peak_nodes"]
+
+PRECISION_CLASSES = ("weights", "activations", "kv")
+
+DTYPE_ALIASES = {
+    "fp64": "float64", "fp32": "float32", "tf32": "tfloat32", "bf16": "bfloat16", "fp16": "float16",
+    "fp8": "float8_e4m3fn", "e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "fp4": "float4_e2m1",
+}
+_FLOAT_TARGETS = sorted(d for d in DTYPE_BITS if is_float(d))
+
+
+@dataclass(frozen=True)
+class PrecisionResult:
+    graph: Graph
+    changed: dict[str, int]  # class -> values rewritten
+    bytes_before: dict[str, int]  # class -> bytes of the rewritten values, before
+    bytes_after: dict[str, int]
+
+    def to_dict(self, spec: Mapping[str, str]) -> dict:
+        return {"rewrite": "precision", "spec": dict(spec), "values_changed": dict(self.changed),
+                "bytes_before": dict(self.bytes_before), "bytes_after": dict(self.bytes_after)}
+
+
+def parse_precision(text: str) -> dict[str, str]:
+    """`"weights=fp8,kv=fp8"` -> {"weights": "float8_e4m3fn", "kv": "float8_e4m3fn"}; UsageError otherwise."""
+    out: dict[str, str] = {}
+    for item in (p.strip() for p in text.split(",")):
+        cls, sep, raw = item.partition("=")
+        if not sep or not cls or not raw:
+            raise UsageError(f"--precision {item!r}: expected CLASS=DTYPE, e.g. --precision weights=fp8,kv=fp8")
+        if cls not in PRECISION_CLASSES:
+            raise UsageError(f"--precision {item!r}: unknown class {cls!r}; choose from "
+                             + ", ".join(PRECISION_CLASSES))
+        dtype = DTYPE_ALIASES.get(raw.lower(), raw)
+        if dtype not in _FLOAT_TARGETS:
+            raise UsageError(f"--precision {item!r}: unknown float dtype {raw!r}; use one of "
+                             + ", ".join([*DTYPE_ALIASES, *_FLOAT_TARGETS]))
+        out[cls] = dtype
+    return out
+
+
+def value_class(v: Value) -> str | None:
+    """"weights", "kv" or "activations" for a float value; None for a value no class covers."""
+    if v.type is None or not is_float(v.type.dtype):
+        return None
+    if v.kind == "weight":
+        return "weights"
+    if v.kind == "input" and v.type.rank >= 4:
+        return "kv"
+    return "activations"
+
+
+def rewrite_precision(graph: Graph, spec: Mapping[str, str]) -> PrecisionResult:
+    for cls in spec:
+        if cls not in PRECISION_CLASSES:
+            raise UsageError(f"precision class {cls!r} unknown; choose from " + ", ".join(PRECISION_CLASSES))
+    values: dict[str, Value] = {}
+    changed = {c: 0 for c in spec}
+    before = {c: 0 for c in spec}
+    after = {c: 0 for c in spec}
+    for name, v in graph.values.items():
+        cls = value_class(v)
+        if cls in spec:
+            t = TensorType(v.type.shape, spec[cls])
+            changed[cls] += 1
+            before[cls] += v.type.nbytes
+            after[cls] += t.nbytes
+            v = replace(v, type=t)
+        values[name] = v
+    new = Graph(graph.name, list(graph.nodes), values, graph.outputs, dict(graph.meta))
+    return PrecisionResult(new, changed, before, after)
+
+
+def no_peak_nodes(graph: Graph, counts, target) -> list[dict]:
+    """Matrix nodes whose dtype has no matrix peak of its own on `target` (fallback or vector unit)."""
+    out = []
+    for nc in counts:
+        if nc.cost is None or not nc.cost.matrix_flops:
+            continue
+        dtype = graph.node_dtype(nc.node)
+        if not target.has_native_matrix_peak(dtype):
+            peak = target.matrix_peak_flops(dtype)
+            ran = "the vector unit" if peak is None else peak[1]
+            out.append({"node": nc.node.name, "op": str(nc.node.op), "dtype": dtype,
+                        "reason": f"{target.name} has no {dtype} matrix peak; runs at {ran}"})
+    return out

@@ -1,0 +1,134 @@
+"""What-if: rewrite a captured graph (precision, fusion) and/or change the target, then project again.
+
+`whatif(graph, target, model_info, fuse=..., precision=..., sets=..., sweep=...)` returns a
+`WhatIfResult` holding the report before (the graph as captured, on the target as loaded) and after
+(the rewritten graph on the target with `sets` applied), the rewrites applied, every refused
+candidate with its reason, the precision flags (matrix nodes whose new dtype has no peak of its
+own on the target) and, for a sweep, one row of totals per value of the swept field.
+
+The input graph is never mutated: every rewrite returns a new `Graph`. A sweep counts the rewritten
+graph once and projects it once per value (capture and counting are the slow parts).
+
+Spec parsing (`parse_sweep`, `parse_fuse`; `parse_precision` lives in passes/precision.py) raises
+one-line `UsageError`s naming what is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from graphperf.errors import UsageError
+from graphperf.ir import Graph
+
+from .fuse_elementwise import fuse_elementwise
+from .precision import no_peak_nodes, rewrite_precision
+
+__all__ = ["FUSE_CHOICES", "WhatIfResult", "parse_fuse", "parse_sweep", "rewrite", "sweep", "whatif"]
+
+FUSE_CHOICES = ("none", "elementwise")
+_MAX_SWEEP_POINTS = 1000
+
+
+@dataclass
+class WhatIfResult:
+    before: Any  # Report
+    after: Any  # Report
+    rewrites: list[dict]
+    refused: list[dict]
+    flags: list[dict] = field(default_factory=list)
+    sweep: Optional[dict] = None  # {"field", "rows": [{"value", "latency_s", ...}]}
+
+    def compare(self):
+        return self.before.compare(self.after)
+
+
+def parse_fuse(text: str) -> list[str]:
+    """`none` -> []; `elementwise` -> ["elementwise"]; anything else: UsageError."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in parts if p not in FUSE_CHOICES]
+    if bad or not parts:
+        raise UsageError(f"--fuse {text!r}: choose from {', '.join(FUSE_CHOICES)} (epilogue, norm and attention "
+                         "fusion are not implemented yet)")
+    return [p for p in parts if p != "none"]
+
+
+def parse_sweep(text: str) -> tuple[str, list[float]]:
+    """`hbm_gbps=1000:5000:1000` -> ("hbm_gbps", [1000.0, 2000.0, ..., 5000.0]) (STOP included)."""
+    key, sep, rng = text.partition("=")
+    parts = rng.split(":")
+    if not sep or not key or len(parts) != 3:
+        raise UsageError(f"--sweep {text!r}: expected FIELD=START:STOP:STEP, e.g. --sweep hbm_gbps=1000:6000:1000")
+    try:
+        start, stop, step = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--sweep {text!r}: START, STOP and STEP must be numbers") from None
+    from graphperf.target import FIGURE_FIELDS
+
+    if key not in FIGURE_FIELDS:
+        raise UsageError(f"--sweep {text!r}: {key!r} is not a numeric target field; choose from "
+                         + ", ".join(FIGURE_FIELDS))
+    if step <= 0 or stop < start:
+        raise UsageError(f"--sweep {text!r}: need STEP > 0 and STOP >= START")
+    n = int((stop - start) / step + 1e-9) + 1
+    if n > _MAX_SWEEP_POINTS:
+        raise UsageError(f"--sweep {text!r}: {n} points; at most {_MAX_SWEEP_POINTS}")
+    return key, [start + i * step for i in range(n)]
+
+
+def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | None = None):
+    """canonicalize -> precision -> fusion; returns (new graph, rewrites, refused)."""
+    from .canonicalize import canonicalize
+
+    g = canonicalize(graph).graph
+    rewrites: list[dict] = []
+    refused: list[dict] = []
+    if precision:
+        res = rewrite_precision(g, precision)
+        g = res.graph
+        rewrites.append(res.to_dict(precision))
+    if "elementwise" in fuse:
+        res = fuse_elementwise(g)
+        g = res.graph
+        rewrites.append(res.to_dict())
+        refused.extend(res.refused)
+    return g, rewrites, refused
+
+
+def sweep(graph: Graph, target, key: str, values: list[float]) -> dict:
+    """Count `graph` once and project it on `target` with `key` set to each value: one row of totals each."""
+    from graphperf.count import count
+    from graphperf.project import project
+
+    from graphperf.target import FIGURE_FIELDS
+
+    if key not in FIGURE_FIELDS:
+        raise UsageError(f"--sweep {key}: not a numeric target field; choose from " + ", ".join(FIGURE_FIELDS))
+    counts = count(graph)
+    rows = []
+    for v in values:
+        times = [t for t in project(graph, counts, target.with_overrides(**{key: v})) if t.latency_s is not None]
+        by_bound: dict[str, float] = {}
+        for t in times:
+            by_bound[t.bound] = by_bound.get(t.bound, 0.0) + t.latency_s
+        rows.append({"value": v, "latency_s": sum(t.latency_s for t in times),
+                     "compute_s": sum(t.compute_s for t in times), "memory_s": sum(t.memory_s for t in times),
+                     "latency_by_bound_s": dict(sorted(by_bound.items()))})
+    return {"field": key, "rows": rows}
+
+
+def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = (),
+           precision: Mapping[str, str] | None = None, sets: Mapping[str, str] | None = None,
+           sweep_spec: tuple[str, list[float]] | None = None) -> WhatIfResult:
+    from graphperf.count import count
+    from graphperf.pipeline import analyze_graph
+
+    before = analyze_graph(graph, target, dict(model))
+    after_target = target.with_overrides(**dict(sets)) if sets else target
+    new, rewrites, refused = rewrite(graph, list(fuse), precision)
+    if sets:
+        rewrites.append({"rewrite": "set", "fields": dict(sets)})
+    after = analyze_graph(new, after_target, {**model, "whatif": [r["rewrite"] for r in rewrites]})
+    flags = no_peak_nodes(new, count(new), after_target) if precision else []
+    swept = sweep(new, after_target, *sweep_spec) if sweep_spec else None
+    return WhatIfResult(before, after, rewrites, refused, flags, swept)

@@ -1,0 +1,317 @@
+"""What-if rewrites: precision, elementwise fusion, target knobs and sweeps.
+
+hypothesis is not installed in this environment, so the property tests run over random DAGs drawn
+from a seeded `random.Random` (200 graphs per property, seeds in the test ids' range, reproducible).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+
+import networkx as nx
+import pytest
+
+from graphperf.cli import main
+from graphperf.count import count
+from graphperf.dtypes import itemsize_bits
+from graphperf.errors import UsageError
+from graphperf.ir import Graph, Node, TensorType, Value
+from graphperf.ops import canonical
+from graphperf.passes.canonicalize import canonicalize
+from graphperf.passes.fuse_elementwise import fuse_elementwise
+from graphperf.passes.precision import parse_precision, rewrite_precision
+from graphperf.passes.whatif import parse_fuse, parse_sweep, sweep, whatif
+from graphperf.pipeline import ModelRequest, load_graph
+from graphperf.target import load_target
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def snapshot(g: Graph):
+    return copy.deepcopy((g.name, g.nodes, g.values, g.outputs, g.meta))
+
+
+def totals(g: Graph) -> tuple[int, int, int, int]:
+    costs = [nc.cost for nc in count(g)]
+    assert all(c is not None for c in costs)
+    return (sum(c.flops for c in costs), sum(c.matrix_flops for c in costs),
+            sum(c.transcendentals for c in costs), sum(c.bytes for c in costs))
+
+
+UNARY, BINARY = ("relu", "silu", "exp", "neg", "gelu", "sigmoid"), ("add", "mul", "sub", "maximum")
+
+
+def random_graph(seed: int, n_nodes: int = 25) -> Graph:
+    """A random DAG of elementwise (unary, binary, with broadcast rows) and matmul nodes."""
+    rng = random.Random(seed)
+    dtype = rng.choice(("float32", "bfloat16"))
+    rows = rng.choice((1, 4, 32))
+    widths = (8, 16)
+    values: dict[str, Value] = {}
+    live: list[str] = []
+
+    def new(name, shape, kind="activation", producer=None):
+        values[name] = Value(name, TensorType(shape, dtype), kind, producer)
+        return name
+
+    for i in range(rng.randint(1, 3)):
+        live.append(new(f"x{i}", (rows, rng.choice(widths)), "input"))
+    nodes: list[Node] = []
+    for i in range(n_nodes):
+        name = f"n{i}"
+        kind = rng.random()
+        a = rng.choice(live)
+        shape = values[a].type.shape
+        if kind < 0.2:  # matmul with a weight: may change the iteration space
+            w = new(f"w{i}", (shape[1], rng.choice(widths)), "weight")
+            out = new(f"v{i}", (rows, values[w].type.shape[1]), producer=name)
+            nodes.append(Node(name, canonical("matmul"), "mm", (a, w), (out,)))
+        elif kind < 0.55:
+            op = rng.choice(UNARY)
+            out = new(f"v{i}", shape, producer=name)
+            nodes.append(Node(name, canonical(op), op, (a,), (out,)))
+        else:
+            op = rng.choice(BINARY)
+            same = [v for v in live if values[v].type.shape == shape]
+            b = rng.choice(same) if rng.random() < 0.8 else new(f"r{i}", (1, shape[1]), "weight")
+            out = new(f"v{i}", shape, producer=name)
+            nodes.append(Node(name, canonical(op), op, (a, b), (out,)))
+        live.append(out)
+    read = {v for n in nodes for v in n.inputs}
+    outputs = [v for v in live if values[v].producer and (v not in read or rng.random() < 0.1)]
+    return Graph(f"random{seed}", nodes, values, outputs)
+
+
+SEEDS = range(200)
+
+# -- fusion ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(seed):
+    g = random_graph(seed)
+    before = snapshot(g)
+    res = fuse_elementwise(g)
+    assert snapshot(g) == before  # the input is not mutated
+    flops, mflops, trans, moved = totals(g)
+    f2, m2, t2, moved2 = totals(res.graph)
+    assert (f2, m2, t2) == (flops, mflops, trans)
+    assert moved2 <= moved
+    assert nx.is_directed_acyclic_graph(res.graph.digraph())
+    assert set(res.graph.outputs) == set(g.outputs)
+    # bytes removed = exactly the intermediates that stayed on chip (written once, read by each member)
+    fused = [n for n in res.graph.nodes if n.op == canonical("fused")]
+    assert len(fused) == len(res.groups)
+    for n in fused:
+        members = set(n.attrs["members"])
+        assert len(members) >= 2
+        for v in n.outputs:  # materialised outputs are read outside the group or are graph outputs
+            readers = {m.name for m in g.nodes if v in m.inputs}
+            assert v in g.outputs or readers - members
+    for r in res.refused:
+        assert r["reason"] and r["kind"] in ("cycle", "iteration_space", "joined_another_group", "uncounted")
+
+
+def test_fusion_bytes_are_the_groups_external_io():
+    # silu(x) * y -> add(z): x, y, z read once, the result written once; nothing in between
+    t = TensorType((4, 8), "float32")
+    vals = {n: Value(n, t, "input") for n in ("x", "y", "z")}
+    vals |= {n: Value(n, t, "activation", p) for n, p in (("s", "silu"), ("m", "mul"), ("o", "add"))}
+    g = Graph("chain", [Node("silu", canonical("silu"), "silu", ("x",), ("s",)),
+                        Node("mul", canonical("mul"), "mul", ("s", "y"), ("m",)),
+                        Node("add", canonical("add"), "add", ("m", "z"), ("o",))], vals, ("o",))
+    res = fuse_elementwise(g)
+    (node,) = res.graph.nodes
+    cost = count(res.graph)[0].cost
+    n, f32 = 4 * 8, itemsize_bits("float32") // 8
+    assert node.inputs == ("x", "y", "z") and node.outputs == ("o",)
+    assert (cost.flops, cost.transcendentals) == ((3 + 1 + 1) * n, 1 * n)
+    assert (cost.bytes_read, cost.bytes_written) == (3 * n * f32, n * f32)
+
+
+def test_fusion_refuses_a_merge_that_would_create_a_cycle():
+    # a -> relu -> (matmul) -> add(relu, mm): fusing add into relu's group would need mm both before
+    # and after the fused kernel
+    t = TensorType((4, 4), "float32")
+    vals = {"x": Value("x", t, "input"), "w": Value("w", t, "weight"),
+            "r": Value("r", t, "activation", "relu"), "m": Value("m", t, "activation", "mm"),
+            "o": Value("o", t, "activation", "add")}
+    g = Graph("cyc", [Node("relu", canonical("relu"), "relu", ("x",), ("r",)),
+                      Node("mm", canonical("matmul"), "mm", ("r", "w"), ("m",)),
+                      Node("add", canonical("add"), "add", ("r", "m"), ("o",))], vals, ("o",))
+    res = fuse_elementwise(g)
+    assert res.groups == []
+    assert [(r["producer"], r["consumer"], r["kind"]) for r in res.refused] == [("relu", "add", "cycle")]
+    assert "mm" in res.refused[0]["reason"]
+
+
+# -- precision ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_decode():
+    graph, info = load_graph(ModelRequest("llama3-8b", config="tiny", phase="decode"))
+    return graph, info
+
+
+@pytest.mark.parametrize("config", ["tiny"])
+def test_weights_fp8_cuts_weight_bytes_by_the_dtype_ratio(tiny_decode, config):
+    graph, info = tiny_decode
+    before = snapshot(graph)
+    res = rewrite_precision(graph, parse_precision("weights=fp8"))
+    assert snapshot(graph) == before
+    float_w = [v for v in graph.weights() if v.type.dtype in ("bfloat16", "float16", "float32")]
+    other_w = [v for v in graph.weights() if v not in float_w]
+    ratio = itemsize_bits("float8_e4m3fn") / itemsize_bits(float_w[0].type.dtype)
+    assert {v.type.dtype for v in float_w} == {float_w[0].type.dtype}
+    old = sum(v.type.nbytes for v in float_w)
+    new = sum(v.type.nbytes for v in res.graph.weights())
+    assert new == old * ratio + sum(v.type.nbytes for v in other_w)
+    # activations and the KV cache are untouched
+    for name, v in graph.values.items():
+        if v.kind != "weight":
+            assert res.graph.values[name] == v
+    r = whatif(graph, load_target("h100"), info, precision=parse_precision("weights=fp8"))
+    assert r.after.totals["weight_bytes"] == r.before.totals["weight_bytes"] - old * (1 - ratio)
+
+
+def test_kv_precision_rewrites_only_the_kv_cache_inputs(tiny_decode):
+    graph, _ = tiny_decode
+    res = rewrite_precision(graph, parse_precision("kv=fp8"))
+    changed = {n for n, v in graph.values.items() if res.graph.values[n] != v}
+    assert changed and all(graph.values[n].kind == "input" and graph.values[n].type.rank == 4 for n in changed)
+    assert all(n.startswith("past_key_values") for n in changed)
+
+
+def test_a_dtype_without_a_matrix_peak_is_flagged(tiny_decode):
+    graph, info = tiny_decode
+    spec = parse_precision("weights=fp8,activations=fp8")
+    a100 = whatif(graph, load_target("a100"), info, precision=spec)  # no fp8 tensor cores
+    h100 = whatif(graph, load_target("h100"), info, precision=spec)
+    assert a100.flags and all("no float8_e4m3fn matrix peak" in f["reason"] for f in a100.flags)
+    assert h100.flags == []
+    assert snapshot(graph) == snapshot(load_graph(ModelRequest("llama3-8b", config="tiny", phase="decode"))[0])
+
+
+# -- hardware knobs and sweeps -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_decode():
+    return load_graph(ModelRequest("llama3-8b", phase="decode", batch=1))
+
+
+def _expected_latency_s(graph, counts, target, hbm_gbps):
+    """The roofline per node, written out: max(compute, memory) + launch overhead (free nodes: 0)."""
+    total = 0.0
+    for nc in counts:
+        c = nc.cost
+        if c.bytes == 0 and c.flops == 0 and c.transcendentals == 0:
+            continue
+        dtype = graph.values[nc.node.inputs[0]].type.dtype
+        peak = target.matrix_peak_flops(dtype)
+        compute_s = c.matrix_flops / (peak[0] * target.matrix_efficiency) if c.matrix_flops else 0.0
+        compute_s += (c.flops - c.matrix_flops + c.transcendentals) / (
+            target.vector_fp32_tflops * 1e12 * target.vector_efficiency)
+        memory_s = c.bytes / (hbm_gbps * 1e9 * target.memory_efficiency)
+        total += max(compute_s, memory_s) + target.launch_overhead_us * 1e-6
+    return total
+
+
+@pytest.mark.slow
+def test_hbm_sweep_on_decode_follows_the_roofline_and_flattens_when_compute_bound(full_decode):
+    graph, _ = full_decode
+    h100 = load_target("h100")
+    canon = canonicalize(graph).graph
+    key, values = parse_sweep("hbm_gbps=1000:6000:1000")
+    rows = sweep(canon, h100, key, values)["rows"]
+    lat = [r["latency_s"] for r in rows]
+    counts = count(canon)
+    for r in rows:
+        assert r["latency_s"] == pytest.approx(_expected_latency_s(canon, counts, h100, r["value"]), rel=1e-9)
+    assert all(b < a for a, b in zip(lat, lat[1:]))  # decode batch 1 is memory-bound: more bandwidth helps
+    # the bandwidth above which each node is compute-bound: bytes / (compute_s * memory_efficiency)
+    knees = []
+    for nc in counts:
+        c = nc.cost
+        if c.bytes and (c.flops or c.transcendentals):
+            dtype = canon.values[nc.node.inputs[0]].type.dtype
+            compute_s = (c.matrix_flops / (h100.matrix_peak_flops(dtype)[0] * h100.matrix_efficiency)
+                         + (c.flops - c.matrix_flops + c.transcendentals)
+                         / (h100.vector_fp32_tflops * 1e12 * h100.vector_efficiency))
+            knees.append(c.bytes / (compute_s * h100.memory_efficiency) / 1e9)
+    knee = max(knees)
+    flat = sweep(canon, h100, "hbm_gbps", [knee, 2 * knee, 4 * knee])["rows"]
+    # above the knee every node that computes is compute-bound and stops changing; only pure data
+    # movement (copies, concats: no arithmetic) still follows bandwidth
+    moving = sum(nc.cost.bytes for nc in counts if not (nc.cost.flops or nc.cost.transcendentals))
+    mem_s = [moving / (bw * 1e9 * h100.memory_efficiency) for bw in (knee, 4 * knee)]
+    assert flat[0]["latency_s"] - flat[2]["latency_s"] == pytest.approx(mem_s[0] - mem_s[1], rel=1e-6)
+    assert mem_s[0] - mem_s[1] < 1e-3 * flat[0]["latency_s"]  # i.e. flat
+    assert flat[0]["latency_s"] < lat[-1]
+    # the through-line: latency never increases with bandwidth
+    more = sweep(canon, h100, "hbm_gbps", [1000 * 2 ** i for i in range(16)])["rows"]
+    assert all(b["latency_s"] <= a["latency_s"] for a, b in zip(more, more[1:]))
+
+
+def test_set_changes_the_target_of_the_after_report_only(tiny_decode):
+    graph, info = tiny_decode
+    r = whatif(graph, load_target("h100"), info, sets={"hbm_gbps": "6700"})
+    assert r.before.target.hbm_gbps == 3350 and r.after.target.hbm_gbps == 6700
+    assert r.after.totals["memory_s"] == pytest.approx(r.before.totals["memory_s"] * 3350 / 6700)
+    assert r.after.totals["bytes"] == r.before.totals["bytes"]
+
+
+# -- specs and CLI -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: parse_precision("weights"), "expected CLASS=DTYPE"),
+    (lambda: parse_precision("bias=fp8"), "unknown class 'bias'"),
+    (lambda: parse_precision("weights=fp7"), "unknown float dtype 'fp7'"),
+    (lambda: parse_sweep("hbm_gbps=1:2"), "expected FIELD=START:STOP:STEP"),
+    (lambda: parse_sweep("hbm_gbps=a:2:1"), "must be numbers"),
+    (lambda: parse_sweep("hbm_gbps=5:1:1"), "STOP >= START"),
+    (lambda: parse_fuse("attention"), "choose from none, elementwise"),
+    (lambda: parse_sweep("allow_tf32=0:1:1"), "not a numeric target field"),
+])
+def test_bad_specs_raise_usage_errors(call, match):
+    with pytest.raises(UsageError, match=match):
+        call()
+
+
+def test_parse_sweep_includes_stop():
+    assert parse_sweep("hbm_gbps=1000:3000:1000") == ("hbm_gbps", [1000.0, 2000.0, 3000.0])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--precision", "weights=fp7"], ["--fuse", "epilogue"], ["--sweep", "bogus=1:2:1"],
+    ["--set", "hbm=1"], ["--sweep", "hbm_gbps=1:2"], ["--target", "nope"],
+])
+def test_cli_usage_errors_are_one_line_exit_2(capsys, argv):
+    code = main(["whatif", "llama3-8b", "--config", "tiny", "--phase", "decode", *argv])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cli_json_has_the_whatif_schema(capsys):
+    code = main(["whatif", "llama3-8b", "--config", "tiny", "--phase", "decode", "--fuse", "elementwise",
+                 "--precision", "weights=fp8,kv=fp8", "--sweep", "hbm_gbps=1000:3000:1000", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["schema"] == "graphperf.whatif/1"
+    assert doc["before"]["schema"] == doc["after"]["schema"] == "graphperf.report/1"
+    assert [r["rewrite"] for r in doc["rewrites"]] == ["precision", "fuse"]
+    assert all(r["reason"] for r in doc["refused"])
+    assert doc["after"]["totals"]["flops"] == doc["before"]["totals"]["flops"]
+    assert doc["after"]["totals"]["bytes"] < doc["before"]["totals"]["bytes"]
+    assert [r["value"] for r in doc["sweep"]["rows"]] == [1000.0, 2000.0, 3000.0]
+
+
+def test_cli_table_renders(capsys):
+    code = main(["whatif", "llama3-8b", "--config", "tiny", "--phase", "decode", "--fuse", "elementwise"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "what-if" in out and "fused" in out
