@@ -41,6 +41,15 @@ def _pairs(values: tuple[str, ...], flag: str, as_int: bool) -> dict:
     return out
 
 
+def _emit(text: str, output: Optional[str]) -> None:
+    """Write a rendered report to `output`, or to stdout when none is given."""
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
 def _console(file=None) -> Console:
     """A console for reports: 160 columns when the output is not a terminal (files, pipes)."""
     console = Console(file=file)
@@ -120,22 +129,12 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
 
         source = click.get_current_context().get_parameter_source("top")
         html_top = HTML_TOP if source == click.core.ParameterSource.DEFAULT else top
-        text = render_html(reports, top=html_top)
-        if output:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        else:
-            sys.stdout.write(text)
+        _emit(render_html(reports, top=html_top), output)
     elif fmt == "table":
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_table(report, _console(fh), top)
     else:
-        text = to_json(report) if fmt == "json" else to_csv(report)
-        if output:
-            with open(output, "w") as fh:
-                fh.write(text)
-        else:
-            sys.stdout.write(text)
+        _emit(to_json(report) if fmt == "json" else to_csv(report), output)
     unknown = report.totals["unknown_ops"]
     if unknown and not allow_unknown:
         listed = ", ".join(f"{op} x{n}" for op, n in unknown.items())
@@ -275,12 +274,7 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
 
         write_trace(result, trace_path)
     if fmt == "json":
-        text = json.dumps(result.to_dict(top), indent=1) + "\n"
-        if output:
-            with open(output, "w") as fh:
-                fh.write(text)
-        else:
-            sys.stdout.write(text)
+        _emit(json.dumps(result.to_dict(top), indent=1) + "\n", output)
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_correlation(result, _console(fh), top)
@@ -325,12 +319,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     with _status(f"what-if on {len(graph)} nodes"):
         result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec)
     if fmt == "json":
-        text = whatif_to_json(result)
-        if output:
-            with open(output, "w") as fh:
-                fh.write(text)
-        else:
-            sys.stdout.write(text)
+        _emit(whatif_to_json(result), output)
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_whatif(result, _console(fh), top)
