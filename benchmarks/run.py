@@ -464,7 +464,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-onnx-tool", action="store_true", help="skip onnx-tool even if it is installed")
     ap.add_argument("--target", default="h100")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per case before it is killed")
-    ap.add_argument("--onnx-tool-timeout", type=float, default=1200.0,
+    ap.add_argument("--onnx-tool-timeout", type=float, default=1800.0,
                     help="seconds per onnx-tool case before it is killed (recorded as not finished)")
     ap.add_argument("--profile", metavar="CASE", help="cProfile analyze_graph on MODEL:PHASE or FILE.onnx, then exit")
     ap.add_argument("--top", type=int, default=25)
