@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from .. import __version__
-from .model import SCHEMA, Report
+from .model import SCHEMA, NodeRecord, Report
 
 __all__ = ["report_to_dict", "to_json"]
+
+_NODE_FIELDS = tuple(f.name for f in fields(NodeRecord))
+
+
+def _node_dict(record: NodeRecord) -> dict[str, Any]:
+    # NodeRecord holds only scalars and lists of strings: a flat dict equals dataclasses.asdict's
+    # result without its recursive deep copy (the slowest part of rendering 100k nodes).
+    return {name: getattr(record, name) for name in _NODE_FIELDS}
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -22,7 +30,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "totals": report.totals,
         "by_op": report.by_op,
         "by_module": report.by_module,
-        "nodes": [asdict(r) for r in report.nodes],
+        "nodes": [_node_dict(r) for r in report.nodes],
     }
 
 
