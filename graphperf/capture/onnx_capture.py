@@ -35,6 +35,7 @@ from ..errors import UsageError
 from ..ir import Graph, Node, OpId, TensorType, Value
 from ..ops import canonical
 from . import onnx_ops
+from .files import require_file
 from .onnx_ops import DTYPES, KeepUnknown, OnnxNode, UnmappableNode, module_path
 
 __all__ = ["capture_onnx", "module_path", "SMALL_NUMEL", "FOLD_NUMEL", "MAX_DIM", "MAX_NUMEL"]
@@ -86,11 +87,7 @@ def _load(model: Any) -> tuple[str, onnx.ModelProto, Optional[str]]:
         return src, model, None
     if not isinstance(model, (str, os.PathLike)):
         raise UsageError(f"capture_onnx: expected a path or an onnx.ModelProto, got {type(model).__name__}")
-    path = os.fspath(model)
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file: check the path")
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a directory, not an .onnx file: pass the model file inside it")
+    path = require_file(model, "an .onnx file")
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:

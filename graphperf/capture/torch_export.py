@@ -21,6 +21,7 @@ from torch.export import ExportedProgram
 
 from ..errors import AnalysisError, UsageError
 from ..ir import Graph
+from .files import require_file
 from .fx_nodes import FxNodeCapture, torch_dtype_name
 
 __all__ = ["capture_module", "capture_exported", "load_pt2", "torch_dtype_name"]
@@ -54,11 +55,7 @@ def _weights_only_loads() -> Iterator[None]:
 
 def load_pt2(path: str | os.PathLike) -> ExportedProgram:
     """Load a `torch.export.save` archive safely; UsageError for anything else."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file; pass a .pt2 written by torch.export.save")
-    if os.path.isdir(path):
-        raise UsageError(f"{path}: is a directory; pass a .pt2 file")
+    path = require_file(path, "a .pt2 file written by torch.export.save")
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
