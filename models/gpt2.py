@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import merge_heads, sdpa, split_heads
-from .registry import ModelSpec, example_tensor, token_ids
+from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["GPT2Config", "GPT2Model", "SPECS"]
 
@@ -92,13 +92,8 @@ class GPT2Model(nn.Module):
 
 
 def _factory(cfg: GPT2Config, phase, batch, seq, kv_len, dtype, device):
-    model = GPT2Model(cfg)
-    if phase == "prefill":
-        return model, (token_ids(batch, seq, cfg.vocab_size, device),)
-    shape = (batch, cfg.num_heads, kv_len, cfg.head_dim)
-    past = tuple((example_tensor(shape, dtype, device), example_tensor(shape, dtype, device))
-                 for _ in range(cfg.num_layers))
-    return model, (token_ids(batch, 1, cfg.vocab_size, device), past)
+    return GPT2Model(cfg), decoder_inputs(phase, batch, seq, kv_len, cfg.vocab_size, cfg.num_heads,
+                                          cfg.head_dim, cfg.num_layers, dtype, device)
 
 
 # openai-community/gpt2 config.json (Radford et al. 2019, "Language Models are Unsupervised

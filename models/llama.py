@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .layers import Llama3RopeScaling, RMSNorm, Rotary, SwiGLU, merge_heads, sdpa, split_heads
-from .registry import ModelSpec, example_tensor, token_ids
+from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["LlamaConfig", "LlamaModel", "SPECS", "make_decoder_workload"]
 
@@ -136,13 +136,8 @@ def make_decoder_workload(model_cls):
     """Factory for decoder-only LLMs whose forward follows the module docstring."""
 
     def factory(cfg, phase, batch, seq, kv_len, dtype, device):
-        model = model_cls(cfg)
-        if phase == "prefill":
-            return model, (token_ids(batch, seq, cfg.vocab_size, device),)
-        shape = (batch, cfg.num_kv_heads, kv_len, cfg.head_dim)
-        past = tuple((example_tensor(shape, dtype, device), example_tensor(shape, dtype, device))
-                     for _ in range(cfg.num_layers))
-        return model, (token_ids(batch, 1, cfg.vocab_size, device), past)
+        return model_cls(cfg), decoder_inputs(phase, batch, seq, kv_len, cfg.vocab_size, cfg.num_kv_heads,
+                                              cfg.head_dim, cfg.num_layers, dtype, device)
 
     return factory
 

@@ -238,3 +238,15 @@ def example_tensor(shape: tuple[int, ...], dtype: torch.dtype, device: torch.dev
     if device.type == "meta":
         return torch.empty(shape, dtype=dtype, device=device)
     return torch.randn(shape, dtype=dtype, device=device)
+
+
+def decoder_inputs(phase: str, batch: int, seq: int, kv_len: int, vocab: int, kv_heads: int, head_dim: int,
+                   num_layers: int, dtype: torch.dtype, device: torch.device) -> tuple:
+    """Example inputs of a decoder LM: prefill ``(ids[B, S],)``; decode ``(ids[B, 1], past)`` where
+    ``past`` holds one ``(K, V)`` pair per layer, each ``[B, kv_heads, kv_len, head_dim]``."""
+    if phase == "prefill":
+        return (token_ids(batch, seq, vocab, device),)
+    shape = (batch, kv_heads, kv_len, head_dim)
+    past = tuple((example_tensor(shape, dtype, device), example_tensor(shape, dtype, device))
+                 for _ in range(num_layers))
+    return (token_ids(batch, 1, vocab, device), past)
