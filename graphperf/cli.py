@@ -73,16 +73,19 @@ def _workload_options(fn):
         click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode."),
         click.option("--dtype", help="Workload dtype: bfloat16, float16, float32."),
         click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file."),
+        click.option("--attention", type=click.Choice(("sdpa", "eager")), default="sdpa", show_default=True,
+                     help="Attention of models/ workloads: one fused SDPA node, or the unfused eager chain."),
     )):
         fn = option(fn)
     return fn
 
 
-def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims):
+def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention="sdpa"):
     from .pipeline import ModelRequest
 
     return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
-                        kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True))
+                        kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True),
+                        attention=None if attention == "sdpa" else attention)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +105,8 @@ def cli() -> None:
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help=f"Rows in table views (html: {HTML_TOP} top nodes unless given).")
 @click.option("--allow-unknown", is_flag=True, help="Exit 0 even when some nodes have no cost rule.")
-def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown):
+def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown,
+            attention="sdpa"):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
     from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
@@ -118,7 +122,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     if len(tgts) > 1 and fmt != "html":
         raise UsageError(f"--target {target}: several targets need --format html (table, json and csv hold one "
                          "target each; run once per target for those)")
-    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims)
+    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention)
     with _status(f"capturing {req.ref}"):
         graph, info = load_graph(req)
     with _status(f"analysing {len(graph)} nodes"):
@@ -283,8 +287,10 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
 @cli.command()
 @click.argument("model", required=False)
 @click.option("--target", "-t", default=DEFAULT_TARGET, show_default=True, help="Target name or a .toml file.")
-@click.option("--fuse", default="none", show_default=True, metavar="none|elementwise",
-              help="Fusion rewrites to apply.")
+@click.option("--fuse", default="none", show_default=True, metavar="none|auto|RULE,...",
+              help="Fusion rules: attention, epilogue, norm, elementwise (auto = all, in that order).")
+@click.option("--group", "groups", multiple=True, metavar="PATTERN,...",
+              help="Fuse the nodes whose names or modules match into one kernel (repeatable: one group each).")
 @click.option("--precision", metavar="CLASS=DTYPE,...",
               help="Rewrite dtypes: weights, activations, kv (e.g. weights=fp8,activations=bf16,kv=fp8).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Change a target field after (repeatable).")
@@ -294,10 +300,11 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
 @_workload_options
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Rows in table views.")
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
-           top):
+           top, groups=(), attention="sdpa"):
     """Rewrite MODEL (fusion, precision) and/or change the target, and compare the projection before and after."""
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
+    from graphperf.passes.fuse_named import parse_group
     from graphperf.passes.whatif import whatif as run_whatif
 
     from .pipeline import load_graph
@@ -305,6 +312,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     from .target import load_target
 
     fusions = parse_fuse(fuse)
+    named = [parse_group(g) for g in groups]
     spec = parse_precision(precision) if precision else None
     overrides = _pairs(sets, "--set", as_int=False)
     sweep_spec = parse_sweep(sweep) if sweep else None
@@ -313,11 +321,12 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
         tgt.with_overrides(**overrides)  # a bad field fails now, before the capture
     if sweep_spec:
         tgt.with_overrides(**{sweep_spec[0]: sweep_spec[1][0]})
-    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims)
+    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention)
     with _status(f"capturing {req.ref}"):
         graph, info = load_graph(req)
     with _status(f"what-if on {len(graph)} nodes"):
-        result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec)
+        result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec,
+                            groups=named)
     if fmt == "json":
         _emit(whatif_to_json(result), output)
     else:

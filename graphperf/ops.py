@@ -35,7 +35,8 @@ Data movement, no arithmetic: concat, split, slice, pad, transpose, copy, cast, 
 (constant creation: full, zeros, arange, ConstantOfShape, Range), reshape_copy (a reshape the
 runtime must materialise).
 fused        (external inputs...); a group of nodes fused into one kernel by a what-if rewrite
-             (passes/fuse_elementwise.py); attrs members=(node names), member_ops=(op names),
+             (passes/fusion.py and its rules); attrs members=(node names), member_ops=(op names),
+             rule=(the fusion rule),
              cost={"flops", "matrix_flops", "transcendentals"} summed over the members. Bytes are
              the group's external inputs read once and its materialised outputs written once.
 view         free: view, reshape without copy, squeeze, unsqueeze, permute/transpose views,

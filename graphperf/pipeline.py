@@ -33,9 +33,10 @@ class ModelRequest:
     kv_len: Optional[int] = None
     dtype: Optional[str] = None
     dims: Mapping[str, int] = field(default_factory=dict)
+    attention: Optional[str] = None  # models/ workloads: "eager" for the unfused chain; None = sdpa
 
 
-_SHAPING = ("phase", "batch", "seq", "kv_len", "dtype")
+_SHAPING = ("phase", "batch", "seq", "kv_len", "dtype", "attention")
 
 
 @contextmanager
@@ -105,7 +106,7 @@ def _load_workload(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
                          "(see `graphperf models`)") from None
     try:
         wl = models.build(req.ref, config=req.config, phase=req.phase, batch=req.batch, seq=req.seq,
-                          kv_len=req.kv_len, dtype=req.dtype, device="meta")
+                          kv_len=req.kv_len, dtype=req.dtype, device="meta", attention=req.attention or "sdpa")
     except (ValueError, KeyError) as exc:
         raise UsageError(f"{req.ref}: {str(exc).strip(chr(39))}") from None
     graph = capture_module(wl.module, wl.args, name=req.ref)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import merge_heads, sdpa, split_heads
+from .layers import attention_kernel, merge_heads, split_heads
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["GPT2Config", "GPT2Model", "SPECS"]
@@ -49,6 +49,7 @@ class Block(nn.Module):
         super().__init__()
         d = cfg.hidden_size
         self.heads = cfg.num_heads
+        self.attend = attention_kernel()
         self.ln_1 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.c_attn = nn.Linear(d, 3 * d)
         self.attn_proj = nn.Linear(d, d)
@@ -60,9 +61,9 @@ class Block(nn.Module):
         q, k, v = self.c_attn(self.ln_1(x)).split(x.shape[-1], dim=-1)
         q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
         if past is None:
-            out, present = sdpa(q, k, v, causal=True), None
+            out, present = self.attend(q, k, v, causal=True), None
         else:
-            out, present = sdpa(q, past[0], past[1], causal=False), (k, v)
+            out, present = self.attend(q, past[0], past[1], causal=False), (k, v)
         x = x + self.attn_proj(merge_heads(out))
         x = x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
         return x, present

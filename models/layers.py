@@ -3,11 +3,15 @@
 Guarantees (graphperf counts what the graph does, so these are written the way
 the kernels they stand for work):
 
-- Attention always goes through ``F.scaled_dot_product_attention`` on 4-D
-  ``[B, H, L, D]`` tensors, so the captured graph holds one attention node (ATen
-  ``scaled_dot_product_attention``, ONNX ``Attention``) and never an unrolled
-  matmul-softmax-matmul chain. Grouped-query attention passes K/V with fewer heads
-  and ``enable_gqa=True``; K/V are never repeated.
+- Attention goes through ``F.scaled_dot_product_attention`` on 4-D ``[B, H, L, D]``
+  tensors by default, so the captured graph holds one attention node (ATen
+  ``scaled_dot_product_attention``, ONNX ``Attention``). Grouped-query attention passes
+  K/V with fewer heads and ``enable_gqa=True``; K/V are never repeated.
+- ``build(..., attention="eager")`` builds the same models with the unfused attention of
+  Hugging Face's ``eager_attention_forward`` instead: ``q @ k^T`` scaled, an additive
+  causal mask (built per layer from ``full`` + ``triu``), softmax, ``@ v``, K/V repeated to
+  the query heads (``repeat_kv``: expand + reshape, a copy) in the model dtype. Its
+  score matrices reach memory: the workload the what-if attention fusion starts from.
 - RMSNorm is ``x * rsqrt(mean(x^2) + eps) * w`` in the model dtype (no float32
   upcast), as the brief of ``models/`` fixes it.
 - Rotary embeddings read precomputed ``cos``/``sin`` buffers sliced at static
@@ -16,6 +20,7 @@ the kernels they stand for work):
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -32,6 +37,10 @@ __all__ = [
     "split_heads",
     "merge_heads",
     "sdpa",
+    "eager_attention",
+    "ATTENTION_KERNELS",
+    "attention_kernel",
+    "attention_implementation",
 ]
 
 
@@ -54,6 +63,44 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool) -> 
     if q.shape[1] % k.shape[1]:
         raise ValueError(f"query heads {q.shape[1]} not a multiple of key/value heads {k.shape[1]}")
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+
+
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool) -> torch.Tensor:
+    """Unfused attention as HF ``eager_attention_forward``: scores and probabilities reach memory."""
+    heads, kv_heads = q.shape[1], k.shape[1]
+    if heads % kv_heads:
+        raise ValueError(f"query heads {heads} not a multiple of key/value heads {kv_heads}")
+    if heads != kv_heads:  # HF repeat_kv: [B, Hkv, S, D] -> [B, H, S, D]
+        b, _, s, d = k.shape
+        k = k[:, :, None].expand(b, kv_heads, heads // kv_heads, s, d).reshape(b, heads, s, d)
+        v = v[:, :, None].expand(b, kv_heads, heads // kv_heads, s, v.shape[-1]).reshape(b, heads, s, v.shape[-1])
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+    if causal:
+        length, span = q.shape[-2], k.shape[-2]
+        mask = torch.full((length, span), float("-inf"), dtype=q.dtype, device=q.device).triu(span - length + 1)
+        scores = scores + mask
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+
+ATTENTION_KERNELS = {"sdpa": sdpa, "eager": eager_attention}
+_attention = ["sdpa"]
+
+
+@contextlib.contextmanager
+def attention_implementation(name: str):
+    """Modules constructed inside use attention ``name`` (``sdpa`` or ``eager``)."""
+    if name not in ATTENTION_KERNELS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {name!r}")
+    _attention.append(name)
+    try:
+        yield
+    finally:
+        _attention.pop()
+
+
+def attention_kernel():
+    """The attention function for a module being constructed now (see `attention_implementation`)."""
+    return ATTENTION_KERNELS[_attention[-1]]
 
 
 class RMSNorm(nn.Module):
@@ -141,6 +188,7 @@ class EncoderSelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"hidden size {dim} not divisible by {heads} heads")
         self.heads = heads
+        self.attend = attention_kernel()
         self.query = nn.Linear(dim, dim)
         self.key = nn.Linear(dim, dim)
         self.value = nn.Linear(dim, dim)
@@ -150,4 +198,4 @@ class EncoderSelfAttention(nn.Module):
         q = split_heads(self.query(x), self.heads)
         k = split_heads(self.key(x), self.heads)
         v = split_heads(self.value(x), self.heads)
-        return self.output(merge_heads(sdpa(q, k, v, causal=False)))
+        return self.output(merge_heads(self.attend(q, k, v, causal=False)))

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import Llama3RopeScaling, RMSNorm, Rotary, SwiGLU, merge_heads, sdpa, split_heads
+from .layers import Llama3RopeScaling, attention_kernel, RMSNorm, Rotary, SwiGLU, merge_heads, split_heads
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["LlamaConfig", "LlamaModel", "SPECS", "make_decoder_workload"]
@@ -72,6 +72,7 @@ class Attention(nn.Module):
             raise ValueError(f"bad head layout: hidden {cfg.hidden_size}, heads {cfg.num_heads}, "
                              f"kv heads {cfg.num_kv_heads}")
         self.heads, self.kv_heads, dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.attend = attention_kernel()
         self.q_proj = nn.Linear(cfg.hidden_size, self.heads * dim, bias=False)
         self.k_proj = nn.Linear(cfg.hidden_size, self.kv_heads * dim, bias=False)
         self.v_proj = nn.Linear(cfg.hidden_size, self.kv_heads * dim, bias=False)
@@ -83,9 +84,9 @@ class Attention(nn.Module):
         k = rotary(split_heads(self.k_proj(x), self.kv_heads), start)
         v = split_heads(self.v_proj(x), self.kv_heads)
         if past is None:
-            out, present = sdpa(q, k, v, causal=True), None
+            out, present = self.attend(q, k, v, causal=True), None
         else:
-            out, present = sdpa(q, past[0], past[1], causal=False), (k, v)
+            out, present = self.attend(q, past[0], past[1], causal=False), (k, v)
         return self.o_proj(merge_heads(out)), present
 
 

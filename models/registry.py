@@ -193,12 +193,15 @@ def build(
     kv_len: int | None = None,
     dtype: str | torch.dtype | None = None,
     device: str | torch.device = "meta",
+    attention: str = "sdpa",
 ) -> Workload:
     """Build model ``name`` at ``config`` for ``phase`` with example inputs.
 
     ``phase`` defaults to the spec's first phase, ``dtype`` to its default dtype and
     batch/seq/kv_len to its defaults. ``seq`` applies to prefill and forward phases of
     sequence models, ``kv_len`` (context length including the current token) to decode.
+    ``attention`` is ``"sdpa"`` (one fused attention node) or ``"eager"`` (the unfused
+    matmul-softmax-matmul chain; see :mod:`.layers`).
     """
     spec = get_model(name)
     if config not in spec.configs:
@@ -211,7 +214,9 @@ def build(
     dtype_name, torch_dtype = _resolve_dtype(spec.default_dtype if dtype is None else dtype)
     device = torch.device(device)
 
-    with _construction(device, torch_dtype):
+    from .layers import attention_implementation
+
+    with _construction(device, torch_dtype), attention_implementation(attention):
         module, args = spec.factory(cfg, phase, batch, seq, kv_len, torch_dtype, device)
     module = module.to(dtype=torch_dtype).eval()
 
@@ -223,6 +228,8 @@ def build(
     else:
         shape = f"image={cfg.image_size}"
     description = f"{label} {phase} batch={batch} {shape} {dtype_name}"
+    if attention != "sdpa":
+        description += f" attention={attention}"
     return Workload(spec, config, phase, batch, seq, kv_len, dtype_name, module, args, description)
 
 

@@ -6,6 +6,11 @@
 candidate with its reason, the precision flags (matrix nodes whose new dtype has no peak of its
 own on the target) and, for a sweep, one row of totals per value of the swept field.
 
+Fusion rules run in a fixed order, each on the graph the previous one returned: user-named groups
+(passes/fuse_named.py), attention (passes/fuse_attention.py), then GEMM/conv epilogues, norms and
+elementwise chains (passes/fuse_chains.py); `--fuse auto` is all four rules. Earlier rules take the
+larger kernels first, so a residual add joins its GEMM's epilogue before a norm or a chain can claim it.
+
 The input graph is never mutated: every rewrite returns a new `Graph`. A sweep counts the rewritten
 graph once and projects it once per value (capture and counting are the slow parts).
 
@@ -21,12 +26,15 @@ from typing import Any, Mapping, Optional
 from graphperf.errors import UsageError
 from graphperf.ir import Graph
 
-from .fuse_elementwise import fuse_elementwise
+from .fuse_attention import fuse_attention
+from .fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
+from .fuse_named import fuse_named
 from .precision import no_peak_nodes, rewrite_precision
 
-__all__ = ["FUSE_CHOICES", "WhatIfResult", "parse_fuse", "parse_sweep", "rewrite", "sweep", "whatif"]
+__all__ = ["FUSE_CHOICES", "FUSE_RULES", "WhatIfResult", "parse_fuse", "parse_sweep", "rewrite", "sweep", "whatif"]
 
-FUSE_CHOICES = ("none", "elementwise")
+FUSE_RULES = ("attention", "epilogue", "norm", "elementwise")  # the order they run in
+FUSE_CHOICES = ("none", "auto", *FUSE_RULES)
 _MAX_SWEEP_POINTS = 1000
 
 
@@ -44,13 +52,15 @@ class WhatIfResult:
 
 
 def parse_fuse(text: str) -> list[str]:
-    """`none` -> []; `elementwise` -> ["elementwise"]; anything else: UsageError."""
+    """`none` -> []; `auto` -> every rule; `epilogue,norm` -> those rules, in the order they run."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     bad = [p for p in parts if p not in FUSE_CHOICES]
     if bad or not parts:
-        raise UsageError(f"--fuse {text!r}: choose from {', '.join(FUSE_CHOICES)} (epilogue, norm and attention "
-                         "fusion are not implemented yet)")
-    return [p for p in parts if p != "none"]
+        raise UsageError(f"--fuse {text!r}: choose none, auto, or a comma-separated list of "
+                         f"{', '.join(FUSE_RULES)}")
+    if "auto" in parts:
+        return list(FUSE_RULES)
+    return [r for r in FUSE_RULES if r in parts]
 
 
 def parse_sweep(text: str) -> tuple[str, list[float]]:
@@ -76,8 +86,13 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
     return key, [start + i * step for i in range(n)]
 
 
-def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | None = None):
-    """canonicalize -> precision -> fusion; returns (new graph, rewrites, refused)."""
+def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | None = None, target=None,
+            groups: list[list[str]] = ()):
+    """canonicalize -> precision -> named groups -> fusion rules; returns (new graph, rewrites, refused).
+
+    `target` bounds the on-chip tiles of attention and norm kernels (passes/fuse_attention.py,
+    passes/fuse_chains.py); without one those checks are skipped (norm) or refuse (attention).
+    """
     from .canonicalize import canonicalize
 
     g = canonicalize(graph).graph
@@ -87,12 +102,18 @@ def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | N
         res = rewrite_precision(g, precision)
         g = res.graph
         rewrites.append(res.to_dict(precision))
-    if "elementwise" in fuse:
-        res = fuse_elementwise(g)
+    passes = [lambda x, t: fuse_named(x, list(groups))] if groups else []
+    passes += [_FUSE_PASSES[rule] for rule in FUSE_RULES if rule in fuse]
+    for run in passes:
+        res = run(g, target)
         g = res.graph
         rewrites.append(res.to_dict())
         refused.extend(res.refused)
     return g, rewrites, refused
+
+
+_FUSE_PASSES = {"attention": fuse_attention, "epilogue": fuse_epilogue, "norm": fuse_norm,
+                "elementwise": fuse_elementwise}
 
 
 def sweep(graph: Graph, target, key: str, values: list[float]) -> dict:
@@ -119,13 +140,13 @@ def sweep(graph: Graph, target, key: str, values: list[float]) -> dict:
 
 def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = (),
            precision: Mapping[str, str] | None = None, sets: Mapping[str, str] | None = None,
-           sweep_spec: tuple[str, list[float]] | None = None) -> WhatIfResult:
+           sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = ()) -> WhatIfResult:
     from graphperf.count import count
     from graphperf.pipeline import analyze_graph
 
     before = analyze_graph(graph, target, dict(model))
     after_target = target.with_overrides(**dict(sets)) if sets else target
-    new, rewrites, refused = rewrite(graph, list(fuse), precision)
+    new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups)
     if sets:
         rewrites.append({"rewrite": "set", "fields": dict(sets)})
     after = analyze_graph(new, after_target, {**model, "whatif": [r["rewrite"] for r in rewrites]})

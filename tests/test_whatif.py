@@ -20,11 +20,13 @@ from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType, Value
 from graphperf.ops import canonical
 from graphperf.passes.canonicalize import canonicalize
-from graphperf.passes.fuse_elementwise import fuse_elementwise
+from graphperf.passes.fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
 from graphperf.passes.precision import parse_precision, rewrite_precision
-from graphperf.passes.whatif import parse_fuse, parse_sweep, sweep, whatif
+from graphperf.passes.whatif import FUSE_RULES, parse_fuse, parse_sweep, rewrite, sweep, whatif
 from graphperf.pipeline import ModelRequest, load_graph
 from graphperf.target import load_target
+
+from .random_graphs import random_graph
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -40,60 +42,20 @@ def totals(g: Graph) -> tuple[int, int, int, int]:
             sum(c.transcendentals for c in costs), sum(c.bytes for c in costs))
 
 
-UNARY, BINARY = ("relu", "silu", "exp", "neg", "gelu", "sigmoid"), ("add", "mul", "sub", "maximum")
-
-
-def random_graph(seed: int, n_nodes: int = 25) -> Graph:
-    """A random DAG of elementwise (unary, binary, with broadcast rows) and matmul nodes."""
-    rng = random.Random(seed)
-    dtype = rng.choice(("float32", "bfloat16"))
-    rows = rng.choice((1, 4, 32))
-    widths = (8, 16)
-    values: dict[str, Value] = {}
-    live: list[str] = []
-
-    def new(name, shape, kind="activation", producer=None):
-        values[name] = Value(name, TensorType(shape, dtype), kind, producer)
-        return name
-
-    for i in range(rng.randint(1, 3)):
-        live.append(new(f"x{i}", (rows, rng.choice(widths)), "input"))
-    nodes: list[Node] = []
-    for i in range(n_nodes):
-        name = f"n{i}"
-        kind = rng.random()
-        a = rng.choice(live)
-        shape = values[a].type.shape
-        if kind < 0.2:  # matmul with a weight: may change the iteration space
-            w = new(f"w{i}", (shape[1], rng.choice(widths)), "weight")
-            out = new(f"v{i}", (rows, values[w].type.shape[1]), producer=name)
-            nodes.append(Node(name, canonical("matmul"), "mm", (a, w), (out,)))
-        elif kind < 0.55:
-            op = rng.choice(UNARY)
-            out = new(f"v{i}", shape, producer=name)
-            nodes.append(Node(name, canonical(op), op, (a,), (out,)))
-        else:
-            op = rng.choice(BINARY)
-            same = [v for v in live if values[v].type.shape == shape]
-            b = rng.choice(same) if rng.random() < 0.8 else new(f"r{i}", (1, shape[1]), "weight")
-            out = new(f"v{i}", shape, producer=name)
-            nodes.append(Node(name, canonical(op), op, (a, b), (out,)))
-        live.append(out)
-    read = {v for n in nodes for v in n.inputs}
-    outputs = [v for v in live if values[v].producer and (v not in read or rng.random() < 0.1)]
-    return Graph(f"random{seed}", nodes, values, outputs)
-
-
 SEEDS = range(200)
 
 # -- fusion ------------------------------------------------------------------------------------------
 
 
+CHAIN_RULES = {"elementwise": fuse_elementwise, "epilogue": fuse_epilogue, "norm": fuse_norm}
+
+
+@pytest.mark.parametrize("rule", sorted(CHAIN_RULES))
 @pytest.mark.parametrize("seed", SEEDS)
-def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(seed):
+def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(seed, rule):
     g = random_graph(seed)
     before = snapshot(g)
-    res = fuse_elementwise(g)
+    res = CHAIN_RULES[rule](g, load_target("h100"))
     assert snapshot(g) == before  # the input is not mutated
     flops, mflops, trans, moved = totals(g)
     f2, m2, t2, moved2 = totals(res.graph)
@@ -106,12 +68,29 @@ def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(seed):
     assert len(fused) == len(res.groups)
     for n in fused:
         members = set(n.attrs["members"])
-        assert len(members) >= 2
+        assert len(members) >= 2 and n.attrs["rule"] == rule
         for v in n.outputs:  # materialised outputs are read outside the group or are graph outputs
             readers = {m.name for m in g.nodes if v in m.inputs}
             assert v in g.outputs or readers - members
+        ops = n.attrs["member_ops"]
+        if rule == "epilogue":
+            assert sum(op == "matmul" for op in ops) == 1
+        if rule == "norm":
+            assert any(op in ("reduce_mean", "reduce_max", "softmax") for op in ops)
     for r in res.refused:
-        assert r["reason"] and r["kind"] in ("cycle", "iteration_space", "joined_another_group", "uncounted")
+        assert r["reason"] and r["kind"] in ("cycle", "iteration_space", "joined_another_group", "uncounted",
+                                             "capacity")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_all_rules_in_sequence_conserve_flops_and_never_add_bytes(seed):
+    g = random_graph(seed)
+    before = snapshot(g)
+    new, rewrites, _ = rewrite(g, list(FUSE_RULES), target=load_target("h100"))
+    assert snapshot(g) == before
+    assert totals(new)[:3] == totals(g)[:3] and totals(new)[3] <= totals(g)[3]
+    assert nx.is_directed_acyclic_graph(new.digraph())
+    assert [r["rule"] for r in rewrites] == list(FUSE_RULES)
 
 
 def test_fusion_bytes_are_the_groups_external_io():
@@ -274,7 +253,8 @@ def test_set_changes_the_target_of_the_after_report_only(tiny_decode):
     (lambda: parse_sweep("hbm_gbps=1:2"), "expected FIELD=START:STOP:STEP"),
     (lambda: parse_sweep("hbm_gbps=a:2:1"), "must be numbers"),
     (lambda: parse_sweep("hbm_gbps=5:1:1"), "STOP >= START"),
-    (lambda: parse_fuse("attention"), "choose from none, elementwise"),
+    (lambda: parse_fuse("flash"), "choose none, auto, or a comma-separated list of attention, epilogue"),
+    (lambda: parse_fuse(","), "choose none, auto"),
     (lambda: parse_sweep("allow_tf32=0:1:1"), "not a numeric target field"),
 ])
 def test_bad_specs_raise_usage_errors(call, match):
@@ -287,7 +267,7 @@ def test_parse_sweep_includes_stop():
 
 
 @pytest.mark.parametrize("argv", [
-    ["--precision", "weights=fp7"], ["--fuse", "epilogue"], ["--sweep", "bogus=1:2:1"],
+    ["--precision", "weights=fp7"], ["--fuse", "epilogue,flash"], ["--group", " , "], ["--sweep", "bogus=1:2:1"],
     ["--set", "hbm=1"], ["--sweep", "hbm_gbps=1:2"], ["--target", "nope"],
 ])
 def test_cli_usage_errors_are_one_line_exit_2(capsys, argv):
@@ -315,3 +295,20 @@ def test_cli_table_renders(capsys):
     code = main(["whatif", "llama3-8b", "--config", "tiny", "--phase", "decode", "--fuse", "elementwise"])
     out, _ = capsys.readouterr()
     assert code == 0 and "what-if" in out and "fused" in out
+
+
+def test_cli_fuse_auto_runs_every_rule_in_order_and_reports_refusals(capsys):
+    code = main(["whatif", "llama3-8b", "--config", "tiny", "--attention", "eager", "--fuse", "auto",
+                 "--group", "layers.0.mlp*", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    fuses = [r for r in doc["rewrites"] if r["rewrite"] == "fuse"]
+    assert [r["rule"] for r in fuses] == ["named", *FUSE_RULES]
+    assert all(r["groups_formed"] > 0 for r in fuses)
+    assert doc["before"]["model"]["description"].endswith("attention=eager")
+    assert doc["after"]["totals"]["flops"] == doc["before"]["totals"]["flops"]
+    assert all(r["reason"] and r["rule"] for r in doc["refused"])
+    code = main(["whatif", "llama3-8b", "--config", "tiny", "--attention", "eager", "--fuse", "auto"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "fusion (attention): 2 groups" in out

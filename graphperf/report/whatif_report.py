@@ -16,7 +16,7 @@ from rich.table import Table
 from .json_report import report_to_dict
 from .units import seconds, si
 
-__all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif"]
+__all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif", "refused_where"]
 
 WHATIF_SCHEMA = "graphperf.whatif/1"
 
@@ -29,6 +29,17 @@ def whatif_to_dict(result) -> dict[str, Any]:
 
 def whatif_to_json(result) -> str:
     return json.dumps(whatif_to_dict(result), indent=1, allow_nan=False) + "\n"
+
+
+def refused_where(r: dict) -> str:
+    """Where a refused candidate sat: `producer -> consumer`, or its group/nodes."""
+    if "producer" in r:
+        return f"{r['producer']} -> {r['consumer']}"
+    if "node" in r:
+        return str(r["node"])
+    nodes = r.get("nodes") or []
+    shown = ", ".join(nodes[:4]) + (f", ... ({len(nodes)} nodes)" if len(nodes) > 4 else "")
+    return f"{r['group']!r}: {shown}" if "group" in r else shown
 
 
 def _ratio(d) -> str:
@@ -70,7 +81,7 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
         console.print(f"refused {len(result.refused)} candidates: "
                       + "; ".join(f"{k} x{n}" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])))
         for r in result.refused[:top]:
-            console.print(f"  {r['producer']} -> {r['consumer']}: {r['reason']}")
+            console.print(f"  [{r['rule']}] {refused_where(r)}: {r['reason']}")
     if result.flags:
         console.print(f"no peak: {len(result.flags)} matrix nodes; e.g. {result.flags[0]['reason']}")
     if result.sweep:

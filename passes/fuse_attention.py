@@ -1,0 +1,142 @@
+"""Attention fusion: an unfused QK^T -> scale/mask -> softmax -> PV chain becomes one flash-style kernel.
+
+Pattern, anchored on each `softmax` node whose output space is the score space ``n``:
+
+- backwards from the softmax input, through pointwise nodes over ``n`` elements (scale, additive
+  mask, cast), to the matmul that produced the scores (``QK``: output of ``n`` elements);
+- forwards from the softmax output, through pointwise nodes over ``n`` elements (cast, dropout) each
+  read once, to the matmul that reads the probabilities as its first operand (``PV``).
+
+The group {QK, chain, softmax, chain, PV} is fused when it is legal (passes/fusion.py: every member
+counted, no cycle) and when:
+
+- no score or probability tensor is read outside the group or is a graph output (kind
+  ``scores_escape``): a flash kernel never writes them, so a graph that needs them cannot use one;
+- its on-chip tiling fits the target (kind ``capacity``; ``capacity_unknown`` when the target gives no
+  ``onchip_sram_per_unit_kb``). The kernel keeps, per compute unit, a query tile ``Br x d``, a key
+  tile ``Bc x d`` and a value tile ``Bc x dv`` in the input dtype, the ``Br x Bc`` score tile and the
+  ``Br x dv`` output accumulator in float32, and two float32 row statistics (running max and sum)::
+
+      onchip_bytes(Br, Bc) = (Br*d + Bc*d + Bc*dv) * itemsize + 4 * (Br*Bc + Br*dv + 2*Br)
+
+  The largest square tile ``Br = Bc`` in (128, 64, 32, 16) that fits is chosen and recorded in the
+  fused node's ``attrs["flash_tile"]``; FlashAttention-2 uses 64..128 (Dao 2023, sec. 3.3).
+
+Bytes then follow from the shared materialisation: q, k, v and the mask (if any) are read once and the
+output written once; the score traffic disappears. FLOPs are the members' sum: the masked half of a
+causal score matrix that the unfused graph computes is still counted (a kernel that skips masked
+blocks would do about half the score work; graphperf does not assume it). K/V heads repeated for
+grouped-query attention (``repeat_kv`` copies) stay outside the group.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from graphperf.dtypes import itemsize_bits
+from graphperf.ir import Graph, Node
+
+from .fuse_chains import is_pointwise
+from .fusion import FusionResult, Grouper
+
+__all__ = ["fuse_attention", "onchip_bytes", "TILE_CANDIDATES"]
+
+TILE_CANDIDATES = (128, 64, 32, 16)
+
+
+def onchip_bytes(br: int, bc: int, d: int, dv: int, itemsize: int) -> int:
+    """On-chip bytes of one flash-attention work unit (see the module docstring)."""
+    return (br * d + bc * d + bc * dv) * itemsize + 4 * (br * bc + br * dv + 2 * br)
+
+
+def _is(node: Node, name: str) -> bool:
+    return node.op.domain == "graphperf" and node.op.name == name
+
+
+def _numel(values, name: Optional[str]) -> Optional[int]:
+    return None if name is None else values[name].type.numel
+
+
+def _back_to_scores(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
+    """[QK, pointwise..., ] from the softmax input back to the score matmul (breadth first), or None."""
+    values = g.values
+    start = softmax.inputs[0]
+    queue: list[tuple[str, list[str]]] = [(start, [])]
+    seen: set[str] = set()
+    while queue:
+        value, path = queue.pop(0)
+        p = values[value].producer
+        if p is None or p in seen:
+            continue
+        seen.add(p)
+        node = g.by_name[p]
+        if _is(node, "matmul") and _numel(values, node.outputs[0]) == n:
+            return [p, *path]
+        if is_pointwise(node) and _numel(values, node.outputs[0]) == n:
+            queue.extend((v, [p, *path]) for v in node.inputs if v is not None and _numel(values, v) == n)
+    return None
+
+
+def _forward_to_pv(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
+    """[pointwise..., PV] from the softmax output to the matmul reading it as operand 0, or None."""
+    value, path = softmax.outputs[0], []
+    while True:
+        users = g.consumers.get(value, ())
+        if len(users) != 1:
+            return None
+        node = g.by_name[next(iter(users))]
+        if _is(node, "matmul") and node.inputs[0] == value:
+            return [*path, node.name]
+        if not (is_pointwise(node) and _numel(g.values, node.outputs[0]) == n):
+            return None
+        path.append(node.name)
+        value = node.outputs[0]
+
+
+def fuse_attention(graph: Graph, target=None) -> FusionResult:
+    g = Grouper(graph, "attention")
+    values = graph.values
+    graph_outputs = set(graph.outputs)
+    cap_kb = getattr(target, "onchip_sram_per_unit_kb", None) if target is not None else None
+    for node in graph.nodes:
+        if not _is(node, "softmax") or node.name in g.group_of or not node.outputs:
+            continue
+        n = _numel(values, node.outputs[0])
+        before = _back_to_scores(g, node, n)
+        after = _forward_to_pv(g, node, n)
+        if before is None or after is None:
+            continue  # a softmax that is not the middle of an attention chain
+        members = [*before, node.name, *after]
+        where = {"nodes": members}
+        if any(m in g.group_of for m in members):
+            g.refuse("joined_another_group", f"{members[0]} already belongs to another attention group", **where)
+            continue
+        pv = g.by_name[after[-1]]
+        escaped = [(v, u) for m in members[:-1] for v in g.by_name[m].outputs
+                   for u in sorted(g.consumers.get(v, ())) if u not in members] + \
+                  [(v, "graph output") for m in members[:-1] for v in g.by_name[m].outputs if v in graph_outputs]
+        if escaped:
+            v, u = escaped[0]
+            g.refuse("scores_escape", f"{v} is read by {u}: a flash kernel never materialises scores", **where)
+            continue
+        bad = g.check(set(members))
+        if bad is not None:
+            g.refuse(*bad, **where)
+            continue
+        q, v = values[g.by_name[before[0]].inputs[0]].type, values[pv.inputs[1]].type
+        d, dv, item = q.shape[-1], v.shape[-1], max(itemsize_bits(q.dtype) // 8, 1)
+        if cap_kb is None:
+            g.refuse("capacity_unknown", "the target gives no onchip_sram_per_unit_kb to check the flash tiling "
+                     "against; set one with --set onchip_sram_per_unit_kb=N", **where)
+            continue
+        cap = int(cap_kb * 1024)
+        fits = [b for b in TILE_CANDIDATES if onchip_bytes(b, b, d, dv, item) <= cap]
+        if not fits:
+            g.refuse("capacity", f"head dims d={d}, dv={dv}: even a {TILE_CANDIDATES[-1]}x{TILE_CANDIDATES[-1]} "
+                     f"tile needs {onchip_bytes(16, 16, d, dv, item)} B > {cap} B on chip", **where)
+            continue
+        b = fits[0]
+        g.add(members, kernel="flash_attention",
+              flash_tile={"block_q": b, "block_kv": b, "onchip_bytes": onchip_bytes(b, b, d, dv, item),
+                    "onchip_capacity_bytes": cap})
+    return g.result()
