@@ -251,11 +251,12 @@ def profile(model, output, dims, runs, warmup, threads, optimization):
 @click.option("--target", "-t", required=True, help="Target name or a .toml file.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of the model.")
-@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               help="Also write a Chrome/Perfetto trace with measured and projected tracks.")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Outlier rows shown.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Outlier rows shown (html: 20 unless given).")
 def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, top):
     """Compare MODEL's (.onnx) projection on TARGET with a measured onnxruntime profile, node by node."""
     import json
@@ -279,6 +280,12 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
         write_trace(result, trace_path)
     if fmt == "json":
         _emit(json.dumps(result.to_dict(top), indent=1) + "\n", output)
+    elif fmt == "html":
+        from .report.html_correlate import DEFAULT_TOP, render_correlate_html
+
+        source = click.get_current_context().get_parameter_source("top")
+        _emit(render_correlate_html(result, top=DEFAULT_TOP if source == click.core.ParameterSource.DEFAULT else top),
+              output)
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_correlation(result, _console(fh), top)
@@ -295,10 +302,11 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
               help="Rewrite dtypes: weights, activations, kv (e.g. weights=fp8,activations=bf16,kv=fp8).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Change a target field after (repeatable).")
 @click.option("--sweep", metavar="FIELD=START:STOP:STEP", help="Project the rewritten graph over a target field's range.")
-@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
 @_workload_options
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Rows in table views.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Rows in table views (html: bar pairs per chart, 30 unless given).")
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
            top, groups=(), attention="sdpa"):
     """Rewrite MODEL (fusion, precision) and/or change the target, and compare the projection before and after."""
@@ -329,9 +337,18 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
                             groups=named)
     if fmt == "json":
         _emit(whatif_to_json(result), output)
+    elif fmt == "html":
+        from .report.html_whatif import DEFAULT_TOP, render_whatif_html
+
+        source = click.get_current_context().get_parameter_source("top")
+        _emit(render_whatif_html(result, top=DEFAULT_TOP if source == click.core.ParameterSource.DEFAULT else top),
+              output)
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_whatif(result, _console(fh), top)
+
+
+cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -16,11 +16,11 @@ Guarantees:
 - it reads the report and computes no costs: the only derived figures are display ratios
   (achieved FLOP/s = flops / latency_s, shares) and the target's ceilings (peak x efficiency).
 
-Adding a section (the `whatif` and `correlate` commands will): write a function returning a
-`html_assets.Section` from the building blocks in `html_assets` (before/after bars per fusion
-group with `hbar_chart`, the refused rewrites with their reasons in `table`; a projected-vs-measured
-scatter on `LogScale` + `loglog_frame` with the y=x line, the 2x band and the error statistics),
-and pass the sections to `render_sections`.
+Adding a section: write a function returning a `html_assets.Section` from the building blocks in
+`html_assets` (`hbar_chart`, `paired_bars`, `line_chart`, `table`, `LogScale` + `loglog_frame`) and
+pass the sections to `render_sections` (or `html_assets.document` with the page's JSON schema); report/html_whatif.py (before/after bars per fusion group,
+refused rewrites, sweep chart) and report/html_correlate.py (projected-vs-measured log-log scatter
+with y=x and the 2x band, error statistics) are built that way.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Optional, Sequence, Union
 
-from .. import __version__
 from ..target import FIGURE_FIELDS
-from .html_assets import (BOUND_COLOURS, OP_PALETTE, LogScale, Section, bar_cell, esc, hbar_chart, kv_table,
-                          loglog_frame, page, pct, sort_key, table)
+from .html_assets import (BOUND_COLOURS, OP_PALETTE, LogScale, Section, bar_cell, document, esc, hbar_chart,
+                          kv_table, loglog_frame, pct, sort_key, table)
 from .model import SCHEMA, NodeRecord, Report
 from .units import seconds, si
 
@@ -72,11 +71,7 @@ def render_html(reports: Union[Report, Sequence[Report]], *, top: int = DEFAULT_
 
 def render_sections(title: str, sections: Sequence[Section], *, fragment: bool = False) -> str:
     """Header, navigation, the sections and a footer, wrapped in the self-contained page."""
-    nav = " ".join(f'<a href="#{escape(s.id)}">{escape(s.nav or s.title)}</a>' for s in sections)
-    head = f"<header>\n<h1>{escape(title)}</h1>\n<nav>{nav}</nav>\n</header>\n"
-    foot = (f'<p class="note">graphperf {escape(__version__)}; figures as in the JSON report ({SCHEMA}); '
-            "a static page: nothing is fetched, tables and charts work without JavaScript.</p>\n")
-    return page(title, [head, *(s.html() for s in sections), foot], fragment=fragment)
+    return document(title, sections, SCHEMA, fragment=fragment)
 
 
 def report_sections(report: Report, *, top: int = DEFAULT_TOP, colours: Optional[dict[str, str]] = None,

@@ -1,6 +1,6 @@
 """Building blocks of graphperf's HTML pages: inline CSS and JS, palettes, the page shell, and the
 table and SVG chart primitives every page uses (`graphperf.report.html` builds the analyze report
-from them; the whatif and correlate pages will too).
+from them, `html_whatif` and `html_correlate` the what-if and correlate pages).
 
 Everything here is a constant or a pure function of its arguments, so a page built from the same
 sections is byte-identical. Callers pass cell contents already escaped (`esc`); titles and labels
@@ -11,7 +11,8 @@ the network. Every rule is scoped under ``.gp`` so a fragment (`page(..., fragme
 The script only *enhances* a page that is complete without it: it makes ``table.sortable``
 headers sort on click and records a self-check on ``<html>`` for tests and benchmarks:
 ``data-gp-status="ok"`` once it ran, ``data-gp-points`` (the number of ``circle.pt`` in each
-``svg.gp-scatter``, comma-separated), ``data-gp-errors`` (uncaught errors, if any) and
+``svg.gp-scatter``, comma-separated), ``data-gp-pairs`` (the number of ``g.pair`` in each
+``svg.gp-pairs``, comma-separated), ``data-gp-errors`` (uncaught errors, if any) and
 ``data-gp-load-ms`` (navigation start to the load event).
 """
 
@@ -25,7 +26,8 @@ from typing import Iterable, Optional, Sequence
 from .units import seconds, si
 
 __all__ = ["CSS", "JS", "OP_PALETTE", "OTHER_COLOUR", "BOUND_COLOURS", "page", "Section", "esc", "sort_key", "pct",
-           "table", "kv_table", "bar_cell", "LogScale", "loglog_frame", "hbar_chart"]
+           "table", "kv_table", "bar_cell", "LogScale", "loglog_frame", "hbar_chart", "paired_bars", "line_chart",
+           "nice_ticks", "document"]
 
 #: Colours for the op classes ranked by time (Tableau 10 order, then two more); the rest is OTHER.
 OP_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -84,6 +86,20 @@ CSS = """\
 .gp svg circle.pt{fill-opacity:.72;stroke:#fff;stroke-width:.6}
 .gp svg circle.pt:hover{stroke:#000;stroke-width:2;fill-opacity:1}
 .gp svg rect.seg:hover{opacity:.8}
+.gp .before{fill:#a0a0a0;background:#a0a0a0}
+.gp .after{fill:#4e79a7;background:#4e79a7}
+.gp svg .band{fill:#59a14f;fill-opacity:.12;stroke:none}
+.gp svg .diag{stroke:#1d2433;stroke-width:1.2;fill:none}
+.gp svg .diag.x2{stroke:#59a14f;stroke-dasharray:5 4}
+.gp svg .line{fill:none;stroke-width:2}
+.gp svg .line.dash{stroke-dasharray:6 4;stroke-width:1.5}
+.gp svg .s0{stroke:#4e79a7}.gp svg circle.s0{fill:#4e79a7}
+.gp svg .s1{stroke:#f28e2b}.gp svg circle.s1{fill:#f28e2b}
+.gp svg .s2{stroke:#59a14f}.gp svg circle.s2{fill:#59a14f}
+.gp svg circle.mark{stroke:#fff;stroke-width:.8}
+.gp .lk{display:inline-block;width:18px;height:0;border-top:2px solid;margin:0 4px 0 10px;vertical-align:3px}
+.gp .lk.s0{border-color:#4e79a7}.gp .lk.s1{border-color:#f28e2b}.gp .lk.s2{border-color:#59a14f}
+.gp .lk.dash{border-top-style:dashed}
 """ + _colour_rules() + "\n"
 
 
@@ -132,6 +148,10 @@ JS = """\
       return svg.querySelectorAll('circle.pt').length;
     });
     root.setAttribute('data-gp-points', counts.join(','));
+    var pairs = Array.prototype.map.call(document.querySelectorAll('.gp svg.gp-pairs'), function (svg) {
+      return svg.querySelectorAll('g.pair').length;
+    });
+    root.setAttribute('data-gp-pairs', pairs.join(','));
     root.setAttribute('data-gp-status', 'ok');
   } catch (e) {
     note(e);
@@ -240,17 +260,21 @@ class LogScale:
         return [10.0 ** e for e in range(self.e0, self.e1 + 1, step)]
 
 
-def loglog_frame(x: LogScale, y: LogScale, x_title: str, y_title: str, x_unit: str = "", y_unit: str = "") -> str:
-    """Grid lines, axes, decade tick labels and axis titles of a log-log chart (SVG fragment)."""
+def loglog_frame(x: LogScale, y: LogScale, x_title: str, y_title: str, x_unit: str = "", y_unit: str = "",
+                 fmt=None) -> str:
+    """Grid lines, axes, decade tick labels and axis titles of a log-log chart (SVG fragment). Tick labels
+    are `si(value, unit)`, or `fmt(value)` when given (e.g. `seconds`)."""
     parts = []
     for v in x.ticks():
         px = x(v)
+        label = fmt(v) if fmt else si(v, x_unit)
         parts.append(f'<line class="grid" x1="{px:.1f}" y1="{y.px1:.1f}" x2="{px:.1f}" y2="{y.px0:.1f}"/>'
-                     f'<text x="{px:.1f}" y="{y.px0 + 16:.1f}" text-anchor="middle">{esc(si(v, x_unit))}</text>')
+                     f'<text x="{px:.1f}" y="{y.px0 + 16:.1f}" text-anchor="middle">{esc(label)}</text>')
     for v in y.ticks():
         py = y(v)
+        label = fmt(v) if fmt else si(v, y_unit)
         parts.append(f'<line class="grid" x1="{x.px0:.1f}" y1="{py:.1f}" x2="{x.px1:.1f}" y2="{py:.1f}"/>'
-                     f'<text x="{x.px0 - 6:.1f}" y="{py + 4:.1f}" text-anchor="end">{esc(si(v, y_unit))}</text>')
+                     f'<text x="{x.px0 - 6:.1f}" y="{py + 4:.1f}" text-anchor="end">{esc(label)}</text>')
     parts.append(f'<rect class="axis" x="{x.px0:.1f}" y="{y.px1:.1f}" width="{x.px1 - x.px0:.1f}" '
                  f'height="{y.px0 - y.px1:.1f}"/>')
     parts.append(f'<text x="{(x.px0 + x.px1) / 2:.1f}" y="{y.px0 + 36:.1f}" text-anchor="middle">{esc(x_title)}</text>')
@@ -277,3 +301,102 @@ def hbar_chart(rows: Sequence[tuple[str, Sequence[tuple[float, str, str]]]], fmt
             xx += value * scale
         out.append(f'<text x="{xx + 6:.1f}" y="{yy + 15}">{esc(fmt(sum(v for v, _, _ in segs)))}</text>')
     return "\n".join(out) + "\n</svg>\n"
+
+
+def paired_bars(rows: Sequence[tuple[str, Optional[float], Optional[float], str]], fmt=seconds,
+                names: tuple[str, str] = ("before", "after"), width: int = 860) -> str:
+    """Before/after bars: rows of (label, before, after, tooltip), one ``g.pair`` per row on one linear
+    scale. A value of None is unknown: no bar, the word "unknown" (never drawn as zero)."""
+    left, right, row_h, bar_h = 270, 170, 30, 10
+    biggest = max((v for _, b, a, _ in rows for v in (b, a) if v is not None), default=0.0) or 1.0
+    scale = (width - left - right) / biggest
+    height = row_h * len(rows) + 8
+    out = [f'<svg class="gp-pairs" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'data-expected-pairs="{len(rows)}" xmlns="http://www.w3.org/2000/svg">']
+    for i, (label, before, after, tip) in enumerate(rows):
+        yy = 4 + i * row_h
+        short = label if len(label) <= 36 else label[:35] + "\u2026"  # the tooltip holds it whole
+        out.append(f'<g class="pair"><title>{esc(tip)}</title>'
+                   f'<text x="{left - 8}" y="{yy + 15}" text-anchor="end">{esc(short)}</text>')
+        for k, (value, cls) in enumerate(((before, "before"), (after, "after"))):
+            by = yy + 2 + k * (bar_h + 2)
+            text = f"{names[k]} {fmt(value)}" if value is not None else f"{names[k]} unknown"
+            w = 0.0 if value is None else value * scale
+            if w > 0:
+                out.append(f'<rect class="seg {cls}" x="{left}" y="{by}" width="{w:.1f}" height="{bar_h}"/>')
+            out.append(f'<text x="{left + w + 6:.1f}" y="{by + 9}">{esc(text)}</text>')
+        out.append("</g>")
+    return "\n".join(out) + "\n</svg>\n"
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2, 2.5, 5 x 10^k steps) covering [lo, hi] with at most about `count` steps."""
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / count
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if (hi - lo) / (m * mag) <= count)
+    first = math.floor(lo / step + 1e-9) * step
+    ticks, k = [], 0
+    while first + k * step <= hi + step * 1e-9:
+        ticks.append(float(f"{first + k * step:.10g}"))
+        k += 1
+    if ticks[-1] < hi:
+        ticks.append(float(f"{first + k * step:.10g}"))
+    return ticks
+
+
+def line_chart(xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[Optional[float]]]], x_title: str,
+               y_title: str, x_fmt=lambda v: f"{v:g}", y_fmt=seconds, width: int = 860, height: int = 380) -> str:
+    """Lines over one linear x axis: `series` are (name, css classes, y per x); y starts at 0. Every point
+    is a ``circle.mark`` with a tooltip; a None y leaves a gap in its line."""
+    box = (96, 14, width - 24, height - 52)  # left, top, right, bottom
+    ys = [y for _, _, vals in series for y in vals if y is not None]
+    xt = nice_ticks(min(xs), max(xs)) if len(set(xs)) > 1 else [xs[0] - 1, xs[0], xs[0] + 1]
+    yt = nice_ticks(0.0, max(ys, default=0.0) or 1.0)
+
+    def px(v: float) -> float:
+        return box[0] + (v - xt[0]) / (xt[-1] - xt[0]) * (box[2] - box[0])
+
+    def py(v: float) -> float:
+        return box[3] - (v - yt[0]) / (yt[-1] - yt[0]) * (box[3] - box[1])
+
+    out = [f'<svg class="gp-line" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'xmlns="http://www.w3.org/2000/svg">']
+    for v in xt:
+        out.append(f'<line class="grid" x1="{px(v):.1f}" y1="{box[1]}" x2="{px(v):.1f}" y2="{box[3]}"/>'
+                   f'<text x="{px(v):.1f}" y="{box[3] + 16}" text-anchor="middle">{esc(x_fmt(v))}</text>')
+    for v in yt:
+        out.append(f'<line class="grid" x1="{box[0]}" y1="{py(v):.1f}" x2="{box[2]}" y2="{py(v):.1f}"/>'
+                   f'<text x="{box[0] - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{esc(y_fmt(v))}</text>')
+    out.append(f'<rect class="axis" x="{box[0]}" y="{box[1]}" width="{box[2] - box[0]}" height="{box[3] - box[1]}"/>')
+    out.append(f'<text x="{(box[0] + box[2]) / 2:.1f}" y="{box[3] + 36}" text-anchor="middle">{esc(x_title)}</text>')
+    out.append(f'<text transform="translate(14 {(box[1] + box[3]) / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle">{esc(y_title)}</text>')
+    for name, cls, vals in series:
+        runs, cur = [], []
+        for x, y in zip(xs, vals):
+            if y is None:
+                runs, cur = runs + ([cur] if cur else []), []
+            else:
+                cur.append(f"{px(x):.1f},{py(y):.1f}")
+        runs += [cur] if cur else []
+        out += [f'<polyline class="line {cls}" points="{" ".join(r)}"/>' for r in runs]
+        colour = cls.split()[0]
+        out += [f'<circle class="mark {colour}" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5">'
+                f"<title>{esc(f'{name} at {x_fmt(x)}: {y_fmt(y)}')}</title></circle>"
+                for x, y in zip(xs, vals) if y is not None]
+    legend = "".join(f'<span class="lk {cls}"></span>{esc(name)}' for name, cls, _ in series)
+    return "\n".join(out) + f'\n</svg>\n<div class="legend">{legend}</div>\n'
+
+
+def document(title: str, sections: Sequence[Section], schema: str, *, fragment: bool = False) -> str:
+    """Header (title, navigation), the sections and a footer naming the JSON schema the figures follow,
+    wrapped in the self-contained page (`page`)."""
+    from .. import __version__
+
+    nav = " ".join(f'<a href="#{escape(s.id)}">{escape(s.nav or s.title)}</a>' for s in sections)
+    head = f"<header>\n<h1>{escape(title)}</h1>\n<nav>{nav}</nav>\n</header>\n"
+    foot = (f'<p class="note">graphperf {escape(__version__)}; figures as in the JSON output ({escape(schema)}); '
+            "a static page: nothing is fetched, tables and charts work without JavaScript.</p>\n")
+    return page(title, [head, *(s.html() for s in sections), foot], fragment=fragment)
