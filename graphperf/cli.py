@@ -298,6 +298,8 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
               help="Fusion rules: attention, epilogue, norm, elementwise (auto = all, in that order).")
 @click.option("--group", "groups", multiple=True, metavar="PATTERN,...",
               help="Fuse the nodes whose names or modules match into one kernel (repeatable: one group each).")
+@click.option("--tile", metavar="auto|OP=MxNxK,...",
+              help="Tile matmul/conv/attention nodes: search (auto) or set tiles per op or node name.")
 @click.option("--precision", metavar="CLASS=DTYPE,...",
               help="Rewrite dtypes: weights, activations, kv (e.g. weights=fp8,activations=bf16,kv=fp8).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Change a target field after (repeatable).")
@@ -308,11 +310,12 @@ def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, 
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Rows in table views (html: bar pairs per chart, 30 unless given).")
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
-           top, groups=(), attention="sdpa"):
+           top, groups=(), attention="sdpa", tile=None):
     """Rewrite MODEL (fusion, precision) and/or change the target, and compare the projection before and after."""
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
     from graphperf.passes.fuse_named import parse_group
+    from graphperf.passes.tiling import parse_tile
     from graphperf.passes.whatif import whatif as run_whatif
 
     from .pipeline import load_graph
@@ -321,6 +324,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
 
     fusions = parse_fuse(fuse)
     named = [parse_group(g) for g in groups]
+    tiles = parse_tile(tile) if tile else None
     spec = parse_precision(precision) if precision else None
     overrides = _pairs(sets, "--set", as_int=False)
     sweep_spec = parse_sweep(sweep) if sweep else None
@@ -334,7 +338,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
         graph, info = load_graph(req)
     with _status(f"what-if on {len(graph)} nodes"):
         result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec,
-                            groups=named)
+                            groups=named, tile=tiles)
     if fmt == "json":
         _emit(whatif_to_json(result), output)
     elif fmt == "html":
@@ -348,6 +352,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
             render_whatif(result, _console(fh), top)
 
 
+cli.add_command(__import__("graphperf.validate.command", fromlist=["validate"]).validate)
 cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
 
 

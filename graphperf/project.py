@@ -10,6 +10,12 @@ uses TF32 only where the target allows it, otherwise the fp32 vector peak (PyTor
 matrix work keeps `matrix_efficiency` whichever unit runs it. Each transcendental costs one vector
 op. `bound` is the largest of compute, memory and launch overhead; nodes that do no work (views)
 are `free` and launch nothing; unknown nodes have no latency (None), never zero.
+
+A matmul, conv or attention node that carries ``attrs["tile"]`` (set by the tiling pass,
+passes/tiling.py) is projected with the tile model instead (passes/tile_model.py: wave-quantized
+compute, DRAM bytes from tile reuse and L2, pipeline fill and drain):
+``latency_s = max(compute_s, memory_s) + fill/drain + launch_overhead_s``; if its shapes or the
+target's unit figures cannot be modelled it falls back to the formula above. Other nodes are unchanged.
 """
 
 from __future__ import annotations
@@ -52,6 +58,13 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
             out.append(_FREE)
             continue
         node = nc.node
+        if "tile" in node.attrs:
+            from graphperf.passes.tiling import tiled_time  # the pass owns the tile model
+
+            tiled = tiled_time(graph, node, cost, target)
+            if tiled is not None:
+                out.append(tiled)
+                continue
         dtype = graph.node_dtype(node) or "float32"
         compute_s = 0.0
         matrix_dtype = ""

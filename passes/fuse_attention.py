@@ -12,15 +12,12 @@ counted, no cycle) and when:
 
 - no score or probability tensor is read outside the group or is a graph output (kind
   ``scores_escape``): a flash kernel never writes them, so a graph that needs them cannot use one;
-- its on-chip tiling fits the target (kind ``capacity``; ``capacity_unknown`` when the target gives no
-  ``onchip_sram_per_unit_kb``). The kernel keeps, per compute unit, a query tile ``Br x d``, a key
-  tile ``Bc x d`` and a value tile ``Bc x dv`` in the input dtype, the ``Br x Bc`` score tile and the
-  ``Br x dv`` output accumulator in float32, and two float32 row statistics (running max and sum)::
-
-      onchip_bytes(Br, Bc) = (Br*d + Bc*d + Bc*dv) * itemsize + 4 * (Br*Bc + Br*dv + 2*Br)
-
-  The largest square tile ``Br = Bc`` in (128, 64, 32, 16) that fits is chosen and recorded in the
-  fused node's ``attrs["flash_tile"]``; FlashAttention-2 uses 64..128 (Dao 2023, sec. 3.3).
+- its on-chip tiling fits the target: the chain is read as a flash-attention problem and every
+  candidate tile is evaluated with the tile model the `--tile` rewrite uses (passes/tile_model.py:
+  query tile, streamed K/V tiles, scores and output accumulator on chip, against
+  ``onchip_sram_per_unit_kb``); the fastest tile that fits is recorded in the fused node's
+  ``attrs["flash_tile"]`` with its on-chip bytes and the spread over the feasible tiles. Refused as
+  ``capacity`` when no candidate fits, ``capacity_unknown`` when the target lacks the figures.
 
 Bytes then follow from the shared materialisation: q, k, v and the mask (if any) are read once and the
 output written once; the score traffic disappears. FLOPs are the members' sum: the masked half of a
@@ -34,19 +31,14 @@ from __future__ import annotations
 from typing import Optional
 
 from graphperf.dtypes import itemsize_bits
-from graphperf.ir import Graph, Node
+from graphperf.ir import Graph, Node, TensorType
 
 from .fuse_chains import is_pointwise
 from .fusion import FusionResult, Grouper
+from .tile_model import Attention, spread
+from .tiling import machine_for, search
 
-__all__ = ["fuse_attention", "onchip_bytes", "TILE_CANDIDATES"]
-
-TILE_CANDIDATES = (128, 64, 32, 16)
-
-
-def onchip_bytes(br: int, bc: int, d: int, dv: int, itemsize: int) -> int:
-    """On-chip bytes of one flash-attention work unit (see the module docstring)."""
-    return (br * d + bc * d + bc * dv) * itemsize + 4 * (br * bc + br * dv + 2 * br)
+__all__ = ["fuse_attention", "flash_problem"]
 
 
 def _is(node: Node, name: str) -> bool:
@@ -93,11 +85,19 @@ def _forward_to_pv(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
         value = node.outputs[0]
 
 
+def flash_problem(q: TensorType, kt: TensorType, v: TensorType, out: TensorType, other_bytes: int) -> Attention:
+    """The unfused chain as the tile model's flash-attention problem: q [..., L, E], k^T [..., E, S],
+    v [..., S, Ev]; the masked half of causal scores is computed (the mask is an input, not a flag)."""
+    l, e, s, ev = q.shape[-2], q.shape[-1], kt.shape[-1], v.shape[-1]
+    eb = itemsize_bits(q.dtype) / 8
+    return Attention(q.numel // (l * e), l, s, e, ev, False, eb, q.nbytes, kt.nbytes + v.nbytes,
+                     s * (e + ev) * eb, out.nbytes, other_bytes, itemsize_bits(out.dtype) / 8)
+
+
 def fuse_attention(graph: Graph, target=None) -> FusionResult:
     g = Grouper(graph, "attention")
     values = graph.values
     graph_outputs = set(graph.outputs)
-    cap_kb = getattr(target, "onchip_sram_per_unit_kb", None) if target is not None else None
     for node in graph.nodes:
         if not _is(node, "softmax") or node.name in g.group_of or not node.outputs:
             continue
@@ -111,7 +111,6 @@ def fuse_attention(graph: Graph, target=None) -> FusionResult:
         if any(m in g.group_of for m in members):
             g.refuse("joined_another_group", f"{members[0]} already belongs to another attention group", **where)
             continue
-        pv = g.by_name[after[-1]]
         escaped = [(v, u) for m in members[:-1] for v in g.by_name[m].outputs
                    for u in sorted(g.consumers.get(v, ())) if u not in members] + \
                   [(v, "graph output") for m in members[:-1] for v in g.by_name[m].outputs if v in graph_outputs]
@@ -123,20 +122,26 @@ def fuse_attention(graph: Graph, target=None) -> FusionResult:
         if bad is not None:
             g.refuse(*bad, **where)
             continue
-        q, v = values[g.by_name[before[0]].inputs[0]].type, values[pv.inputs[1]].type
-        d, dv, item = q.shape[-1], v.shape[-1], max(itemsize_bits(q.dtype) // 8, 1)
-        if cap_kb is None:
-            g.refuse("capacity_unknown", "the target gives no onchip_sram_per_unit_kb to check the flash tiling "
-                     "against; set one with --set onchip_sram_per_unit_kb=N", **where)
+        qk, pv = g.by_name[before[0]], g.by_name[after[-1]]
+        q, kt, v, out = (values[name].type for name in (qk.inputs[0], qk.inputs[1], pv.inputs[1], pv.outputs[0]))
+        mset = set(members)
+        external = {x for m in members for x in g.by_name[m].inputs if x is not None and values[x].producer not in mset}
+        other = sum(values[x].type.nbytes for x in external - {qk.inputs[0], qk.inputs[1], pv.inputs[1]})
+        if target is None:
+            g.refuse("capacity_unknown", "no target to check the flash tiling against", **where)
             continue
-        cap = int(cap_kb * 1024)
-        fits = [b for b in TILE_CANDIDATES if onchip_bytes(b, b, d, dv, item) <= cap]
-        if not fits:
-            g.refuse("capacity", f"head dims d={d}, dv={dv}: even a {TILE_CANDIDATES[-1]}x{TILE_CANDIDATES[-1]} "
-                     f"tile needs {onchip_bytes(16, 16, d, dv, item)} B > {cap} B on chip", **where)
+        try:
+            mach = machine_for(target, q.dtype)
+        except ValueError as exc:
+            g.refuse("capacity_unknown", str(exc), **where)
             continue
-        b = fits[0]
+        best, ests = search(flash_problem(q, kt, v, out, other), mach)
+        if best is None:
+            smallest = min(ests, key=lambda e: e.onchip_bytes)
+            g.refuse("capacity", f"no flash tile fits: {smallest.reason}", **where)
+            continue
         g.add(members, kernel="flash_attention",
-              flash_tile={"block_q": b, "block_kv": b, "onchip_bytes": onchip_bytes(b, b, d, dv, item),
-                    "onchip_capacity_bytes": cap})
+              flash_tile={"tile": list(best.tile), "onchip_bytes": best.onchip_bytes,
+                          "onchip_capacity_bytes": mach.onchip_bytes, "latency_s": best.latency_s,
+                          "spread_s": spread(ests)})
     return g.result()

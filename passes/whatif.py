@@ -30,6 +30,7 @@ from .fuse_attention import fuse_attention
 from .fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
 from .fuse_named import fuse_named
 from .precision import no_peak_nodes, rewrite_precision
+from .tiling import apply_tiling
 
 __all__ = ["FUSE_CHOICES", "FUSE_RULES", "WhatIfResult", "parse_fuse", "parse_sweep", "rewrite", "sweep", "whatif"]
 
@@ -87,11 +88,14 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
 
 
 def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | None = None, target=None,
-            groups: list[list[str]] = ()):
-    """canonicalize -> precision -> named groups -> fusion rules; returns (new graph, rewrites, refused).
+            groups: list[list[str]] = (), tile=None):
+    """canonicalize -> precision -> named groups -> fusion rules -> tiling; returns (new graph, rewrites,
+    refused).
 
     `target` bounds the on-chip tiles of attention and norm kernels (passes/fuse_attention.py,
     passes/fuse_chains.py); without one those checks are skipped (norm) or refuse (attention).
+    `tile` (a `TileSpec` from passes/tiling.py) tiles the matmul, conv and attention nodes left after
+    fusion (a matrix node inside a fused group keeps the group's roofline projection).
     """
     from .canonicalize import canonicalize
 
@@ -109,6 +113,13 @@ def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | N
         g = res.graph
         rewrites.append(res.to_dict())
         refused.extend(res.refused)
+    if tile is not None:
+        if target is None:
+            raise UsageError("tiling needs a target (compute units, on-chip memory)")
+        tiled = apply_tiling(g, target, tile)
+        g = tiled.graph
+        rewrites.append(tiled.rewrite)
+        refused.extend(tiled.refused)
     return g, rewrites, refused
 
 
@@ -140,13 +151,14 @@ def sweep(graph: Graph, target, key: str, values: list[float]) -> dict:
 
 def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = (),
            precision: Mapping[str, str] | None = None, sets: Mapping[str, str] | None = None,
-           sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = ()) -> WhatIfResult:
+           sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = (),
+           tile=None) -> WhatIfResult:
     from graphperf.count import count
     from graphperf.pipeline import analyze_graph
 
     before = analyze_graph(graph, target, dict(model))
     after_target = target.with_overrides(**dict(sets)) if sets else target
-    new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups)
+    new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups, tile)
     if sets:
         rewrites.append({"rewrite": "set", "fields": dict(sets)})
     after = analyze_graph(new, after_target, {**model, "whatif": [r["rewrite"] for r in rewrites]})

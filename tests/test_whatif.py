@@ -312,3 +312,17 @@ def test_cli_fuse_auto_runs_every_rule_in_order_and_reports_refusals(capsys):
     code = main(["whatif", "llama3-8b", "--config", "tiny", "--attention", "eager", "--fuse", "auto"])
     out, err = capsys.readouterr()
     assert code == 0 and "fusion (attention): 2 groups" in out
+
+
+def test_cli_tile_auto_tiles_or_refuses_every_matrix_node_left_after_fusion(capsys):
+    code = main(["whatif", "llama3-8b", "--config", "tiny", "--phase", "decode", "--attention", "eager",
+                 "--fuse", "attention", "--tile", "auto", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [r["rewrite"] for r in doc["rewrites"]] == ["fuse", "tile"]
+    tiled = doc["rewrites"][-1]["nodes"]
+    refused = [r for r in doc["refused"] if r["rule"] == "tile"]
+    matrix = [n for n in doc["after"]["nodes"] if n["op"] in ("matmul", "conv", "attention")]
+    assert len(tiled) + len(refused) == len(matrix) > 0
+    assert all(t["spread_s"]["min"] <= t["latency_s"] <= t["spread_s"]["max"] for t in tiled)

@@ -72,6 +72,10 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
             console.print("precision: " + ", ".join(f"{k}={v} ({r['values_changed'][k]} values, "
                                                     f"{si(r['bytes_before'][k], 'B')} -> {si(r['bytes_after'][k], 'B')})"
                                                     for k, v in r["spec"].items()))
+        elif r["rewrite"] == "tile":
+            nodes = r["nodes"]
+            shown = ", ".join(f"{n['node']} {'x'.join(map(str, n['tile']))}" for n in nodes[:3])
+            console.print(f"tiling ({r['mode']}): {len(nodes)} nodes tiled" + (f"; e.g. {shown}" if nodes else ""))
         elif r["rewrite"] == "set":
             console.print("target: " + ", ".join(f"{k}={v}" for k, v in r["fields"].items()))
     if result.refused:
