@@ -353,7 +353,6 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
 
 
 cli.add_command(__import__("graphperf.validate.command", fromlist=["validate"]).validate)
-cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
