@@ -247,33 +247,41 @@ def profile(model, output, dims, runs, warmup, threads, optimization):
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
-              help="onnxruntime profile JSON (`graphperf profile`).")
+              help="onnxruntime profile JSON (`graphperf profile`) or a torch.profiler Chrome trace.")
 @click.option("--target", "-t", required=True, help="Target name or a .toml file.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
-@click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of the model.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),
               help="Also write a Chrome/Perfetto trace with measured and projected tracks.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Outlier rows shown (html: 20 unless given).")
-def correlate(model, profile_path, target, sets, dims, fmt, output, trace_path, top):
-    """Compare MODEL's (.onnx) projection on TARGET with a measured onnxruntime profile, node by node."""
+@_workload_options
+def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, config, phase, batch, seq, kv_len,
+              dtype, dims, attention="sdpa"):
+    """Compare MODEL's projection on TARGET with a measured profile, node by node: an onnxruntime profile
+    of an .onnx file, or a torch.profiler trace of a models/ workload or .pt2 file."""
     import json
     import os
 
-    from .correlate.match import correlate_onnx
+    from .correlate.match import correlate as run_correlate
+    from .correlate.reader import profile_format
     from .correlate.table import render_correlation
     from .target import load_target
 
-    if not model.lower().endswith(".onnx"):
-        raise UsageError(f"{model}: `graphperf correlate` reads onnxruntime profiles of .onnx files; pass the "
-                         ".onnx file that was profiled")
-    if not os.path.isfile(model):
+    if not os.path.isfile(profile_path):
+        raise UsageError(f"{profile_path}: no such profile; write one with `graphperf profile MODEL.onnx` or "
+                         "torch.profiler's export_chrome_trace")
+    kineto = profile_format(profile_path) == "kineto"
+    if not kineto and not model.lower().endswith(".onnx"):
+        raise UsageError(f"{model}: an onnxruntime profile correlates with the .onnx file that was profiled; "
+                         "pass that file")
+    if not kineto and not os.path.isfile(model):
         raise UsageError(f"{model}: no such file; pass the .onnx file that was profiled")
     tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    request = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention) if kineto else None
     with _status(f"correlating {model}"):
-        result = correlate_onnx(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True))
+        result = run_correlate(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True), request=request)
     if trace_path:
         from .correlate.trace import write_trace
 
@@ -352,6 +360,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
             render_whatif(result, _console(fh), top)
 
 
+cli.add_command(__import__("graphperf.calibrate.command", fromlist=["calibrate"]).calibrate)
 cli.add_command(__import__("graphperf.validate.command", fromlist=["validate"]).validate)
 
 

@@ -76,7 +76,8 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
     "label": (str, True, "human-readable device name"),
     "vendor": (str, True, "vendor"),
     "kind": (str, True, "one of " + "|".join(KINDS)),
-    "calibrated": (bool, True, "true if the efficiencies were fitted to measurements"),
+    "calibrated": (bool, True, "true if graphperf calibrate measured the figures on the device (and, with "
+                               "--fit, fitted the efficiencies); false for datasheet figures"),
     "allow_tf32": (bool, False, "run float32 matmuls on TF32 units (default false, as PyTorch)"),
     "reference_id": (str, False, "entry id in the reference dataset targets.json"),
     "matrix_fp64_tflops": (float, False, "dense FP64 matrix-unit peak, TFLOP/s"),

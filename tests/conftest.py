@@ -5,6 +5,13 @@ from __future__ import annotations
 import functools
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests (hypothesis): deterministic draws, no example database written into the checkout,
+# no per-example deadline (a shared 2-core machine is noisy), 200 examples per property.
+settings.register_profile("graphperf", derandomize=True, database=None, deadline=None, max_examples=200,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("graphperf")
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,13 +1,13 @@
-"""Seeded random DAGs for the fusion property tests (hypothesis is not installed here).
+"""Random DAGs for the fusion property tests, drawn by hypothesis (`graphs`).
 
 Nodes: matmuls with a weight (which may change the iteration space), unary and binary elementwise
 ops (binary ones may broadcast a row or a per-row column), row reductions (mean/max over the last
-dim, keepdim: [rows, 1]) and softmax over the last dim. Each graph is reproducible from its seed.
+dim, keepdim: [rows, 1]) and softmax over the last dim. `build_graph` makes every choice through a
+chooser with `choice`, `random` and `randint` (the methods of a `random.Random`); `_Draws` takes
+each choice from hypothesis, so a failing graph shrinks to a small one.
 """
 
 from __future__ import annotations
-
-import random
 
 from graphperf.ir import Graph, Node, TensorType, Value
 from graphperf.ops import canonical
@@ -16,8 +16,37 @@ UNARY, BINARY = ("relu", "silu", "exp", "neg", "gelu", "sigmoid"), ("add", "mul"
 REDUCE = ("reduce_mean", "reduce_max")
 
 
-def random_graph(seed: int, n_nodes: int = 25) -> Graph:
-    rng = random.Random(seed)
+class _Draws:
+    """The chooser interface of `random.Random`, backed by hypothesis draws."""
+
+    def __init__(self, data) -> None:
+        from hypothesis import strategies as st
+
+        self.data, self.st = data, st
+
+    def choice(self, seq):
+        return self.data.draw(self.st.sampled_from(list(seq)))
+
+    def random(self) -> float:
+        return self.data.draw(self.st.floats(0.0, 1.0, exclude_max=True))
+
+    def randint(self, a: int, b: int) -> int:
+        return self.data.draw(self.st.integers(a, b))
+
+
+def graphs(max_nodes: int = 25):
+    """A hypothesis strategy of random DAGs (2..max_nodes nodes)."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def strategy(draw):
+        data = draw(st.data())
+        return build_graph(_Draws(data), draw(st.integers(2, max_nodes)), "drawn")
+
+    return strategy()
+
+
+def build_graph(rng, n_nodes: int, name: str) -> Graph:
     dtype = rng.choice(("float32", "bfloat16"))
     rows = rng.choice((1, 4, 32))
     widths = (8, 16)
@@ -69,4 +98,4 @@ def random_graph(seed: int, n_nodes: int = 25) -> Graph:
         live.append(out)
     read = {v for n in nodes for v in n.inputs}
     outputs = [v for v in live if values[v].producer and (v not in read or rng.random() < 0.1)]
-    return Graph(f"random{seed}", nodes, values, outputs)
+    return Graph(name, nodes, values, outputs)

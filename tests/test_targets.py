@@ -267,15 +267,16 @@ def test_default_efficiencies_follow_the_documented_rule(name, ref, meas):
             assert "fallback" in source, (key, source)
 
 
-def test_host_target_is_a_dated_measurement_with_unit_efficiencies():
+def test_host_target_is_a_dated_one_thread_measurement_with_unit_efficiencies():
     t = load_target("host")
-    assert t.kind == "cpu" and t.calibrated is False and t.reference_id is None
+    assert t.kind == "cpu" and t.calibrated is True and t.reference_id is None
     assert (t.matrix_efficiency, t.vector_efficiency, t.memory_efficiency) == (1.0, 1.0, 1.0)
-    assert "2026-11-24" in t.references["measure_host"]
-    assert "benchmarks/measure_host.py" in t.references["measure_host"]
-    assert "AMD EPYC" in t.references["measure_host"]
+    # measured by `graphperf calibrate` on 1 thread, what `graphperf profile` runs by default
+    assert "graphperf calibrate --threads 1" in t.references["calibrate"]
+    assert "2026-11-24" in t.references["calibrate"] and "AMD EPYC" in t.references["calibrate"]
+    assert t.compute_units == 1 and "1 thread(s)" in t.label
     for field in ("matrix_bf16_tflops", "vector_fp32_tflops", "hbm_gbps", "launch_overhead_us"):
-        assert t.sources[field].startswith("measure_host:")
+        assert t.sources[field].startswith("calibrate:") and "min/median/max" in t.sources[field]
 
 
 # -- overrides --------------------------------------------------------------------------------

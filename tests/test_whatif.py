@@ -1,17 +1,17 @@
-"""What-if rewrites: precision, elementwise fusion, target knobs and sweeps.
+"""What-if rewrites: precision, fusion, target knobs and sweeps.
 
-hypothesis is not installed in this environment, so the property tests run over random DAGs drawn
-from a seeded `random.Random` (200 graphs per property, seeds in the test ids' range, reproducible).
+The fusion properties run over random DAGs drawn by hypothesis (tests/random_graphs.py; the profile
+in tests/conftest.py makes the draws deterministic: 200 graphs per property, no example database).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import random
 
 import networkx as nx
 import pytest
+from hypothesis import given
 
 from graphperf.cli import main
 from graphperf.count import count
@@ -26,7 +26,7 @@ from graphperf.passes.whatif import FUSE_RULES, parse_fuse, parse_sweep, rewrite
 from graphperf.pipeline import ModelRequest, load_graph
 from graphperf.target import load_target
 
-from .random_graphs import random_graph
+from .random_graphs import graphs
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -42,7 +42,6 @@ def totals(g: Graph) -> tuple[int, int, int, int]:
             sum(c.transcendentals for c in costs), sum(c.bytes for c in costs))
 
 
-SEEDS = range(200)
 
 # -- fusion ------------------------------------------------------------------------------------------
 
@@ -51,9 +50,8 @@ CHAIN_RULES = {"elementwise": fuse_elementwise, "epilogue": fuse_epilogue, "norm
 
 
 @pytest.mark.parametrize("rule", sorted(CHAIN_RULES))
-@pytest.mark.parametrize("seed", SEEDS)
-def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(seed, rule):
-    g = random_graph(seed)
+@given(g=graphs())
+def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(g, rule):
     before = snapshot(g)
     res = CHAIN_RULES[rule](g, load_target("h100"))
     assert snapshot(g) == before  # the input is not mutated
@@ -82,9 +80,8 @@ def test_fusion_conserves_flops_never_adds_bytes_and_keeps_a_dag(seed, rule):
                                              "capacity")
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_all_rules_in_sequence_conserve_flops_and_never_add_bytes(seed):
-    g = random_graph(seed)
+@given(g=graphs())
+def test_all_rules_in_sequence_conserve_flops_and_never_add_bytes(g):
     before = snapshot(g)
     new, rewrites, _ = rewrite(g, list(FUSE_RULES), target=load_target("h100"))
     assert snapshot(g) == before

@@ -23,7 +23,7 @@ from ..errors import UsageError
 from .reader import Profile, onnx_nodes_of, read_profile
 from .stats import error_stats
 
-__all__ = ["Row", "Correlation", "correlate_onnx", "SCHEMA"]
+__all__ = ["Row", "Correlation", "correlate_onnx", "correlate_kineto", "correlate", "match_kineto_ops", "SCHEMA"]
 
 SCHEMA = "graphperf.correlate/1"
 
@@ -53,6 +53,12 @@ class Correlation:
     unmeasured: list[dict[str, Any]]  # report nodes with work and no profiled node
     unknown: list[str]  # rows left out of the statistics: a node without a cost rule
     stats: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict, repr=False)  # report node name -> NodeRecord
+
+    @property
+    def measured_by(self) -> str:
+        """What measured the rows: "onnxruntime" or "torch.profiler"."""
+        return "torch.profiler" if self.profile.get("format") == "kineto" else "onnxruntime"
 
     def outliers(self, top: int = 10) -> list[Row]:
         rows = [r for r in self.rows if r.projected_s is not None]
@@ -169,7 +175,167 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
     stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
     stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
     stats["run_median_s"] = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
-    profile_info = {"path": prof.path, "runs": prof.runs, "warmup_runs": prof.warmup_runs,
+    profile_info = {"path": prof.path, "format": "onnxruntime", "runs": prof.runs, "warmup_runs": prof.warmup_runs,
                     "optimized_model": os.path.basename(opt_path) if opt_path else None,
                     **{k: prof.meta[k] for k in ("intra_op_threads", "optimization", "onnxruntime") if k in prof.meta}}
-    return Correlation(info["name"], target.name, profile_info, rows, unmatched, unmeasured, unknown, stats)
+    return Correlation(info["name"], target.name, profile_info, rows, unmatched, unmeasured, unknown, stats, records)
+
+
+# -- torch.profiler (Kineto) traces against a torch.export capture ---------------------------------
+
+
+def _aten_name(source_op: str) -> str:
+    """``aten.linear.default`` -> ``aten::linear`` (the name torch.profiler records)."""
+    parts = source_op.split(".")
+    return f"{parts[0]}::{parts[1]}" if len(parts) >= 2 and parts[0] in ("aten", "prims") else source_op
+
+
+def _report_nodes_of_captured(graph, canon) -> dict[str, list[str]]:
+    """Captured node name -> report node names: itself if canonicalization kept it, else the node its
+    output was folded into."""
+    kept = {n.name for n in canon.nodes}
+    out: dict[str, list[str]] = {}
+    for n in graph.nodes:
+        if n.name in kept:
+            out[n.name] = [n.name]
+        else:
+            target = canon.values[n.outputs[0]].producer if n.outputs and n.outputs[0] in canon.values else None
+            out[n.name] = [target] if target in kept else []
+    return out
+
+
+def match_kineto_ops(ops, graph) -> tuple[dict[int, str], dict[int, str]]:
+    """Match top-level trace ops to captured graph nodes by ATen op name, input shapes and order.
+
+    Walks the ops in order; each takes the first unmatched graph node at or after the last match
+    with the same op name and the same tensor input shapes (shapes are skipped where the trace has
+    none), and failing that the first such node anywhere. Returns ({op index: node name},
+    {op index: why it is unmatched}).
+    """
+    nodes = list(graph.nodes)
+    shapes = [[tuple(graph.values[v].type.shape) for v in n.inputs
+               if v is not None and v in graph.values and getattr(graph.values[v].type, "shape", None)]
+              for n in nodes]
+    names = [_aten_name(n.source_op) for n in nodes]
+    used: set[int] = set()
+    matched: dict[int, str] = {}
+    why: dict[int, str] = {}
+    cursor = 0
+    for op in ops:
+        want = op.tensor_shapes
+
+        def fits(j: int) -> bool:
+            return j not in used and names[j] == op.name and (not want or [tuple(s) for s in shapes[j]] == want)
+
+        j = next((j for j in range(cursor, len(nodes)) if fits(j)), None)
+        if j is None:
+            j = next((j for j in range(0, cursor) if fits(j)), None)
+        if j is None:
+            same_name = any(names[k] == op.name for k in range(len(nodes)))
+            why[op.index] = ("the graph has this op but none with these input shapes " + str(want) if same_name
+                             else "no node of this op in the captured graph (eager-only op, or decomposed "
+                                  "differently by torch.export)")
+            continue
+        used.add(j)
+        matched[op.index] = nodes[j].name
+        cursor = j + 1
+    return matched, why
+
+
+def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[int] = None) -> Correlation:
+    """Project the torch model of `request` (a `pipeline.ModelRequest`: models/ workload name or .pt2)
+    on `target` and correlate it with a torch.profiler trace of the same module.
+
+    Rows, `unmatched` (trace ops matched to no graph node, with their time and the reason),
+    `unmeasured` and the statistics are as for `correlate_onnx`; measured times are the top-level
+    ops' CPU times, or their kernels' device times when the trace has CUDA kernels.
+    """
+    from graphperf.passes import canonicalize
+
+    from ..pipeline import analyze_graph, load_graph
+    from .kineto import KinetoTrace, read_kineto
+
+    tr = trace if isinstance(trace, KinetoTrace) else read_kineto(trace, warmup_runs)
+    if request.ref.lower().endswith(".onnx"):
+        raise UsageError(f"{tr.path}: a torch.profiler trace correlates with the torch model it profiled (a "
+                         f"models/ workload name or a .pt2 file), not with {request.ref}")
+    graph, info = load_graph(request)
+    report = analyze_graph(graph, target, info)
+    canon = canonicalize(graph).graph
+    to_report = _report_nodes_of_captured(graph, canon)
+    records = {r.name: r for r in report.nodes}
+    order = {r.name: i for i, r in enumerate(report.nodes)}
+    matched, why = match_kineto_ops(tr.ops, graph)
+    rows: list[Row] = []
+    unmatched: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    groups: dict[str, dict[str, Any]] = {}
+    zero = 0
+    for op in tr.ops:
+        measured_s = op.median_us * 1e-6 if op.durations_us else 0.0
+        label = f"{op.name}#{op.index}"
+        if op.index not in matched:
+            if measured_s > 0:
+                unmatched.append({"name": label, "op": op.name, "measured_s": measured_s, "reason": why[op.index]})
+            else:
+                zero += 1
+            continue
+        rnodes = [r for r in to_report.get(matched[op.index], []) if r in records]
+        if not rnodes:
+            unmatched.append({"name": label, "op": op.name, "measured_s": measured_s,
+                              "reason": f"graph node {matched[op.index]} was folded away by canonicalization"})
+            continue
+        g = groups.setdefault(rnodes[0], {"nodes": rnodes, "events": [], "measured_s": 0.0})
+        g["events"].append(label)
+        g["measured_s"] += measured_s
+    if not groups:
+        raise UsageError(f"{tr.path}: no traced op matches a node of {request.ref}: the trace is from another "
+                         "model or other input shapes")
+    for g in groups.values():
+        nodes = sorted(g["nodes"], key=order.__getitem__)
+        recs = [records[n] for n in nodes]
+        if g["measured_s"] <= 0:
+            zero += len(g["events"])
+            continue
+        known = all(r.latency_s is not None for r in recs)
+        projected = sum(r.latency_s for r in recs) if known else None
+        lead = max(recs, key=lambda r: (r.latency_s or 0.0))
+        rows.append(Row(nodes[0], "+".join(dict.fromkeys(r.op for r in recs)), lead.bound, nodes, g["events"],
+                        projected, g["measured_s"]))
+        if not known:
+            unknown.append(nodes[0])
+    rows.sort(key=lambda r: order[r.name])
+    in_rows = {n for g in groups.values() for n in g["nodes"]}
+    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound}
+                  for r in report.nodes if r.name not in in_rows and r.latency_s]
+    measured_total = sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6
+    stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],
+                        report.totals["latency_s"], measured_total)
+    stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
+    stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
+    stats["run_median_s"] = None
+    profile_info = {"path": tr.path, "format": "kineto", "device": tr.device, "runs": tr.runs,
+                    "warmup_runs": tr.warmup_runs, "steps_from": tr.steps_from, "zero_time_ops": zero,
+                    "orphan_kernels": len(tr.orphan_kernels)}
+    if tr.orphan_kernels:
+        orphan_s = sum(k["dur_us"] for k in tr.orphan_kernels) * 1e-6 / max(tr.runs, 1)
+        unmatched.append({"name": f"{len(tr.orphan_kernels)} kernels", "op": "kernel", "measured_s": orphan_s,
+                          "reason": "kernels attributed to no cpu_op (no External id or correlation); time per step, "
+                                    "not in the measured total"})
+    return Correlation(info["name"], target.name, profile_info, rows, unmatched, unmeasured, unknown, stats, records)
+
+
+def correlate(model: str, profile: str, target, dims: Optional[Mapping[str, int]] = None, request=None,
+              warmup_runs: Optional[int] = None) -> Correlation:
+    """Correlate `model` with `profile` whatever the profile's format: an onnxruntime profile with an
+    .onnx file (`correlate_onnx`), a torch.profiler trace with a models/ workload name or .pt2 file
+    (`correlate_kineto`; `request` is a `pipeline.ModelRequest` carrying --config/--batch/...)."""
+    from ..pipeline import ModelRequest
+    from .reader import profile_format
+
+    if profile_format(profile) == "kineto":
+        return correlate_kineto(request or ModelRequest(model, dims=dict(dims or {})), profile, target, warmup_runs)
+    if not model.lower().endswith(".onnx"):
+        raise UsageError(f"{profile}: an onnxruntime profile correlates with the .onnx file that was profiled, "
+                         f"not with {model}")
+    return correlate_onnx(model, profile, target, dims=dims, warmup_runs=warmup_runs)

@@ -14,6 +14,8 @@ Guarantees:
   inputs and outputs of the group they form. Names it cannot map get an empty list: the caller
   lists them, never drops them.
 - A missing, unreadable or malformed profile raises `UsageError` naming the file.
+- `profile_format` tells an onnxruntime profile from a torch.profiler (Kineto) trace
+  (``graphperf.correlate.kineto``); `read_profile` given a Kineto trace says so in its error.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any, Optional
 from ..errors import UsageError
 from .ort_profile import META_NAME
 
-__all__ = ["NodeTiming", "Profile", "read_profile", "onnx_nodes_of"]
+__all__ = ["NodeTiming", "Profile", "read_profile", "onnx_nodes_of", "profile_format", "FORMATS"]
+
+FORMATS = ("onnxruntime", "kineto")
 
 _SUFFIX = "_kernel_time"
 
@@ -81,9 +85,29 @@ def _load(path: str) -> list[dict]:
     return data
 
 
+def _format_of(events: list[dict]) -> Optional[str]:
+    from .kineto import is_kineto
+
+    if any(e.get("cat") == "Node" and str(e.get("name", "")).endswith(_SUFFIX) for e in events):
+        return "onnxruntime"
+    return "kineto" if is_kineto(events) else None
+
+
+def profile_format(path: str) -> str:
+    """``"onnxruntime"`` or ``"kineto"`` (torch.profiler Chrome trace); `UsageError` for neither."""
+    fmt = _format_of(_load(path))
+    if fmt is None:
+        raise UsageError(f"{path}: neither an onnxruntime profile (no '*{_SUFFIX}' Node events) nor a "
+                         "torch.profiler trace (no cpu_op or kernel events)")
+    return fmt
+
+
 def read_profile(path: str, warmup_runs: Optional[int] = None) -> Profile:
     """Parse the profile at `path`; `warmup_runs` overrides the number of leading runs skipped."""
     events = _load(path)
+    if events and _format_of(events) == "kineto":
+        raise UsageError(f"{path}: a torch.profiler trace, not an onnxruntime profile: correlate it with the torch "
+                         "model it profiled (a models/ workload name or a .pt2 file), not an .onnx file")
     meta = next((dict(e.get("args") or {}) for e in events
                  if e.get("cat") == "graphperf" and e.get("name") == META_NAME), {})
     try:

@@ -29,9 +29,9 @@ def render_correlation(c: Correlation, console: Console, top: int = 10) -> None:
     console.print(f"[bold]{c.model}[/bold] projected on [bold]{c.target}[/bold] vs measured "
                   f"({p.get('path')}: {p['runs'] - p['warmup_runs']} measured runs, {p['warmup_runs']} warm-up skipped"
                   f"{', optimization ' + p['optimization'] if p.get('optimization') else ''})")
+    run = "" if s["run_median_s"] is None else f"; model_run median {_us(s['run_median_s'])} us"
     console.print(f"whole model: projected {_us(s['projected_total_s'])} us, measured {_us(s['measured_total_s'])} us "
-                  f"(sum of node medians; model_run median {_us(s['run_median_s'])} us), "
-                  f"error {_signed(s['whole_model_error'])}")
+                  f"(sum of node medians{run}), error {_signed(s['whole_model_error'])}")
     console.print(f"per node ({s['rows']} rows): median |error| {_pct(s['median_ape'])}, p90 {_pct(s['p90_ape'])}, "
                   f"within 2x {_pct(s['within_2x'])}, time-weighted error {_pct(s['time_weighted_error'])}; "
                   f"nodes >= 20 us ({s['rows_20us']}): median |error| {_pct(s['median_ape_20us'])}")
@@ -49,7 +49,7 @@ def render_correlation(c: Correlation, console: Console, top: int = 10) -> None:
             console.print(f"  {u['name']} ({u['op']}): {_us(u['measured_s'])} us: {u['reason']}")
     if c.unmeasured:
         console.print(f"projected nodes with no profiled node ({len(c.unmeasured)}, "
-                      f"{_us(s['unmeasured_projected_s'])} us projected; onnxruntime folded or removed them):")
+                      f"{_us(s['unmeasured_projected_s'])} us projected; {c.measured_by} folded or removed them):")
         for u in sorted(c.unmeasured, key=lambda u: -u["projected_s"])[:top]:
             console.print(f"  {u['name']} ({u['op']}): {_us(u['projected_s'])} us")
     if c.unknown:

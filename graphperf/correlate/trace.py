@@ -1,4 +1,4 @@
-"""A Chrome/Perfetto trace with two tracks: measured (onnxruntime node medians) and projected (the
+"""A Chrome/Perfetto trace with two tracks: measured (onnxruntime node or torch.profiler op medians) and projected (the
 target), each laying the correlated rows end to end in graph order, so the two timelines can be
 compared side by side. Unmatched profiled nodes follow on the measured track (category
 ``unmatched``). Times are microseconds, as the trace format requires."""
@@ -13,7 +13,7 @@ __all__ = ["correlation_trace", "write_trace"]
 
 
 def correlation_trace(c: Correlation) -> dict:
-    events = [{"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": "measured (onnxruntime)"}},
+    events = [{"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": f"measured ({c.measured_by})"}},
               {"ph": "M", "name": "process_name", "pid": 2, "tid": 0, "args": {"name": f"projected ({c.target})"}}]
     t_meas = t_proj = 0.0
     for r in c.rows:

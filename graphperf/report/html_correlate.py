@@ -109,7 +109,7 @@ def scatter_body(c: Correlation) -> str:
     svg = [f'<svg class="gp-scatter correlate" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
            f'role="img" data-expected-points="{len(pts)}" xmlns="http://www.w3.org/2000/svg">',
            f"<title>Projected vs measured time of {len(pts)} rows</title>",
-           loglog_frame(x, y, "measured time (onnxruntime median)", f"projected time ({c.target})", fmt=seconds)]
+           loglog_frame(x, y, f"measured time ({c.measured_by} median)", f"projected time ({c.target})", fmt=seconds)]
 
     def xy(a: float, b: float) -> str:
         return f"{x(a):.1f},{y(b):.1f}"
@@ -193,8 +193,8 @@ def unmatched_body(c: Correlation) -> str:
         rows = [[(esc(u.get("name", "-")), None, "mono wrap"), (esc(u.get("op", "-")), None, "mono"),
                  (seconds(u.get("projected_s")), sort_key(u.get("projected_s")), ""), (esc(u.get("bound", "-")), None, "")]
                 for u in ranked]
-        out.append("<p class=note>onnxruntime folded or removed them: their projected time is in the projected "
-                   "total only.</p>\n"
+        out.append(f"<p class=note>{c.measured_by} folded or removed them: their projected time is in the "
+                   "projected total only.</p>\n"
                    + table([("node", False), ("op", False), ("projected", True), ("bound", False)], rows))
     else:
         out.append("<p>None: every graph node that does work was measured.</p>\n")

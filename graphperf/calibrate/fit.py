@@ -1,0 +1,277 @@
+"""Fit a target's efficiency factors and launch overhead to measured onnxruntime profiles.
+
+Op classes. Each counted node of a profiled model falls in one class by the term that bounds its
+projection on the base target: **matrix** (compute-bound with matmul/convolution/attention-matmul
+work: its compute time is mostly ``matrix_flops`` at the matrix peak), **vector** (compute-bound
+elementwise, reduction and transcendental work at the vector peak) and **memory** (bytes moved
+bound it). A compute-bound node that does both kinds of work contributes to both compute classes.
+Every counted node also pays one **launch overhead**. Free nodes (views, reshapes) are in no class:
+the target cannot give them a cost.
+
+Model (per correlated row r, measured m_r, sums over the row's counted nodes n):
+
+    p_r = k_matrix * sum(matrix_s_n) + k_vector * sum(vector_s_n) + k_memory * sum(memory_s_n)
+          + L * (counted nodes in r)
+
+with matrix_s, vector_s, memory_s the times at efficiency 1, only the bounding side of each node
+counted, and k = 1 / efficiency. The fit is linear least squares on relative residuals
+(p_r - m_r) / m_r over every row of every fitting profile, plus one row per profile asking the
+counted nodes to sum to the profile's whole measured time (weight sqrt(rows)): so the time of
+nodes graphperf counts free but onnxruntime runs (layout copies) is spread over the launch
+overhead rather than ignored. Which side bounds a node depends on k, so the fit reassigns sides
+and solves again, 5 times. Efficiencies stay in (0, 1]: a compute class that ran faster than its
+peak is clipped to 1.0 (reported) and the others refitted. The memory class may run faster than the
+measured DRAM bandwidth (small models' tensors stay in cache): its fitted speed-up is written as a
+higher effective ``hbm_gbps`` with ``memory_efficiency = 1.0``, and reported. A negative L is clipped
+to 0.
+
+Guarantees: the fitted target is the base target with only the three efficiencies,
+``launch_overhead_us`` and (memory faster than its peak) ``hbm_gbps`` changed, ``calibrated = true``, and a source naming the profiles and the
+date for each; `evaluate` reports held-out error before (base) and after (fitted) with the same
+statistics as `graphperf correlate`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from ..errors import UsageError
+
+__all__ = ["Case", "parse_case", "FitResult", "fit_target", "evaluate", "residuals_by_op", "CLASSES"]
+
+CLASSES = ("matrix", "vector", "memory")
+_EFF = {"matrix": "matrix_efficiency", "vector": "vector_efficiency", "memory": "memory_efficiency"}
+_ROUNDS = 5
+_TOTAL_WEIGHT = 1.0  # weight of the per-profile whole-model row, times sqrt(rows)
+# lower bounds of [k_matrix, k_vector, k_memory, L]: efficiencies <= 1 for the compute classes; the memory
+# class may run faster than the measured DRAM bandwidth (working sets in cache): down to k = 0.05, written
+# as a higher effective hbm_gbps with memory_efficiency 1.0; L >= 0.
+_K_MIN = (1.0, 1.0, 0.05, 0.0)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured workload: the ONNX model and its onnxruntime profile (with the dims it ran at)."""
+
+    model: str
+    profile: str
+    dims: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return os.path.basename(self.model)
+
+
+def parse_case(spec: str, flag: str = "--fit") -> Case:
+    """``MODEL.onnx=PROFILE.json`` or ``PROFILE.json`` (the model and dims from the profile's metadata,
+    which `graphperf profile` writes)."""
+    from ..correlate.reader import read_profile
+
+    model, sep, prof = spec.rpartition("=")
+    if not sep:
+        prof, model = spec, ""
+    p = read_profile(prof)
+    model = model or str(p.meta.get("model") or "")
+    if not model:
+        raise UsageError(f"{flag} {spec}: the profile does not name its model; pass MODEL.onnx={prof}")
+    if not os.path.isfile(model):
+        raise UsageError(f"{flag} {spec}: model {model} not found; pass MODEL.onnx={prof}")
+    return Case(model, prof, {k: int(v) for k, v in (p.meta.get("dims") or {}).items()})
+
+
+def _node_terms(rec, target) -> Optional[tuple[float, float, float]]:
+    """(matrix_s, vector_s, memory_s) of a report node at efficiency 1; None for free/unknown nodes."""
+    if rec.latency_s is None or rec.bound == "free":
+        return None
+    dtype = rec.dtype or "float32"
+    try:
+        peak = target.matrix_peak_flops(dtype)
+    except ValueError:
+        peak = None
+    matrix_rate = peak[0] if peak else target.vector_peak_flops(dtype)
+    vector_rate = target.vector_peak_flops(dtype)
+    matrix_s = (rec.matrix_flops or 0) / matrix_rate
+    vector_s = ((rec.flops or 0) - (rec.matrix_flops or 0) + (rec.transcendentals or 0)) / vector_rate
+    memory_s = ((rec.bytes_read or 0) + (rec.bytes_written or 0)) / target.hbm_bytes_per_s
+    return matrix_s, vector_s, memory_s
+
+
+def _weight(measured_s: float) -> float:
+    """Weight of a row's relative residual: 1 (every row counts the same)."""
+    return 1.0
+
+
+@dataclass
+class _Row:
+    measured_s: float
+    terms: list[tuple[float, float, float]]  # per counted node
+
+
+def _rows(corr, target) -> list[_Row]:
+    out = []
+    for r in corr.rows:
+        if r.projected_s is None or r.measured_s <= 0:
+            continue
+        terms = [t for n in r.nodes if (t := _node_terms(corr.records[n], target)) is not None]
+        if terms:
+            out.append(_Row(r.measured_s, terms))
+    return out
+
+
+def _features(row: _Row, k: Sequence[float]) -> list[float]:
+    """[matrix_s, vector_s, memory_s, counted nodes] summed over the row, bounding side only."""
+    f = [0.0, 0.0, 0.0, float(len(row.terms))]
+    for mat, vec, mem in row.terms:
+        if k[0] * mat + k[1] * vec >= k[2] * mem:
+            f[0] += mat
+            f[1] += vec
+        else:
+            f[2] += mem
+    return f
+
+
+@dataclass
+class FitResult:
+    efficiencies: dict[str, float]  # class -> fitted efficiency in (0, 1]
+    launch_overhead_us: float
+    clipped: list[str]  # notes on clipped parameters
+    rows: int  # correlated rows the fit used
+    cases: list[str]  # profile paths fitted on
+
+    bandwidth_scale: float = 1.0  # > 1: the memory class ran faster than hbm_gbps (cache-resident data)
+
+    def overrides(self, base) -> dict[str, float]:
+        out = {**{_EFF[c]: min(e, 1.0) for c, e in self.efficiencies.items()},
+               "launch_overhead_us": self.launch_overhead_us}
+        if self.efficiencies["memory"] > 1.0:
+            out["hbm_gbps"] = base.hbm_gbps * self.efficiencies["memory"]
+        return out
+
+
+def _solve(a: list[list[float]], b: list[float], free: list[int], fixed: dict[int, float]) -> dict[int, float]:
+    import numpy as np
+
+    A = np.asarray(a, dtype=float)
+    rhs = np.asarray(b, dtype=float) - sum(A[:, j] * v for j, v in fixed.items()) if fixed else np.asarray(b)
+    sol = np.linalg.lstsq(A[:, free], rhs, rcond=None)[0] if free else []
+    return {**fixed, **{j: float(x) for j, x in zip(free, sol)}}
+
+
+def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
+    """Fit efficiencies and launch overhead of `base` (a `Target`) to `cases`; returns the result and
+    the fitted `Target`."""
+    from ..correlate.match import correlate_onnx
+
+    fit_base = base.with_overrides(matrix_efficiency=1.0, vector_efficiency=1.0, memory_efficiency=1.0)
+    per_case = []
+    for case in cases:
+        corr = correlate_onnx(case.model, case.profile, fit_base, dims=case.dims)
+        per_case.append((_rows(corr, fit_base), corr.stats["measured_total_s"]))
+    n_rows = sum(len(r) for r, _ in per_case)
+    if not n_rows:
+        raise UsageError("--fit: no correlated row with a counted node in the profiles; nothing to fit")
+    k = [1.0 / base.matrix_efficiency, 1.0 / base.vector_efficiency, 1.0 / base.memory_efficiency,
+         base.launch_overhead_us * 1e-6]
+    clipped: list[str] = []
+    for _ in range(_ROUNDS):
+        a, b = [], []
+        for rows, total in per_case:
+            feats = [_features(r, k) for r in rows]
+            a += [[_weight(r.measured_s) * x / r.measured_s for x in f] for r, f in zip(rows, feats)]
+            b += [_weight(r.measured_s) for r in rows]
+            if rows and total > 0:
+                w = _TOTAL_WEIGHT * math.sqrt(len(rows))
+                a.append([w * sum(f[j] for f in feats) / total for j in range(4)])
+                b.append(w)
+        used = [j for j in range(4) if any(row[j] for row in a)]
+        fixed = {j: k[j] for j in range(4) if j not in used}
+        clipped = []
+        while True:
+            sol = _solve(a, b, [j for j in used if j not in fixed], fixed)
+            bad = [j for j in used if j not in fixed and (sol[j] < _K_MIN[j])]
+            if not bad:
+                break
+            j = min(bad, key=lambda i: sol[i] - _K_MIN[i])
+            fixed[j] = _K_MIN[j]
+            clipped.append(f"{(CLASSES + ('launch overhead',))[j]}: fit gave "
+                           + (f"efficiency {1 / sol[j]:.3g} > 1, clipped to 1.0" if j < 3 and sol[j] > 0 else
+                              f"{sol[j]:.3g}, clipped to {fixed[j]:g}"))
+        k = [sol[j] for j in range(4)]
+    for j, c in enumerate(CLASSES):
+        if not any(row[j] for row in a):
+            clipped.append(f"{c}: no node of this class in the profiles; kept the base efficiency")
+    result = FitResult({c: 1.0 / k[j] for j, c in enumerate(CLASSES)}, k[3] * 1e6, clipped, n_rows,
+                       [c.profile for c in cases])
+    if k[2] < 1.0:
+        clipped.append(f"memory: ran {1 / k[2]:.3g}x faster than hbm_gbps {base.hbm_gbps:g} (working sets in "
+                       f"cache): written as hbm_gbps {base.hbm_gbps / k[2]:.4g} with memory_efficiency 1.0")
+    return result, base.with_overrides(**result.overrides(base))
+
+
+def evaluate(cases: Sequence[Case], targets: Sequence[Any]) -> list[dict[str, Any]]:
+    """Correlate every case on every target: one dict per case with the model, profile and, per target
+    index, the `graphperf correlate` statistics; ``"rows"`` holds the last target's correlated rows
+    (for `residuals_by_op`)."""
+    from ..correlate.match import correlate_onnx
+
+    out = []
+    for case in cases:
+        entry: dict[str, Any] = {"model": case.label, "profile": case.profile}
+        for i, t in enumerate(targets):
+            corr = correlate_onnx(case.model, case.profile, t, dims=case.dims)
+            entry[i] = corr.stats
+            entry["rows"] = corr.rows
+        out.append(entry)
+    return out
+
+
+def residuals_by_op(rows) -> list[dict[str, Any]]:
+    """Per graphperf op (a row's op): rows, measured seconds, and the median and time-weighted ratio
+    projected / measured, biggest measured time first. Ops far from 1 are what one efficiency per
+    class cannot fit (e.g. convolutions slower than matmuls at the same FLOPs), or free ops the
+    runtime materializes (ratio 0)."""
+    by_op: dict[str, list] = {}
+    for r in rows:
+        if r.projected_s is not None and r.measured_s > 0:
+            by_op.setdefault(r.op, []).append(r)
+    out = []
+    for op, rs in by_op.items():
+        measured = sum(r.measured_s for r in rs)
+        out.append({"op": op, "rows": len(rs), "measured_s": measured,
+                    "median_ratio": float(sorted(r.projected_s / r.measured_s for r in rs)[len(rs) // 2]),
+                    "time_ratio": sum(r.projected_s for r in rs) / measured})
+    return sorted(out, key=lambda d: -d["measured_s"])
+
+
+def fitted_target_dict(base, result: FitResult, date: str, command: str) -> dict[str, Any]:
+    """The fitted target as a dict for `target_file.to_toml`: the base target's fields, the fitted
+    figures with their sources, calibrated = true."""
+    from graphperf.target import _SCALARS
+
+    fitted = base.with_overrides(**result.overrides(base))
+    d = fitted.to_dict()
+    data = {k: d[k] for k in _SCALARS if d.get(k) is not None}
+    data["calibrated"] = True
+    data["name"] = f"{base.name}-fitted"
+    data["label"] = f"{base.label} (efficiencies fitted by graphperf calibrate --fit)"
+    profiles = ", ".join(os.path.basename(p) for p in result.cases)
+    stamp = f"fitted by `{command}` on {date} to {result.rows} correlated rows of {profiles}"
+    sources = {k: v for k, v in base.sources.items()}
+    for c, e in result.efficiencies.items():
+        sources[_EFF[c]] = f"fit: {stamp}: {c}-class efficiency {e:.4g}"
+    if "hbm_gbps" in result.overrides(base):
+        sources["hbm_gbps"] = (f"fit: {stamp}: effective bandwidth of the memory class, "
+                               f"{result.efficiencies['memory']:.4g} x the base {base.hbm_gbps:g} GB/s "
+                               f"({base.sources.get('hbm_gbps', 'base target')})")
+        sources["memory_efficiency"] = f"fit: {stamp}: 1.0, the fitted bandwidth is in hbm_gbps"
+    sources["launch_overhead_us"] = f"fit: {stamp}: launch overhead per counted node {result.launch_overhead_us:.4g} us"
+    data["sources"] = sources
+    data["references"] = {**dict(base.references), "fit": f"`{command}` run {date}; profiles: {profiles}"}
+    data["derived"] = {k: v for k, v in base.derived.items() if k in data and k not in result.overrides(base)}
+    notes = [base.notes.rstrip(), f"Efficiencies and launch overhead {stamp}."]
+    notes += [f"fit: {c}" for c in result.clipped]
+    data["notes"] = "\n".join(n for n in notes if n)
+    return data

@@ -1,0 +1,202 @@
+"""Read a torch.profiler (Kineto) Chrome trace: the top-level ATen ops of each step with their input
+shapes and times, and the CUDA kernels each one launched when the trace has them.
+
+Guarantees:
+- Ops are the ``cat == "cpu_op"`` complete events (``ph == "X"``); an op is *top-level* when no other
+  cpu_op on its thread contains it (``aten::linear`` is top-level, the ``aten::addmm`` it calls is not).
+  Input shapes come from ``args["Input Dims"]`` (export the trace with ``record_shapes=True``); ops
+  without them still match by name and order.
+- Kernels are the ``cat`` ``kernel`` / ``gpu_memcpy`` / ``gpu_memset`` events. Each is attributed to
+  the op that launched it: the cpu_op with the kernel's ``External id``; else, through its
+  ``correlation`` id, the ``cuda_runtime``/``cuda_driver`` launch event, and the cpu_op containing that
+  launch. A kernel attributed to no op is kept in `KinetoTrace.orphan_kernels`, never dropped.
+- Steps: the ``ProfilerStep#N`` annotations when present; otherwise the top-level op sequence is
+  split into the smallest period that repeats it exactly (a loop of identical iterations), else one
+  step. The first step is a warm-up and skipped when there are several (override `warmup_runs`).
+- Each top-level op is keyed by its position in the step; its measured time is the median over the
+  measured steps of its own duration (CPU trace) or of its kernels' summed durations (GPU trace,
+  ``device = "cuda"``). Times are microseconds, as in the trace.
+- A missing, unreadable or non-Kineto file raises `UsageError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..errors import UsageError
+
+__all__ = ["KinetoOp", "KinetoTrace", "read_kineto", "is_kineto"]
+
+_KERNEL_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
+_LAUNCH_CATS = ("cuda_runtime", "cuda_driver", "hip_runtime")
+
+
+@dataclass
+class KinetoOp:
+    name: str  # e.g. "aten::linear"
+    input_dims: list  # per input: a shape list ([] for scalars / non-tensors)
+    index: int  # position among the step's top-level ops
+    durations_us: list[float]  # per measured step: CPU time, or kernel time on a GPU trace
+    kernels: list[str] = field(default_factory=list)  # kernel names (first measured step)
+
+    @property
+    def median_us(self) -> float:
+        return float(statistics.median(self.durations_us))
+
+    @property
+    def tensor_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the inputs that look like tensors (non-empty dims lists), a tensor list (``aten::cat``'s
+        first argument, recorded as a list of shapes) flattened into its tensors."""
+        out: list[tuple[int, ...]] = []
+        for d in self.input_dims:
+            if isinstance(d, list) and d and all(isinstance(x, list) for x in d):
+                out += [tuple(x) for x in d if x]
+            elif isinstance(d, list) and d and all(isinstance(x, int) for x in d):
+                out.append(tuple(d))
+        return out
+
+
+@dataclass
+class KinetoTrace:
+    path: str
+    ops: list[KinetoOp]  # top-level ops of one step, in order
+    runs: int
+    warmup_runs: int
+    device: str  # "cpu" or "cuda": what durations_us measure
+    orphan_kernels: list[dict[str, Any]]  # kernels attributed to no op: name, dur_us
+    steps_from: str  # "ProfilerStep" | "repetition" | "single"
+
+    @property
+    def measured_runs(self) -> int:
+        return self.runs - self.warmup_runs
+
+
+def _load(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        raise UsageError(f"{path}: no such trace; export one with torch.profiler's export_chrome_trace")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{path}: not a readable torch.profiler trace (JSON error: {e})") from None
+    events = data.get("traceEvents") if isinstance(data, dict) else data
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise UsageError(f"{path}: not a torch.profiler trace (expected a traceEvents list)")
+    return events
+
+
+def is_kineto(events: list[dict]) -> bool:
+    """True when the events are a torch.profiler trace (cpu_op or kernel events)."""
+    return any(e.get("cat") in ("cpu_op", *_KERNEL_CATS) for e in events)
+
+
+def _top_level(ops: list[dict]) -> tuple[list[dict], dict[int, dict]]:
+    """Top-level ops in time order, and for every op (by id) its top-level ancestor."""
+    top: list[dict] = []
+    root_of: dict[int, dict] = {}
+    by_tid: dict[Any, list[dict]] = {}
+    for e in ops:
+        by_tid.setdefault((e.get("pid"), e.get("tid")), []).append(e)
+    for events in by_tid.values():
+        events.sort(key=lambda e: (float(e["ts"]), -float(e["dur"])))
+        stack: list[dict] = []
+        for e in events:
+            ts = float(e["ts"])
+            while stack and ts >= float(stack[-1]["ts"]) + float(stack[-1]["dur"]):
+                stack.pop()
+            if stack:
+                root_of[id(e)] = root_of[id(stack[0])]
+            else:
+                root_of[id(e)] = e
+                top.append(e)
+            stack.append(e)
+    top.sort(key=lambda e: float(e["ts"]))
+    return top, root_of
+
+
+def _containing(ops_sorted: list[dict], tid_key, ts: float) -> Optional[dict]:
+    best = None
+    for e in ops_sorted:
+        if (e.get("pid"), e.get("tid")) == tid_key and float(e["ts"]) <= ts <= float(e["ts"]) + float(e["dur"]):
+            if best is None or float(e["dur"]) < float(best["dur"]):
+                best = e
+    return best
+
+
+def _steps(top: list[dict], annotations: list[dict]) -> tuple[list[list[dict]], str]:
+    if annotations:
+        spans = sorted((float(a["ts"]), float(a["ts"]) + float(a["dur"])) for a in annotations)
+        steps = [[e for e in top if s <= float(e["ts"]) <= t] for s, t in spans]
+        steps = [s for s in steps if s]
+        if steps:
+            return steps, "ProfilerStep"
+    names = [e["name"] for e in top]
+    n = len(names)
+    for period in range(1, n // 2 + 1):
+        if n % period == 0 and all(names[i] == names[i % period] for i in range(n)):
+            return [top[i:i + period] for i in range(0, n, period)], "repetition"
+    return [top], "single"
+
+
+def read_kineto(path: str, warmup_runs: Optional[int] = None) -> KinetoTrace:
+    """Parse the torch.profiler Chrome trace at `path`."""
+    events = _load(path)
+    try:
+        ops = [e for e in events if e.get("cat") == "cpu_op" and e.get("ph") == "X"]
+        kernels = [e for e in events if e.get("cat") in _KERNEL_CATS and e.get("ph") == "X"]
+        launches = [e for e in events if e.get("cat") in _LAUNCH_CATS and e.get("ph") == "X"]
+        annotations = [e for e in events if str(e.get("name", "")).startswith("ProfilerStep#")
+                       and e.get("ph") == "X" and e.get("cat") != "gpu_user_annotation"]
+        for e in ops + kernels + launches + annotations:
+            float(e["ts"]), float(e["dur"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{path}: malformed torch.profiler event ({type(e).__name__}: {e})") from None
+    if not ops:
+        raise UsageError(f"{path}: no cpu_op events: record the trace with torch.profiler "
+                         "(activities=[ProfilerActivity.CPU, ...], record_shapes=True) and export_chrome_trace")
+    top, root_of = _top_level(ops)
+    # kernels -> launching top-level op
+    by_ext = {(e.get("args") or {}).get("External id"): e for e in ops}
+    by_corr = {(e.get("args") or {}).get("correlation"): e for e in launches}
+    ops_sorted = sorted(ops, key=lambda e: float(e["ts"]))
+    device_time: dict[int, float] = {}
+    device_names: dict[int, list[str]] = {}
+    orphans: list[dict[str, Any]] = []
+    for k in kernels:
+        args = k.get("args") or {}
+        op = by_ext.get(args.get("External id")) if args.get("External id") is not None else None
+        if op is None and args.get("correlation") in by_corr:
+            launch = by_corr[args["correlation"]]
+            op = by_ext.get((launch.get("args") or {}).get("External id")) or \
+                _containing(ops_sorted, (launch.get("pid"), launch.get("tid")), float(launch["ts"]))
+        if op is None:
+            orphans.append({"name": k.get("name", ""), "dur_us": float(k["dur"])})
+            continue
+        root = root_of[id(op)]
+        device_time[id(root)] = device_time.get(id(root), 0.0) + float(k["dur"])
+        device_names.setdefault(id(root), []).append(str(k.get("name", "")))
+    device = "cuda" if kernels else "cpu"
+    steps, steps_from = _steps(top, annotations)
+    runs = len(steps)
+    if warmup_runs is None:
+        warmup_runs = 1 if runs > 1 else 0
+    if not 0 <= warmup_runs < runs:
+        raise UsageError(f"{path}: {runs} step(s) in the trace, cannot skip {warmup_runs} warm-up step(s)")
+    measured = steps[warmup_runs:]
+    first = measured[0]
+    out: list[KinetoOp] = []
+    for i, e in enumerate(first):
+        durs = []
+        for step in measured:
+            if i < len(step) and step[i]["name"] == e["name"]:
+                s = step[i]
+                durs.append(device_time.get(id(s), 0.0) if device == "cuda" else float(s["dur"]))
+        args = e.get("args") or {}
+        dims = args.get("Input Dims") or []
+        out.append(KinetoOp(e["name"], dims if isinstance(dims, list) else [], i, durs,
+                            device_names.get(id(e), [])))
+    return KinetoTrace(path, out, runs, warmup_runs, device, orphans, steps_from)

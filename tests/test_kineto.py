@@ -1,0 +1,190 @@
+"""graphperf.correlate.kineto: reading torch.profiler Chrome traces (a real CPU trace recorded here,
+and a hand-built GPU trace with kernels), format detection, and matching aten ops to a torch.export
+capture of the same module."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import torch
+
+from graphperf.correlate.kineto import read_kineto
+from graphperf.correlate.match import correlate, correlate_kineto
+from graphperf.correlate.reader import profile_format, read_profile
+from graphperf.errors import UsageError
+from graphperf.pipeline import ModelRequest
+from graphperf.target import load_target
+
+STEPS = 4
+
+
+class _Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(32, 64)
+        self.fc2 = torch.nn.Linear(64, 16)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """The module saved with torch.export and a torch.profiler trace of STEPS eager calls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    d = tmp_path_factory.mktemp("kineto")
+    torch.manual_seed(0)
+    m, x = _Mlp().eval(), torch.randn(8, 32)
+    pt2 = d / "mlp.pt2"
+    torch.export.save(torch.export.export(m, (x,), strict=False), str(pt2))
+    with torch.no_grad():
+        m(x)  # warm-up outside the trace: lazy initialisation would break the step repetition
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(STEPS):
+            m(x)
+    trace = d / "mlp.trace.json"
+    prof.export_chrome_trace(str(trace))
+    return str(pt2), str(trace)
+
+
+def _top_level_events(path):
+    """Independent oracle: cpu_op events not contained in another cpu_op, in time order."""
+    ops = [e for e in json.load(open(path))["traceEvents"] if e.get("cat") == "cpu_op" and e.get("ph") == "X"]
+    return [e for e in ops if not any(o is not e and o["ts"] <= e["ts"] and e["ts"] + e["dur"] <= o["ts"] + o["dur"]
+                                      and o["tid"] == e["tid"] for o in ops)]
+
+
+def test_reads_top_level_ops_with_shapes_and_step_medians(traced):
+    _, trace = traced
+    tr = read_kineto(trace)
+    assert (tr.runs, tr.warmup_runs, tr.device, tr.steps_from) == (STEPS, 1, "cpu", "repetition")
+    assert [op.name for op in tr.ops] == ["aten::linear", "aten::relu", "aten::linear"]
+    assert tr.ops[0].tensor_shapes == [(8, 32), (64, 32), (64,)]
+    top = sorted(_top_level_events(trace), key=lambda e: e["ts"])
+    assert len(top) == 3 * STEPS
+    for i, op in enumerate(tr.ops):
+        assert op.median_us == pytest.approx(statistics.median(e["dur"] for e in top[3 + i::3]))
+    assert profile_format(trace) == "kineto"
+
+
+def test_correlates_with_the_exported_module_and_lists_unmatched_ops(traced, tmp_path):
+    pt2, trace = traced
+    tr = read_kineto(trace)
+    c = correlate_kineto(ModelRequest(pt2), trace, load_target("host"))
+    assert [r.events for r in c.rows] == [["aten::linear#0"], ["aten::relu#1"], ["aten::linear#2"]]
+    assert not c.unmatched and not c.unmeasured
+    assert [r.measured_s for r in c.rows] == pytest.approx([op.median_us * 1e-6 for op in tr.ops])
+    assert c.profile["format"] == "kineto"
+    # an op the graph does not have, inserted in every step, is listed with its time, never dropped
+    data = json.load(open(trace))
+    top = sorted(_top_level_events(trace), key=lambda e: e["ts"])
+    durs = []
+    for k in range(2, len(top), 3):  # after the last linear of each step, inside the gap to the next op
+        end = top[k]["ts"] + top[k]["dur"]
+        gap = top[k + 1]["ts"] - end if k + 1 < len(top) else 14.0
+        durs.append(gap / 2)
+        data["traceEvents"].append({**top[k], "name": "aten::mystery", "ts": end + gap / 4, "dur": gap / 2,
+                                    "args": {"Input Dims": [[3, 3]]}})
+    ghost = tmp_path / "ghost.json"
+    ghost.write_text(json.dumps(data))
+    c2 = correlate(pt2, str(ghost), load_target("host"))  # dispatches on the format
+    assert [u["op"] for u in c2.unmatched] == ["aten::mystery"]
+    assert c2.unmatched[0]["measured_s"] == pytest.approx(statistics.median(durs[1:]) * 1e-6)
+    assert "no node of this op" in c2.unmatched[0]["reason"]
+    assert len(c2.rows) == 3
+
+
+def test_shape_mismatch_is_unmatched_with_the_reason(traced, tmp_path):
+    pt2, trace = traced
+    data = json.load(open(trace))
+    for e in data["traceEvents"]:
+        if e.get("name") == "aten::relu":
+            e["args"]["Input Dims"] = [[4, 4]]
+    path = tmp_path / "shapes.json"
+    path.write_text(json.dumps(data))
+    c = correlate_kineto(ModelRequest(pt2), str(path), load_target("host"))
+    assert [u["op"] for u in c.unmatched] == ["aten::relu"] and "input shapes" in c.unmatched[0]["reason"]
+
+
+def _gpu_trace():
+    """Two steps; per step: aten::linear launching 2 kernels (one by External id, one only by correlation
+    through its cudaLaunchKernel), aten::relu launching 1; plus one kernel with no link at all."""
+    ev = []
+    for step in range(2):
+        t = 1000.0 * step
+        ev.append({"ph": "X", "cat": "user_annotation", "name": f"ProfilerStep#{step}", "ts": t, "dur": 900,
+                   "pid": 1, "tid": 1})
+        ev.append({"ph": "X", "cat": "cpu_op", "name": "aten::linear", "ts": t + 10, "dur": 100, "pid": 1, "tid": 1,
+                   "args": {"External id": 10 + step, "Input Dims": [[8, 32], [64, 32], [64]]}})
+        ev.append({"ph": "X", "cat": "cpu_op", "name": "aten::addmm", "ts": t + 20, "dur": 50, "pid": 1, "tid": 1,
+                   "args": {"External id": 20 + step}})
+        ev.append({"ph": "X", "cuda_runtime": 1, "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": t + 30,
+                   "dur": 5, "pid": 1, "tid": 1, "args": {"correlation": 100 + step}})
+        ev.append({"ph": "X", "cat": "cpu_op", "name": "aten::relu", "ts": t + 200, "dur": 40, "pid": 1, "tid": 1,
+                   "args": {"External id": 30 + step, "Input Dims": [[8, 64]]}})
+        ev.append({"ph": "X", "cat": "kernel", "name": "gemm", "ts": t + 300, "dur": 11.0 + step, "pid": 0, "tid": 7,
+                   "args": {"External id": 20 + step, "correlation": 99}})
+        ev.append({"ph": "X", "cat": "kernel", "name": "bias", "ts": t + 320, "dur": 3.0, "pid": 0, "tid": 7,
+                   "args": {"correlation": 100 + step}})
+        ev.append({"ph": "X", "cat": "kernel", "name": "relu_k", "ts": t + 330, "dur": 2.0, "pid": 0, "tid": 7,
+                   "args": {"External id": 30 + step}})
+        ev.append({"ph": "X", "cat": "kernel", "name": "stray", "ts": t + 340, "dur": 4.0, "pid": 0, "tid": 7,
+                   "args": {}})
+    return {"traceEvents": ev}
+
+
+def test_gpu_kernels_are_attributed_to_their_launching_op(tmp_path):
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps(_gpu_trace()))
+    tr = read_kineto(str(path), warmup_runs=0)
+    assert (tr.runs, tr.device, tr.steps_from) == (2, "cuda", "ProfilerStep")
+    linear, relu = tr.ops
+    assert linear.durations_us == [11.0 + 3.0, 12.0 + 3.0] and relu.durations_us == [2.0, 2.0]
+    assert sorted(linear.kernels) == ["bias", "gemm"]
+    assert tr.orphan_kernels == [{"name": "stray", "dur_us": 4.0}] * 2
+
+
+def test_format_detection_and_errors(traced, tmp_path):
+    _, trace = traced
+    ort = tmp_path / "ort.json"
+    ort.write_text(json.dumps([{"cat": "Node", "name": "a_kernel_time", "ts": 1, "dur": 2, "ph": "X"}]))
+    assert profile_format(str(ort)) == "onnxruntime"
+    with pytest.raises(UsageError, match="torch.profiler trace"):
+        read_profile(trace)
+    with pytest.raises(UsageError, match="not with model.onnx"):
+        correlate_kineto(ModelRequest("model.onnx"), trace, load_target("host"))
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"traceEvents": [{"ph": "M", "name": "process_name"}]}))
+    with pytest.raises(UsageError, match="neither"):
+        profile_format(str(empty))
+    with pytest.raises(UsageError, match="no cpu_op events"):
+        read_kineto(str(empty))
+
+
+def test_tensor_list_inputs_are_flattened_for_matching():
+    from graphperf.correlate.kineto import KinetoOp
+
+    cat = KinetoOp("aten::cat", [[[2, 4, 8], [2, 4, 8]], []], 0, [1.0])
+    assert cat.tensor_shapes == [(2, 4, 8), (2, 4, 8)]
+    linear = KinetoOp("aten::linear", [[8, 32], [64, 32], [64], []], 0, [1.0])
+    assert linear.tensor_shapes == [(8, 32), (64, 32), (64,)]
+
+
+def test_cli_correlates_a_trace_with_the_pt2_it_profiled(traced, tmp_path, capsys):
+    from graphperf.cli import main
+
+    pt2, trace = traced
+    out = tmp_path / "c.json"
+    assert main(["correlate", pt2, "--profile", trace, "--target", "host", "--format", "json", "-o", str(out),
+                 "--trace", str(tmp_path / "t.json")]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["profile"]["format"] == "kineto" and len(doc["rows"]) == 3
+    names = [e["args"]["name"] for e in json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+             if e.get("ph") == "M"]
+    assert names[0] == "measured (torch.profiler)"
+    # a torch.profiler trace with an .onnx file is a one-line error naming what to pass instead
+    assert main(["correlate", "model.onnx", "--profile", trace, "--target", "host"]) == 2
+    assert "torch model it profiled" in capsys.readouterr().err
