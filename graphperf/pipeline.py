@@ -115,12 +115,13 @@ def _load_workload(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
     return graph, info
 
 
-def analyze_graph(graph: Graph, target, model: Mapping[str, Any]) -> Report:
-    """Canonicalize, count every node, project it on `target`, and build the report."""
+def analyze_graph(graph: Graph, target, model: Mapping[str, Any], layout_as_views: bool = True) -> Report:
+    """Canonicalize, count every node, project it on `target`, and build the report. `layout_as_views`
+    (passes/canonicalize.py): False projects transpose/split/slice as copies."""
     from graphperf.passes import canonicalize, peak_activation_memory
 
     with gc_paused():
-        canon = canonicalize(graph)
+        canon = canonicalize(graph, layout_as_views)
         graph = canon.graph
         model = {**model, "canonicalized": canon.summary()}
         counts = count(graph)

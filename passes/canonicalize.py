@@ -69,10 +69,12 @@ def _fold_target(graph: Graph, consumers, by_name, node: Node, op, values) -> No
     return user
 
 
-def canonicalize(graph: Graph) -> CanonicalizeResult:
+def canonicalize(graph: Graph, layout_as_views: bool = True) -> CanonicalizeResult:
+    """`layout_as_views=False` keeps transpose/split/slice as the copies a runtime that executes them
+    literally performs (onnxruntime's CPU kernels: see graphperf/correlate/match.py)."""
     matmul, add, view = canonical("matmul"), canonical("add"), canonical("view")
     conv, batch_norm = canonical("conv"), canonical("batch_norm")
-    layout = {canonical(name) for name in LAYOUT_OPS}
+    layout = {canonical(name) for name in LAYOUT_OPS} if layout_as_views else set()
     consumers = graph.consumers()
     values = dict(graph.values)
     by_name = {n.name: n for n in graph.nodes}

@@ -215,3 +215,27 @@ def test_public_names_are_pinned():
     assert set(corr.__all__) == {"profile_onnx", "read_profile", "onnx_nodes_of", "correlate_onnx", "error_stats",
                                  "Correlation", "Row", "Profile", "NodeTiming"}
     assert all(getattr(corr, n) is not None for n in corr.__all__)
+
+
+def test_onnxruntime_layout_ops_are_projected_as_the_copies_it_runs(tmp_path):
+    # x -> Transpose -> Relu: onnxruntime runs the Transpose as a copy kernel; `analyze` counts it as a
+    # view (free), `correlate` as a copy: the tensor read once and written once, plus a launch.
+    from graphperf.pipeline import ModelRequest, analyze_graph, load_graph
+
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="tr", perm=[1, 0]),
+             helper.make_node("Relu", ["t"], ["y"], name="relu")]
+    graph = helper.make_graph(nodes, "t", [vi("x", TensorProto.FLOAT, [256, 512])],
+                              [vi("y", TensorProto.FLOAT, [512, 256])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path = str(tmp_path / "t.onnx")
+    onnx.save(model, path)
+    prof = profile_onnx(path, str(tmp_path / "t.profile.json"), runs=3, warmup=1)
+    host = load_target("host")
+    c = correlate_onnx(path, prof, host)
+    row = next(r for r in c.rows if r.nodes == ["tr"])
+    copy_bytes = 2 * 256 * 512 * 4
+    expected = copy_bytes / (host.hbm_bytes_per_s * host.memory_efficiency) + host.launch_overhead_us * 1e-6
+    assert row.projected_s == pytest.approx(expected)
+    g, info = load_graph(ModelRequest(path))
+    assert next(n for n in analyze_graph(g, host, info).nodes if n.name == "tr").bound == "free"
