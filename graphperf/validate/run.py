@@ -2,14 +2,16 @@
 
 For every record: map its hardware to a bundled target (`hardware.map_hardware`), build its
 workload and measured time (`workloads.build_case`), canonicalize and count the graph, and project
-it three ways on the same rows:
+it four ways on the same rows:
 
 - ``roofline``: the plain roofline at the target's dense peaks, sum over nodes of
   max(compute_s, memory_s) with every efficiency 1 and no launch overhead;
 - ``efficiency``: graphperf's default projection (`graphperf.project.project`: the target's
   efficiencies and launch overhead);
 - ``tiled``: the default model, efficiency and tiling aware: the tiling pass (``--tile auto``)
-  first, so matmul, conv and attention nodes use the tile model.
+  first, so matmul, conv and attention nodes use the tile model;
+- ``fused``: the default model after every fusion rule (``--fuse auto``): what a graph compiler
+  (torch.compile/inductor, XLA) makes of a multi-node workload; single-kernel records are unchanged.
 
 Error statistics (MdAPE, p90, share within 2x; `graphperf.correlate.stats.error_stats`) are
 reported per category and overall; every record that could not be run is listed with its reason.
@@ -30,7 +32,7 @@ from .workloads import Case, build_case
 
 __all__ = ["MODELS", "ValidationResult", "default_reference", "load_records", "render_markdown", "validate_records"]
 
-MODELS = ("roofline", "efficiency", "tiled")
+MODELS = ("roofline", "efficiency", "tiled", "fused")
 
 
 @dataclass
@@ -71,6 +73,7 @@ def _project(case: Case, target) -> tuple[Optional[dict], str]:
     from graphperf.count import count
     from graphperf.passes.canonicalize import canonicalize
     from graphperf.passes.tiling import apply_tiling, parse_tile
+    from graphperf.passes.whatif import FUSE_RULES, rewrite
     from graphperf.project import project
 
     graph = canonicalize(case.graph).graph
@@ -81,10 +84,12 @@ def _project(case: Case, target) -> tuple[Optional[dict], str]:
     ones = {"matrix_efficiency": "1", "vector_efficiency": "1", "memory_efficiency": "1"}
     roof = project(graph, counts, target.with_overrides(**ones))
     tiled = apply_tiling(graph, target, parse_tile("auto")).graph
+    fused = rewrite(graph, list(FUSE_RULES), target=target)[0]
     return {
         "roofline": sum(max(t.compute_s, t.memory_s) for t in roof),
         "efficiency": sum(t.latency_s for t in project(graph, counts, target)),
         "tiled": sum(t.latency_s for t in project(tiled, count(tiled), target)),
+        "fused": sum(t.latency_s for t in project(fused, count(fused), target)),
     }, ""
 
 
