@@ -193,6 +193,14 @@ def rewrites_body(result) -> str:
             text = f"fusion, rule {r.get('rule', '?')}: {r.get('groups_formed', len(groups))} groups from {nodes} nodes"
         elif kind == "set":
             text = "target fields (after only): " + _flat(r.get("fields", {}))
+        elif kind == "tile":
+            nodes = r.get("nodes", [])
+            tiles: dict[str, int] = {}
+            for n in nodes:
+                key = "x".join(map(str, n.get("tile", ())))
+                tiles[key] = tiles.get(key, 0) + 1
+            text = (f"tiling ({r.get('mode', '?')}): {len(nodes)} matmul/conv/attention nodes tiled; tiles "
+                    + ", ".join(f"{k} x{v}" for k, v in sorted(tiles.items(), key=lambda kv: -kv[1])))
         else:
             text = f"{kind}: " + _flat({k: v for k, v in r.items() if k != "rewrite" and not isinstance(v, list)})
         items.append(f"<li>{esc(text)}</li>")

@@ -334,3 +334,13 @@ def test_rows_a_log_axis_cannot_place_are_named_not_drawn(correlation):
     assert f"{plotted(c)} of {len(c.rows)} matched rows are plotted" in page
     assert "1 are projected 0 (free views" in page and "view&lt;1&gt;" in page
     assert "1 have no projection" in page and "mystery</span> (custom)" in page
+
+
+def test_tiling_rewrite_is_summarised_with_its_tile_counts():
+    from graphperf.passes.tiling import parse_tile
+
+    graph, info = load_graph(ModelRequest("llama3-8b", config="tiny", phase="decode"))
+    result = whatif(graph, load_target("h100"), info, tile=parse_tile("auto"))
+    nodes = result.rewrites[-1]["nodes"]
+    page = render_whatif_html(result)
+    assert f"tiling (auto): {len(nodes)} matmul/conv/attention nodes tiled" in page
