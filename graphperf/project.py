@@ -1,15 +1,17 @@
 """Project: roofline-with-efficiency latency of each counted node on a `Target`.
 
-    compute_s  = matrix_flops / (matrix peak at the node's dtype * matrix_efficiency)
+    compute_s  = matrix_flops / (matrix peak at the node's dtype * matrix efficiency of the node's op)
                + (vector_flops + transcendentals) / (vector peak * vector_efficiency)
     memory_s   = (bytes_read + bytes_written) / (hbm bandwidth * memory_efficiency)
     latency_s  = max(compute_s, memory_s) + launch_overhead_s
 
 Matrix work runs on the matrix unit at the dtype of the node's first input; a float32 matmul
 uses TF32 only where the target allows it, otherwise the fp32 vector peak (PyTorch's default);
-matrix work keeps `matrix_efficiency` whichever unit runs it. Each transcendental costs one vector
-op. `bound` is the largest of compute, memory and launch overhead; nodes that do no work (views)
-are `free` and launch nothing; unknown nodes have no latency (None), never zero.
+matrix work keeps its matrix efficiency whichever unit runs it: `matrix_efficiency`, or the
+target's own figure for convolutions and attention when it gives one (`matrix_efficiency_conv`,
+`matrix_efficiency_attention`). Each transcendental costs one vector op. `bound` is the largest of
+compute, memory and launch overhead; nodes that do no work (views) are `free` and launch nothing;
+unknown nodes have no latency (None), never zero.
 
 A matmul, conv or attention node that carries ``attrs["tile"]`` (set by the tiling pass,
 passes/tiling.py) is projected with the tile model instead (passes/tile_model.py: wave-quantized
@@ -46,7 +48,7 @@ _FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free")
 def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
     mem_rate = target.hbm_bytes_per_s * target.memory_efficiency
     overhead_s = target.launch_overhead_us * 1e-6
-    matrix_cache: dict[str, tuple[float, str]] = {}
+    matrix_cache: dict[tuple[str, float], tuple[float, str]] = {}
     vector_cache: dict[str, float] = {}
     out: list[NodeTime] = []
     for nc in counts:
@@ -69,12 +71,13 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
         compute_s = 0.0
         matrix_dtype = ""
         if cost.matrix_flops:
-            rate = matrix_cache.get(dtype)
+            key = (dtype, target.matrix_efficiency_for(node.op.name))
+            rate = matrix_cache.get(key)
             if rate is None:
                 peak = target.matrix_peak_flops(dtype)
                 if peak is None:  # no matrix unit for this dtype: the vector unit runs it
                     peak = (target.vector_peak_flops(dtype), f"{dtype} (vector unit)")
-                rate = matrix_cache[dtype] = (peak[0] * target.matrix_efficiency, peak[1])
+                rate = matrix_cache[key] = (peak[0] * key[1], peak[1])
             compute_s += cost.matrix_flops / rate[0]
             matrix_dtype = rate[1]
         vector_work = cost.flops - cost.matrix_flops + cost.transcendentals

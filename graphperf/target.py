@@ -66,7 +66,7 @@ from typing import Any
 from graphperf.dtypes import DTYPE_BITS
 from graphperf.errors import AnalysisError, UsageError
 
-__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS"]
+__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS", "OP_MATRIX_EFFICIENCY"]
 
 KINDS = ("gpu", "tpu", "npu", "cpu")
 
@@ -99,12 +99,19 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
     "clock_mhz": (float, False, "boost clock, MHz"),
     "launch_overhead_us": (float, True, "fixed cost per kernel/op dispatch, microseconds"),
     "matrix_efficiency": (float, True, "achievable fraction of the matrix peaks"),
+    "matrix_efficiency_conv": (float, False, "achievable fraction of the matrix peaks for convolutions "
+                                             "(default: matrix_efficiency)"),
+    "matrix_efficiency_attention": (float, False, "achievable fraction of the matrix peaks for attention "
+                                                  "kernels (default: matrix_efficiency)"),
     "vector_efficiency": (float, True, "achievable fraction of the vector peaks"),
     "memory_efficiency": (float, True, "achievable fraction of hbm_gbps"),
     "notes": (str, False, "assumptions and caveats, free text"),
 }
 _TABLES = ("references", "sources", "derived")
-_EFFICIENCIES = ("matrix_efficiency", "vector_efficiency", "memory_efficiency")
+_EFFICIENCIES = ("matrix_efficiency", "matrix_efficiency_conv", "matrix_efficiency_attention", "vector_efficiency",
+                 "memory_efficiency")
+#: Op families with a matrix efficiency of their own (optional fields; `Target.matrix_efficiency_for`).
+OP_MATRIX_EFFICIENCY = {"conv": "matrix_efficiency_conv", "attention": "matrix_efficiency_attention"}
 #: Numeric fields: each needs a [sources] entry and must be > 0 (efficiencies: in (0, 1]).
 FIGURE_FIELDS = tuple(k for k, (t, _, _) in _SCALARS.items() if t in (float, int))
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -161,6 +168,8 @@ class Target:
     onchip_sram_per_unit_kb: float | None = None
     compute_units: int | None = None
     clock_mhz: float | None = None
+    matrix_efficiency_conv: float | None = None
+    matrix_efficiency_attention: float | None = None
     notes: str = ""
     path: str = ""
     overridden: tuple[str, ...] = ()
@@ -187,6 +196,13 @@ class Target:
             if value is not None:
                 return value * 1e12, key
         return None
+
+    def matrix_efficiency_for(self, op: str) -> float:
+        """The matrix efficiency of canonical op `op`: its own field (conv, attention) when the target
+        gives one, `matrix_efficiency` otherwise."""
+        own = OP_MATRIX_EFFICIENCY.get(op)
+        value = getattr(self, own) if own else None
+        return self.matrix_efficiency if value is None else value
 
     def has_native_matrix_peak(self, dtype: str) -> bool:
         """True when a matmul in `dtype` runs at that dtype's own matrix peak: no fallback to a wider

@@ -131,7 +131,7 @@ def fuse_attention(graph: Graph, target=None) -> FusionResult:
             g.refuse("capacity_unknown", "no target to check the flash tiling against", **where)
             continue
         try:
-            mach = machine_for(target, q.dtype)
+            mach = machine_for(target, q.dtype, "attention")
         except ValueError as exc:
             g.refuse("capacity_unknown", str(exc), **where)
             continue

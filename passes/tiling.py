@@ -25,7 +25,8 @@ N*Hi*Wi (transposed), N = Cout/groups, K = (Cin/groups)*kh*kw; attention with th
 Machine figures from the target: ``compute_units``, ``onchip_sram_per_unit_kb`` (KiB: shared
 memory + L1 per SM on NVIDIA, LDS + L1 per CU on AMD, the scratchpad elsewhere), ``l2_mb``
 (MiB; none: every re-read goes to DRAM), the matrix peak at the node's dtype / units *
-matrix_efficiency, ``hbm_gbps`` * memory_efficiency, ``launch_overhead_us``. A target without
+matrix efficiency of the op (`Target.matrix_efficiency_for`), ``hbm_gbps`` * memory_efficiency,
+``launch_overhead_us``. A target without
 compute units or on-chip memory cannot be tiled: every node is refused with that reason.
 """
 
@@ -183,8 +184,9 @@ def _attention_problem(node, ins, out) -> Attention:
                      k.nbytes + v.nbytes, s * (e * _eb(k) + ev * _eb(v)), out.nbytes, mask, _eb(out))
 
 
-def machine_for(target, dtype: str) -> Machine:
-    """The tile model's view of `target` for a node computing in `dtype`; ValueError naming a missing figure."""
+def machine_for(target, dtype: str, op: str = "matmul") -> Machine:
+    """The tile model's view of `target` for an `op` node computing in `dtype` (the op picks the matrix
+    efficiency, `Target.matrix_efficiency_for`); ValueError naming a missing figure."""
     missing = [f for f in ("compute_units", "onchip_sram_per_unit_kb") if getattr(target, f) is None]
     if missing:
         raise ValueError(f"target {target.name} has no {' or '.join(missing)}; set it with --set "
@@ -193,7 +195,7 @@ def machine_for(target, dtype: str) -> Machine:
     rate = peak[0] if peak is not None else target.vector_peak_flops(dtype)
     return Machine(units=target.compute_units, onchip_bytes=target.onchip_sram_per_unit_kb * 1024,
                    l2_bytes=(target.l2_mb or 0.0) * 1024 * 1024,
-                   unit_flops_per_s=rate * target.matrix_efficiency / target.compute_units,
+                   unit_flops_per_s=rate * target.matrix_efficiency_for(op) / target.compute_units,
                    bytes_per_s=target.hbm_bytes_per_s * target.memory_efficiency,
                    overhead_s=target.launch_overhead_us * 1e-6)
 
@@ -240,7 +242,7 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
             nodes.append(node)
             continue
         try:
-            mach = machine_for(target, graph.node_dtype(node) or "float32")
+            mach = machine_for(target, graph.node_dtype(node) or "float32", op)
         except ValueError as exc:
             refused.append(_refuse(node, "target", str(exc)))
             nodes.append(node)
@@ -281,7 +283,7 @@ def tiled_time(graph: Graph, node: Node, cost, target):
     dtype = graph.node_dtype(node) or "float32"
     try:
         problem = node_problem(graph, node)
-        mach = machine_for(target, dtype)
+        mach = machine_for(target, dtype, node.op.name)
     except ValueError:
         return None
     est = estimate(problem, tuple(tile), mach)

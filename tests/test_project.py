@@ -80,3 +80,21 @@ def test_hbm_override_scales_memory_time():
     base = _time(_graph("relu", [x], [x]), load_target("h100"))
     faster = _time(_graph("relu", [x], [x]), load_target("h100", {"hbm_gbps": str(2 * 3350)}))
     assert faster.memory_s == pytest.approx(base.memory_s / 2)
+
+
+def test_conv_and_attention_use_their_own_matrix_efficiency_when_the_target_gives_one():
+    h100 = load_target("h100").with_overrides(matrix_efficiency_conv=0.5, matrix_efficiency_attention=0.4)
+    bf = "bfloat16"
+    n, c, hw, k, r = 8, 64, 56, 128, 3  # 3x3 conv, stride 1, padding 1: output [8, 128, 56, 56]
+    attrs = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "group": 1}
+    conv = Graph("g", [Node("n", canonical("conv"), "conv", ("x", "w"), ("o",), attrs)],
+                 {"x": Value("x", TensorType((n, c, hw, hw), bf), "input"),
+                  "w": Value("w", TensorType((k, c, r, r), bf), "weight"),
+                  "o": Value("o", TensorType((n, k, hw, hw), bf), producer="n")})
+    nc = count(conv)[0]
+    t = project(conv, [nc], h100)[0]
+    assert nc.cost.matrix_flops == 2 * n * k * hw * hw * c * r * r
+    assert t.compute_s == pytest.approx(nc.cost.matrix_flops / (h100.matrix_bf16_tflops * 1e12 * 0.5))
+    mm = _mm(4096, 4096, 4096, bf)
+    assert _time(mm, h100).compute_s == pytest.approx(2 * 4096 ** 3 / (h100.matrix_bf16_tflops * 1e12
+                                                                         * h100.matrix_efficiency))

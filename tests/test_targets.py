@@ -525,7 +525,7 @@ def test_non_canonical_dtype_is_rejected():
 
 def test_public_api_is_pinned():
     assert set(target_mod.__all__) == {"Target", "load_target", "list_targets", "KINDS",
-                                       "FIGURE_FIELDS"}
+                                       "FIGURE_FIELDS", "OP_MATRIX_EFFICIENCY"}
 
 
 def test_readme_table_lists_every_target_with_its_figures():
@@ -550,3 +550,12 @@ def test_readme_example_target_loads(tmp_path):
     t = load_target(str(path))
     assert t.name == "mychip" and "matrix_fp8_tflops" in t.derived
     assert t.matrix_peak_flops("float4_e2m1") == _peak(t, "matrix_fp8_tflops")
+
+
+def test_op_matrix_efficiency_defaults_to_matrix_efficiency_and_is_validated():
+    h100 = load_target("h100")
+    assert h100.matrix_efficiency_for("conv") == h100.matrix_efficiency_for("matmul") == h100.matrix_efficiency
+    t = h100.with_overrides(matrix_efficiency_conv="0.5")
+    assert (t.matrix_efficiency_for("conv"), t.matrix_efficiency_for("attention")) == (0.5, h100.matrix_efficiency)
+    with pytest.raises(UsageError, match="matrix_efficiency_attention"):
+        h100.with_overrides(matrix_efficiency_attention="1.5")

@@ -1,20 +1,23 @@
 """Fit a target's efficiency factors and launch overhead to measured onnxruntime profiles.
 
 Op classes. Each counted node of a profiled model falls in one class by the term that bounds its
-projection on the base target: **matrix** (compute-bound with matmul/convolution/attention-matmul
-work: its compute time is mostly ``matrix_flops`` at the matrix peak), **vector** (compute-bound
-elementwise, reduction and transcendental work at the vector peak) and **memory** (bytes moved
-bound it). A compute-bound node that does both kinds of work contributes to both compute classes.
+projection on the base target: **matrix** (compute-bound with matrix work: ``matrix_flops`` at the
+matrix peak), split by op family into **matrix** (matmuls and everything else), **conv**
+(convolutions) and **attention** (attention kernels), as onnxruntime's and most libraries' kernels
+for the three reach different shares of the same peak; **vector** (compute-bound elementwise,
+reduction and transcendental work at the vector peak) and **memory** (bytes moved bound it). A
+compute-bound node that does both kinds of work contributes to both compute classes.
 Every counted node also pays one **launch overhead**. Free nodes (views, reshapes) are in no class:
 the target cannot give them a cost.
 
 Model (per correlated row r, measured m_r, sums over the row's counted nodes n):
 
-    p_r = k_matrix * sum(matrix_s_n) + k_vector * sum(vector_s_n) + k_memory * sum(memory_s_n)
-          + L * (counted nodes in r)
+    p_r = sum over classes c of k_c * sum(c_s_n) + L * (counted nodes in r)
 
-with matrix_s, vector_s, memory_s the times at efficiency 1, only the bounding side of each node
-counted, and k = 1 / efficiency. The fit is linear least squares on relative residuals
+with c_s the class's time at efficiency 1 (matrix_s of a conv node is in the conv class), only the
+bounding side of each node counted, and k = 1 / efficiency. A class with no node in the fitting
+profiles keeps the base target's figure (conv and attention: the base `matrix_efficiency` unless the
+base gives its own). The fit is linear least squares on relative residuals
 (p_r - m_r) / m_r over every row of every fitting profile, plus one row per profile asking the
 counted nodes to sum to the profile's whole measured time (weight sqrt(rows)): so the time of
 nodes graphperf counts free but onnxruntime runs (layout copies) is spread over the launch
@@ -25,7 +28,9 @@ measured DRAM bandwidth (small models' tensors stay in cache): its fitted speed-
 higher effective ``hbm_gbps`` with ``memory_efficiency = 1.0``, and reported. A negative L is clipped
 to 0.
 
-Guarantees: the fitted target is the base target with only the three efficiencies,
+Guarantees: the fitted target is the base target with only the efficiencies of the fitted classes
+(matrix_efficiency, matrix_efficiency_conv, matrix_efficiency_attention, vector_efficiency,
+memory_efficiency),
 ``launch_overhead_us`` and (memory faster than its peak) ``hbm_gbps`` changed, ``calibrated = true``, and a source naming the profiles and the
 date for each; `evaluate` reports held-out error before (base) and after (fitted) with the same
 statistics as `graphperf correlate`.
@@ -42,14 +47,16 @@ from ..errors import UsageError
 
 __all__ = ["Case", "parse_case", "FitResult", "fit_target", "evaluate", "residuals_by_op", "CLASSES"]
 
-CLASSES = ("matrix", "vector", "memory")
-_EFF = {"matrix": "matrix_efficiency", "vector": "vector_efficiency", "memory": "memory_efficiency"}
+CLASSES = ("matrix", "conv", "attention", "vector", "memory")
+_EFF = {"matrix": "matrix_efficiency", "conv": "matrix_efficiency_conv", "attention": "matrix_efficiency_attention",
+        "vector": "vector_efficiency", "memory": "memory_efficiency"}
+_MEMORY, _LAUNCH = CLASSES.index("memory"), len(CLASSES)  # positions in the parameter vector k
 _ROUNDS = 5
 _TOTAL_WEIGHT = 1.0  # weight of the per-profile whole-model row, times sqrt(rows)
-# lower bounds of [k_matrix, k_vector, k_memory, L]: efficiencies <= 1 for the compute classes; the memory
-# class may run faster than the measured DRAM bandwidth (working sets in cache): down to k = 0.05, written
-# as a higher effective hbm_gbps with memory_efficiency 1.0; L >= 0.
-_K_MIN = (1.0, 1.0, 0.05, 0.0)
+# lower bounds of [k per class..., L]: efficiencies <= 1 for the compute classes; the memory class may run
+# faster than the measured DRAM bandwidth (working sets in cache): down to k = 0.05, written as a higher
+# effective hbm_gbps with memory_efficiency 1.0; L >= 0.
+_K_MIN = (1.0, 1.0, 1.0, 1.0, 0.05, 0.0)
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,14 @@ def parse_case(spec: str, flag: str = "--fit") -> Case:
     return Case(model, prof, {k: int(v) for k, v in (p.meta.get("dims") or {}).items()})
 
 
-def _node_terms(rec, target) -> Optional[tuple[float, float, float]]:
-    """(matrix_s, vector_s, memory_s) of a report node at efficiency 1; None for free/unknown nodes."""
+def _family(op: str) -> int:
+    """The class index of a node's matrix work: conv, attention, or matrix (matmuls and the rest)."""
+    return CLASSES.index(op) if op in ("conv", "attention") else 0
+
+
+def _node_terms(rec, target) -> Optional[tuple[float, ...]]:
+    """Per class (CLASSES order), the report node's time at efficiency 1 (its matrix work in its op
+    family's class); None for free/unknown nodes."""
     if rec.latency_s is None or rec.bound == "free":
         return None
     dtype = rec.dtype or "float32"
@@ -93,10 +106,12 @@ def _node_terms(rec, target) -> Optional[tuple[float, float, float]]:
         peak = None
     matrix_rate = peak[0] if peak else target.vector_peak_flops(dtype)
     vector_rate = target.vector_peak_flops(dtype)
-    matrix_s = (rec.matrix_flops or 0) / matrix_rate
-    vector_s = ((rec.flops or 0) - (rec.matrix_flops or 0) + (rec.transcendentals or 0)) / vector_rate
-    memory_s = ((rec.bytes_read or 0) + (rec.bytes_written or 0)) / target.hbm_bytes_per_s
-    return matrix_s, vector_s, memory_s
+    terms = [0.0] * len(CLASSES)
+    terms[_family(rec.op)] = (rec.matrix_flops or 0) / matrix_rate
+    vector_work = (rec.flops or 0) - (rec.matrix_flops or 0) + (rec.transcendentals or 0)
+    terms[CLASSES.index("vector")] = vector_work / vector_rate
+    terms[_MEMORY] = ((rec.bytes_read or 0) + (rec.bytes_written or 0)) / target.hbm_bytes_per_s
+    return tuple(terms)
 
 
 def _weight(measured_s: float) -> float:
@@ -107,7 +122,7 @@ def _weight(measured_s: float) -> float:
 @dataclass
 class _Row:
     measured_s: float
-    terms: list[tuple[float, float, float]]  # per counted node
+    terms: list[tuple[float, ...]]  # per counted node, per class
 
 
 def _rows(corr, target) -> list[_Row]:
@@ -122,20 +137,23 @@ def _rows(corr, target) -> list[_Row]:
 
 
 def _features(row: _Row, k: Sequence[float]) -> list[float]:
-    """[matrix_s, vector_s, memory_s, counted nodes] summed over the row, bounding side only."""
-    f = [0.0, 0.0, 0.0, float(len(row.terms))]
-    for mat, vec, mem in row.terms:
-        if k[0] * mat + k[1] * vec >= k[2] * mem:
-            f[0] += mat
-            f[1] += vec
+    """[time per class..., counted nodes] summed over the row, bounding side only (compute classes
+    together against memory)."""
+    f = [0.0] * len(CLASSES) + [float(len(row.terms))]
+    for t in row.terms:
+        compute = sum(k[j] * t[j] for j in range(len(CLASSES)) if j != _MEMORY)
+        if compute >= k[_MEMORY] * t[_MEMORY]:
+            for j in range(len(CLASSES)):
+                if j != _MEMORY:
+                    f[j] += t[j]
         else:
-            f[2] += mem
+            f[_MEMORY] += t[_MEMORY]
     return f
 
 
 @dataclass
 class FitResult:
-    efficiencies: dict[str, float]  # class -> fitted efficiency in (0, 1]
+    efficiencies: dict[str, float]  # fitted class -> efficiency in (0, 1] (memory may exceed 1: see overrides)
     launch_overhead_us: float
     clipped: list[str]  # notes on clipped parameters
     rows: int  # correlated rows the fit used
@@ -146,7 +164,7 @@ class FitResult:
     def overrides(self, base) -> dict[str, float]:
         out = {**{_EFF[c]: min(e, 1.0) for c, e in self.efficiencies.items()},
                "launch_overhead_us": self.launch_overhead_us}
-        if self.efficiencies["memory"] > 1.0:
+        if self.efficiencies.get("memory", 0.0) > 1.0:
             out["hbm_gbps"] = base.hbm_gbps * self.efficiencies["memory"]
         return out
 
@@ -165,7 +183,7 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
     the fitted `Target`."""
     from ..correlate.match import correlate_onnx
 
-    fit_base = base.with_overrides(matrix_efficiency=1.0, vector_efficiency=1.0, memory_efficiency=1.0)
+    fit_base = base.with_overrides(**dict.fromkeys(_EFF.values(), 1.0))
     per_case = []
     for case in cases:
         corr = correlate_onnx(case.model, case.profile, fit_base, dims=case.dims)
@@ -173,8 +191,12 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
     n_rows = sum(len(r) for r, _ in per_case)
     if not n_rows:
         raise UsageError("--fit: no correlated row with a counted node in the profiles; nothing to fit")
-    k = [1.0 / base.matrix_efficiency, 1.0 / base.vector_efficiency, 1.0 / base.memory_efficiency,
-         base.launch_overhead_us * 1e-6]
+    n = _LAUNCH + 1
+    base_eff = {"matrix": base.matrix_efficiency, "conv": base.matrix_efficiency_for("conv"),
+                "attention": base.matrix_efficiency_for("attention"), "vector": base.vector_efficiency,
+                "memory": base.memory_efficiency}
+    k = [1.0 / base_eff[c] for c in CLASSES] + [base.launch_overhead_us * 1e-6]
+    names = CLASSES + ("launch overhead",)
     clipped: list[str] = []
     for _ in range(_ROUNDS):
         a, b = [], []
@@ -184,10 +206,10 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
             b += [_weight(r.measured_s) for r in rows]
             if rows and total > 0:
                 w = _TOTAL_WEIGHT * math.sqrt(len(rows))
-                a.append([w * sum(f[j] for f in feats) / total for j in range(4)])
+                a.append([w * sum(f[j] for f in feats) / total for j in range(n)])
                 b.append(w)
-        used = [j for j in range(4) if any(row[j] for row in a)]
-        fixed = {j: k[j] for j in range(4) if j not in used}
+        used = [j for j in range(n) if any(row[j] for row in a)]
+        fixed = {j: k[j] for j in range(n) if j not in used}
         clipped = []
         while True:
             sol = _solve(a, b, [j for j in used if j not in fixed], fixed)
@@ -196,18 +218,18 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
                 break
             j = min(bad, key=lambda i: sol[i] - _K_MIN[i])
             fixed[j] = _K_MIN[j]
-            clipped.append(f"{(CLASSES + ('launch overhead',))[j]}: fit gave "
-                           + (f"efficiency {1 / sol[j]:.3g} > 1, clipped to 1.0" if j < 3 and sol[j] > 0 else
+            clipped.append(f"{names[j]}: fit gave "
+                           + (f"efficiency {1 / sol[j]:.3g} > 1, clipped to 1.0" if j < _LAUNCH and sol[j] > 0 else
                               f"{sol[j]:.3g}, clipped to {fixed[j]:g}"))
-        k = [sol[j] for j in range(4)]
-    for j, c in enumerate(CLASSES):
-        if not any(row[j] for row in a):
-            clipped.append(f"{c}: no node of this class in the profiles; kept the base efficiency")
-    result = FitResult({c: 1.0 / k[j] for j, c in enumerate(CLASSES)}, k[3] * 1e6, clipped, n_rows,
+        k = [sol[j] for j in range(n)]
+    fitted = [c for j, c in enumerate(CLASSES) if any(row[j] for row in a)]
+    clipped += [f"{c}: no node of this class in the profiles; kept the base efficiency"
+                for c in CLASSES if c not in fitted]
+    result = FitResult({c: 1.0 / k[CLASSES.index(c)] for c in fitted}, k[_LAUNCH] * 1e6, clipped, n_rows,
                        [c.profile for c in cases])
-    if k[2] < 1.0:
-        clipped.append(f"memory: ran {1 / k[2]:.3g}x faster than hbm_gbps {base.hbm_gbps:g} (working sets in "
-                       f"cache): written as hbm_gbps {base.hbm_gbps / k[2]:.4g} with memory_efficiency 1.0")
+    if "memory" in fitted and k[_MEMORY] < 1.0:
+        clipped.append(f"memory: ran {1 / k[_MEMORY]:.3g}x faster than hbm_gbps {base.hbm_gbps:g} (working sets "
+                       f"in cache): written as hbm_gbps {base.hbm_gbps / k[_MEMORY]:.4g} with memory_efficiency 1.0")
     return result, base.with_overrides(**result.overrides(base))
 
 
