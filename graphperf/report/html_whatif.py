@@ -25,7 +25,6 @@ refused: ``{"rule", "kind", "producer", "consumer", "reason", ...}``, any key ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from .diff import Delta
@@ -33,67 +32,12 @@ from .html import conventions_section, model_section
 from .html_assets import (BOUND_COLOURS, Section, document, esc, hbar_chart, kv_table, line_chart, paired_bars, pct,
                           sort_key, table)
 from .units import seconds, si
-from .whatif_report import WHATIF_SCHEMA
+from .whatif_report import WHATIF_SCHEMA, GroupChange, by_change, fuse_records, group_changes
 
 __all__ = ["render_whatif_html", "whatif_sections", "group_changes", "GroupChange", "DEFAULT_TOP"]
 
 DEFAULT_TOP = 30  # bar pairs per chart; the tables list every row
 _REFUSED_KEYS = ("rule", "kind", "producer", "consumer", "reason")
-
-
-@dataclass(frozen=True)
-class GroupChange:
-    rule: str
-    node: str  # the fused node
-    members: list[str]
-    member_ops: list[str]
-    before_s: Optional[float]
-    after_s: Optional[float]
-    note: str  # why a figure is unknown, or ""
-    inputs: int
-    outputs: int
-
-    @property
-    def delta(self) -> Optional[float]:
-        return Delta(self.before_s, self.after_s).delta
-
-
-def fuse_records(result) -> list[dict]:
-    return [r for r in result.rewrites if r.get("rewrite") == "fuse"]
-
-
-def group_changes(result) -> list[GroupChange]:
-    """Every fusion group of every rule, in the order the rules ran, with its before and after latency."""
-    before: dict[str, Optional[float]] = {r.name: r.latency_s for r in result.before.nodes}
-    after = {r.name: r.latency_s for r in result.after.nodes}
-    fused_again: dict[str, str] = {}
-    for rec in fuse_records(result):
-        for g in rec.get("groups", []):
-            for m in g.get("members", []):
-                fused_again[m] = f"fused again by rule {rec.get('rule', '?')} into {g.get('node', '?')}"
-    out = []
-    for rec in fuse_records(result):
-        rule = str(rec.get("rule", "?"))
-        for g in rec.get("groups", []):
-            members = list(g.get("members", []))
-            missing = [m for m in members if before.get(m) is None]
-            b = None if missing or not members else sum(before[m] for m in members)
-            node = str(g.get("node", "?"))
-            before[node] = b
-            a = after.get(node)
-            notes = []
-            if missing:
-                notes.append("before unknown: " + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-                             + " have no latency in the before report")
-            if a is None:
-                notes.append(fused_again.get(node, "after unknown: the fused node has no latency in the after report"))
-            out.append(GroupChange(rule, node, members, list(g.get("member_ops", [])), b, a, "; ".join(notes),
-                                   len(g.get("inputs", [])), len(g.get("outputs", []))))
-    return out
-
-
-def _by_change(rows: list[GroupChange]) -> list[GroupChange]:
-    return sorted(rows, key=lambda g: (g.delta is None, -abs(g.delta or 0.0), g.node))
 
 
 def changed_ops(result) -> list:
@@ -214,7 +158,7 @@ def groups_body(result, top: int) -> str:
     changes = group_changes(result)
     parts = []
     for rule in dict.fromkeys(g.rule for g in changes):
-        rows = _by_change([g for g in changes if g.rule == rule])
+        rows = by_change([g for g in changes if g.rule == rule])
         shown = rows[:top]
         bars = [(f"{g.node} ({'+'.join(g.member_ops) or len(g.members)})", g.before_s, g.after_s,
                  f"{g.node}: {len(g.members)} nodes ({', '.join(g.members)})\nbefore {seconds(g.before_s)} (sum of the "
@@ -230,7 +174,7 @@ def groups_body(result, top: int) -> str:
              (esc(" + ".join(g.member_ops)), None, "mono wrap"), (str(g.inputs), sort_key(g.inputs), ""),
              (str(g.outputs), sort_key(g.outputs), ""), (seconds(g.before_s), sort_key(g.before_s), ""),
              (seconds(g.after_s), sort_key(g.after_s), ""), (esc(_signed(g.delta, seconds)), sort_key(g.delta), ""),
-             (esc(g.note), None, "wrap")] for g in _by_change(changes)]
+             (esc(g.note), None, "wrap")] for g in by_change(changes)]
     return "".join(parts) + f"<h3>Every group ({len(changes)})</h3>\n" + table(cols, rows)
 
 

@@ -8,17 +8,79 @@ the two reports are exactly `report_to_dict` of the before and after reports. Re
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from rich.console import Console
 from rich.table import Table
 
+from .diff import Delta
 from .json_report import report_to_dict
 from .units import seconds, si
 
-__all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif", "refused_where"]
+__all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif", "refused_where", "GroupChange",
+           "group_changes", "by_change", "fuse_records"]
 
 WHATIF_SCHEMA = "graphperf.whatif/1"
+
+
+@dataclass(frozen=True)
+class GroupChange:
+    rule: str
+    node: str  # the fused node
+    members: list[str]
+    member_ops: list[str]
+    before_s: Optional[float]
+    after_s: Optional[float]
+    note: str  # why a figure is unknown, or ""
+    inputs: int
+    outputs: int
+
+    @property
+    def delta(self) -> Optional[float]:
+        return Delta(self.before_s, self.after_s).delta
+
+
+def fuse_records(result) -> list[dict]:
+    return [r for r in result.rewrites if r.get("rewrite") == "fuse"]
+
+
+def group_changes(result) -> list[GroupChange]:
+    """Every fusion group of every rule, in the order the rules ran, with its before and after latency:
+    before = the sum of its members' latencies in the before report (a member an earlier rule fused
+    counts as that group's before; a member without a latency makes it unknown, never 0), after = its
+    fused node's latency in the after report (unknown when a later rule fused it again)."""
+    before: dict[str, Optional[float]] = {r.name: r.latency_s for r in result.before.nodes}
+    after = {r.name: r.latency_s for r in result.after.nodes}
+    fused_again: dict[str, str] = {}
+    for rec in fuse_records(result):
+        for g in rec.get("groups", []):
+            for m in g.get("members", []):
+                fused_again[m] = f"fused again by rule {rec.get('rule', '?')} into {g.get('node', '?')}"
+    out = []
+    for rec in fuse_records(result):
+        rule = str(rec.get("rule", "?"))
+        for g in rec.get("groups", []):
+            members = list(g.get("members", []))
+            missing = [m for m in members if before.get(m) is None]
+            b = None if missing or not members else sum(before[m] for m in members)
+            node = str(g.get("node", "?"))
+            before[node] = b
+            a = after.get(node)
+            notes = []
+            if missing:
+                notes.append("before unknown: " + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+                             + " have no latency in the before report")
+            if a is None:
+                notes.append(fused_again.get(node, "after unknown: the fused node has no latency in the after report"))
+            out.append(GroupChange(rule, node, members, list(g.get("member_ops", [])), b, a, "; ".join(notes),
+                                   len(g.get("inputs", [])), len(g.get("outputs", []))))
+    return out
+
+
+def by_change(rows: list[GroupChange]) -> list[GroupChange]:
+    return sorted(rows, key=lambda g: (g.delta is None, -abs(g.delta or 0.0), g.node))
+
 
 
 def whatif_to_dict(result) -> dict[str, Any]:
@@ -65,6 +127,15 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
         ops.add_row(row.op, f"{row['nodes'].before} -> {row['nodes'].after}", seconds(row["latency_s"].before),
                     seconds(row["latency_s"].after), si(row["bytes"].before, "B"), si(row["bytes"].after, "B"))
     console.print(ops)
+    groups = by_change(group_changes(result))
+    if groups:
+        gt = Table(title=f"by fused group (largest latency change first, {min(top, len(groups))} of {len(groups)})",
+                   title_justify="left")
+        for col in ("group", "rule", "members", "latency before", "latency after"):
+            gt.add_column(col)
+        for g in groups[:top]:
+            gt.add_row(g.node, g.rule, "+".join(g.member_ops), seconds(g.before_s), seconds(g.after_s))
+        console.print(gt)
     for r in result.rewrites:
         if r["rewrite"] == "fuse":
             console.print(f"fusion ({r['rule']}): {r['groups_formed']} groups from {r['nodes_fused']} nodes")
