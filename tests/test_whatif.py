@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import networkx as nx
 import pytest
@@ -309,8 +310,8 @@ def test_cli_fuse_auto_runs_every_rule_in_order_and_reports_refusals(capsys):
     code = main(["whatif", "llama3-8b", "--config", "tiny", "--attention", "eager", "--fuse", "auto"])
     out, err = capsys.readouterr()
     assert code == 0 and "fusion (attention): 2 groups" in out
-    groups = sum(r["groups_formed"] for r in fuses)
-    assert f"by fused group (largest latency change first, 10 of {groups})" in out
+    groups = sum(int(n) for n in re.findall(r"fusion \(\w+\): (\d+) groups", out))
+    assert groups > 10 and f"by fused group (largest latency change first, 10 of {groups})" in out
 
 
 def test_cli_tile_auto_tiles_or_refuses_every_matrix_node_left_after_fusion(capsys):
