@@ -1,4 +1,5 @@
-"""Command line: `graphperf analyze | targets | models | profile | correlate | whatif`.
+"""Command line: `graphperf analyze | targets | models | profile | correlate | whatif | calibrate | validate |
+mlir`.
 
 `analyze --format table|json|csv|html`; `--target a,b,c` (several targets) renders a side-by-side
 comparison and needs `--format html` (the other formats hold one target each).
@@ -105,8 +106,10 @@ def cli() -> None:
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help=f"Rows in table views (html: {HTML_TOP} top nodes unless given).")
 @click.option("--allow-unknown", is_flag=True, help="Exit 0 even when some nodes have no cost rule.")
+@click.option("--level", type=click.Choice(("graph", "mlir")), default="graph", show_default=True,
+              help="graph: cost rules per graph node; mlir: lower through torch-mlir and cost every linalg op.")
 def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown,
-            attention="sdpa"):
+            attention="sdpa", level="graph"):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
     from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
@@ -123,10 +126,19 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
         raise UsageError(f"--target {target}: several targets need --format html (table, json and csv hold one "
                          "target each; run once per target for those)")
     req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention)
-    with _status(f"capturing {req.ref}"):
-        graph, info = load_graph(req)
-    with _status(f"analysing {len(graph)} nodes"):
-        reports = [analyze_graph(graph, tgt, info) for tgt in tgts]
+    if level == "mlir":
+        from .mlir.analyze import analyze_mlir, load_mlir
+
+        with _status(f"lowering {req.ref} through torch-mlir"):
+            capture = load_mlir(req)
+        reports = [analyze_mlir(capture, tgt) for tgt in tgts]
+        for warning in capture.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    else:
+        with _status(f"capturing {req.ref}"):
+            graph, info = load_graph(req)
+        with _status(f"analysing {len(graph)} nodes"):
+            reports = [analyze_graph(graph, tgt, info) for tgt in tgts]
     report = reports[0]
     if fmt == "html":
         from .report.html import render_html
@@ -362,6 +374,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
 
 cli.add_command(__import__("graphperf.calibrate.command", fromlist=["calibrate"]).calibrate)
 cli.add_command(__import__("graphperf.validate.command", fromlist=["validate"]).validate)
+cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -39,6 +39,9 @@ fused        (external inputs...); a group of nodes fused into one kernel by a w
              rule=(the fusion rule),
              cost={"flops", "matrix_flops", "transcendentals"} summed over the members. Bytes are
              the group's external inputs read once and its materialised outputs written once.
+linalg       (operands read...); a linalg structured op lowered through torch-mlir (graphperf/mlir/):
+             attrs domain=(loop sizes), flops_per_point, transcendentals_per_point, matrix=bool,
+             reads=(elements read per input), [writes=(elements written per output)].
 view         free: view, reshape without copy, squeeze, unsqueeze, permute/transpose views,
              expand views, slice views, select, split views, detach, alias, Identity, Shape.
 
@@ -131,6 +134,7 @@ _OTHERS = (
     "matmul", "einsum", "conv", "attention", "softmax",
     "layer_norm", "rms_norm", "batch_norm", "group_norm",
     "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view", "fused",
+    "linalg",  # MLIR level (graphperf/mlir/): one rule from iteration domain, body and indexing maps
 )
 
 CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS, *ELEMENTWISE_TRAINING,

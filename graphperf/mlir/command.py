@@ -1,0 +1,63 @@
+"""`graphperf mlir MODEL [-o out.mlir] [--stage torch|linalg] [--target NAME]`: annotated MLIR.
+
+Lowers MODEL through torch-mlir (graphperf.mlir.lower), costs it (linalg stage: the MLIR-level
+report; torch stage: the graph-level report of the same program) and writes the module with
+``graphperf.*`` attributes on each op (graphperf.mlir.annotate) to `-o` or stdout. Errors are
+one line (UsageError exit 2, AnalysisError exit 1), as for every graphperf command.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+__all__ = ["mlir"]
+
+
+def _options(fn):
+    for option in reversed((
+        click.option("--config", default="tiny", show_default=True,
+                     help="Workload config; the MLIR level embeds weights, so small configs."),
+        click.option("--phase", help="Workload phase: prefill | decode (LLMs), forward."),
+        click.option("--batch", type=click.IntRange(min=1), help="Batch size."),
+        click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders)."),
+        click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode."),
+        click.option("--dtype", help="Workload dtype: bfloat16, float16, float32."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the MLIR here.")
+@click.option("--stage", type=click.Choice(("torch", "linalg")), default="linalg", show_default=True,
+              help="torch: the torch dialect (graph-level figures); linalg: linalg-on-tensors (MLIR-level figures).")
+@click.option("--target", "-t", default="h100", show_default=True, help="Target for graphperf.latency_s.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@_options
+def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, dtype):
+    """Write MODEL as MLIR (through torch-mlir) with graphperf's figures on every op."""
+    from ..cli import _pairs
+    from ..pipeline import ModelRequest, analyze_graph
+    from ..target import load_target
+    from .analyze import analyze_mlir, load_mlir
+    from .annotate import annotate, to_text
+
+    tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    req = ModelRequest(model, config=config, phase=phase, batch=batch, seq=seq, kv_len=kv_len, dtype=dtype)
+    capture = load_mlir(req, stage=stage)
+    if stage == "linalg":
+        report = analyze_mlir(capture, tgt)
+    else:
+        report = analyze_graph(capture.graph_level, tgt, capture.info)
+    annotate(capture.lowered, report)
+    text = to_text(capture.lowered)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    for warning in capture.warnings:
+        click.echo(f"warning: {warning}", err=True)
