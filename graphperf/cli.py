@@ -331,7 +331,8 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
               help="Rows in table views (html: bar pairs per chart, 30 unless given).")
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
            top, groups=(), attention="sdpa", tile=None):
-    """Rewrite MODEL (fusion, precision) and/or change the target, and compare the projection before and after."""
+    """Rewrite MODEL (fusion rules and named groups, tiling, precision) and/or change the target, and compare
+    the projection before and after."""
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
     from graphperf.passes.fuse_named import parse_group

@@ -9,7 +9,7 @@ Matrix work runs on the matrix unit at the dtype of the node's first input; a fl
 uses TF32 only where the target allows it, otherwise the fp32 vector peak (PyTorch's default);
 matrix work keeps its matrix efficiency whichever unit runs it: `matrix_efficiency`, or the
 target's own figure for convolutions and attention when it gives one (`matrix_efficiency_conv`,
-`matrix_efficiency_attention`). Each transcendental costs one vector op. `bound` is the largest of
+`matrix_efficiency_attention`; a fused group takes its kernel's family: `target.matrix_family`). Each transcendental costs one vector op. `bound` is the largest of
 compute, memory and launch overhead; nodes that do no work (views) are `free` and launch nothing;
 unknown nodes have no latency (None), never zero.
 
@@ -27,6 +27,7 @@ from typing import Optional
 
 from .count import NodeCount
 from .ir import Graph
+from .target import matrix_family
 
 __all__ = ["NodeTime", "project"]
 
@@ -71,7 +72,7 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
         compute_s = 0.0
         matrix_dtype = ""
         if cost.matrix_flops:
-            key = (dtype, target.matrix_efficiency_for(node.op.name))
+            key = (dtype, target.matrix_efficiency_for(matrix_family(node.op.name, node.attrs)))
             rate = matrix_cache.get(key)
             if rate is None:
                 peak = target.matrix_peak_flops(dtype)

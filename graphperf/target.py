@@ -66,7 +66,8 @@ from typing import Any
 from graphperf.dtypes import DTYPE_BITS
 from graphperf.errors import AnalysisError, UsageError
 
-__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS", "OP_MATRIX_EFFICIENCY"]
+__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS", "OP_MATRIX_EFFICIENCY",
+           "EFFICIENCY_FIELDS", "matrix_family"]
 
 KINDS = ("gpu", "tpu", "npu", "cpu")
 
@@ -112,6 +113,23 @@ _EFFICIENCIES = ("matrix_efficiency", "matrix_efficiency_conv", "matrix_efficien
                  "memory_efficiency")
 #: Op families with a matrix efficiency of their own (optional fields; `Target.matrix_efficiency_for`).
 OP_MATRIX_EFFICIENCY = {"conv": "matrix_efficiency_conv", "attention": "matrix_efficiency_attention"}
+#: Every efficiency field (each in (0, 1]).
+EFFICIENCY_FIELDS = _EFFICIENCIES
+
+
+def matrix_family(op: str, attrs: Mapping[str, Any] | None = None) -> str:
+    """The op family whose matrix efficiency a node's matrix work runs at: "conv", "attention" or
+    "matmul" (everything else). A what-if `fused` node takes its kernel's family: a flash-attention
+    group is "attention", a group holding a convolution (a conv epilogue) is "conv"."""
+    if op == "fused" and attrs is not None:
+        if attrs.get("kernel") == "flash_attention":
+            return "attention"
+        members = attrs.get("member_ops") or ()
+        for family in ("conv", "attention"):
+            if family in members:
+                return family
+        return "matmul"
+    return op if op in OP_MATRIX_EFFICIENCY else "matmul"
 #: Numeric fields: each needs a [sources] entry and must be > 0 (efficiencies: in (0, 1]).
 FIGURE_FIELDS = tuple(k for k, (t, _, _) in _SCALARS.items() if t in (float, int))
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -197,10 +215,10 @@ class Target:
                 return value * 1e12, key
         return None
 
-    def matrix_efficiency_for(self, op: str) -> float:
-        """The matrix efficiency of canonical op `op`: its own field (conv, attention) when the target
-        gives one, `matrix_efficiency` otherwise."""
-        own = OP_MATRIX_EFFICIENCY.get(op)
+    def matrix_efficiency_for(self, family: str) -> float:
+        """The matrix efficiency of an op family (`matrix_family`): its own field (conv, attention) when
+        the target gives one, `matrix_efficiency` otherwise."""
+        own = OP_MATRIX_EFFICIENCY.get(family)
         value = getattr(self, own) if own else None
         return self.matrix_efficiency if value is None else value
 

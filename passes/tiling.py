@@ -7,7 +7,9 @@ every refused node with its reason. `graphperf.project.project` projects a node 
 tile with `tiled_time` (the tile model of passes/tile_model.py); every other node is unchanged.
 
 Spec (`parse_tile`): ``auto`` searches every candidate tile per node; ``OP=MxNxK`` (op: matmul,
-linear, conv, attention) or ``NODE=MxNxK`` sets one tile; items are comma-separated and
+linear, conv, attention) or ``NODE=MxNxK`` sets one tile (``op:KEY=`` / ``node:KEY=`` say which when a
+node is named like an op, e.g. torch.export's first matmul ``linear``: an unprefixed key that is both is
+refused); items are comma-separated and
 ``auto,attention=128x64x64`` searches everything except what is named. A node's own entry wins
 over its op's. Infeasible explicit tiles (on-chip memory) are refused with the reason.
 
@@ -41,6 +43,7 @@ from typing import Any, Mapping, Optional
 from graphperf.dtypes import itemsize_bits
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType
+from graphperf.target import matrix_family
 
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
 
@@ -61,6 +64,7 @@ class TileSpec:
     auto: bool = False
     by_op: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     by_node: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    alias_keys: frozenset = frozenset()  # unprefixed keys read as ops (ambiguous if also a node name)
 
     @property
     def mode(self) -> str:
@@ -79,6 +83,7 @@ def parse_tile(text: str) -> TileSpec:
     auto = False
     by_op: dict[str, tuple[int, int, int]] = {}
     by_node: dict[str, tuple[int, int, int]] = {}
+    aliases: set[str] = set()
     items = [p.strip() for p in text.split(",") if p.strip()]
     if not items:
         raise UsageError("--tile '': expected auto, OP=MxNxK or NODE=MxNxK, e.g. --tile auto or --tile matmul=128x128x64")
@@ -95,12 +100,20 @@ def parse_tile(text: str) -> TileSpec:
         if min(tile) <= 0 or max(tile) > _MAX_TILE:
             raise UsageError(f"--tile {item!r}: tile sizes must be between 1 and {_MAX_TILE}")
         key = key.strip()
-        op = _OP_ALIASES.get(key.lower())
-        if op is not None:
-            by_op[op] = tile  # type: ignore[assignment]
+        kind, colon, rest = key.partition(":")
+        if colon and kind in ("op", "node"):
+            key = rest.strip()
+        else:
+            kind = "op" if key.lower() in _OP_ALIASES else "node"
+            if kind == "op":
+                aliases.add(key)
+        if kind == "op":
+            if key.lower() not in _OP_ALIASES:
+                raise UsageError(f"--tile {item!r}: {key!r} is not an op; ops: {', '.join(sorted(_OP_ALIASES))}")
+            by_op[_OP_ALIASES[key.lower()]] = tile  # type: ignore[assignment]
         else:
             by_node[key] = tile  # type: ignore[assignment]
-    return TileSpec(auto, by_op, by_node)
+    return TileSpec(auto, by_op, by_node, frozenset(aliases))
 
 
 def candidates() -> list[tuple[int, int, int]]:
@@ -184,9 +197,9 @@ def _attention_problem(node, ins, out) -> Attention:
                      k.nbytes + v.nbytes, s * (e * _eb(k) + ev * _eb(v)), out.nbytes, mask, _eb(out))
 
 
-def machine_for(target, dtype: str, op: str = "matmul") -> Machine:
-    """The tile model's view of `target` for an `op` node computing in `dtype` (the op picks the matrix
-    efficiency, `Target.matrix_efficiency_for`); ValueError naming a missing figure."""
+def machine_for(target, dtype: str, family: str = "matmul") -> Machine:
+    """The tile model's view of `target` for a node of op family `family` (`graphperf.target.matrix_family`:
+    it picks the matrix efficiency) computing in `dtype`; ValueError naming a missing figure."""
     missing = [f for f in ("compute_units", "onchip_sram_per_unit_kb") if getattr(target, f) is None]
     if missing:
         raise ValueError(f"target {target.name} has no {' or '.join(missing)}; set it with --set "
@@ -195,7 +208,7 @@ def machine_for(target, dtype: str, op: str = "matmul") -> Machine:
     rate = peak[0] if peak is not None else target.vector_peak_flops(dtype)
     return Machine(units=target.compute_units, onchip_bytes=target.onchip_sram_per_unit_kb * 1024,
                    l2_bytes=(target.l2_mb or 0.0) * 1024 * 1024,
-                   unit_flops_per_s=rate * target.matrix_efficiency_for(op) / target.compute_units,
+                   unit_flops_per_s=rate * target.matrix_efficiency_for(family) / target.compute_units,
                    bytes_per_s=target.hbm_bytes_per_s * target.memory_efficiency,
                    overhead_s=target.launch_overhead_us * 1e-6)
 
@@ -217,10 +230,16 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
     if isinstance(spec, str):
         spec = parse_tile(spec)
     names = {n.name for n in graph.nodes}
+    both = sorted(spec.alias_keys & names)
+    if both:
+        raise UsageError(f"--tile {both[0]}=...: {both[0]!r} is both an op and a node of {graph.name}; write "
+                         f"op:{both[0]}=... (every such op) or node:{both[0]}=... (that node)")
     unknown = sorted(set(spec.by_node) - names)
     if unknown:
-        raise UsageError(f"--tile {unknown[0]}=...: no node named {unknown[0]!r} in {graph.name}; name an op "
-                         f"({', '.join(sorted(_OP_ALIASES))}) or a node from the report")
+        fused_into = {m: n.name for n in graph.nodes for m in n.attrs.get("members", ()) if n.op.name == "fused"}
+        where = (f"it was fused into {fused_into[unknown[0]]} (fused groups are not tiled)" if unknown[0] in fused_into
+                 else f"name an op ({', '.join(sorted(_OP_ALIASES))}) or a node from the report")
+        raise UsageError(f"--tile {unknown[0]}=...: no node named {unknown[0]!r} in {graph.name}; {where}")
     nodes: list[Node] = []
     records: list[dict] = []
     refused: list[dict] = []
@@ -242,7 +261,7 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
             nodes.append(node)
             continue
         try:
-            mach = machine_for(target, graph.node_dtype(node) or "float32", op)
+            mach = machine_for(target, graph.node_dtype(node) or "float32", matrix_family(node.op.name, node.attrs))
         except ValueError as exc:
             refused.append(_refuse(node, "target", str(exc)))
             nodes.append(node)
@@ -267,7 +286,8 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
         attr = {"tile": chosen.tile, "source": source, "spread_s": spread_s, "feasible": feasible}
         nodes.append(dataclasses.replace(node, attrs={**node.attrs, "tile": attr}))
         records.append({"node": node.name, "op": op, "source": source, "tile": list(chosen.tile),
-                        "latency_s": chosen.latency_s, "spread_s": spread_s, "feasible": feasible,
+                        "latency_s": chosen.latency_s, "dram_bytes": chosen.dram_bytes, "spread_s": spread_s,
+                        "feasible": feasible,
                         "tiles": chosen.tiles, "waves": chosen.waves})
     new = Graph(graph.name, nodes, dict(graph.values), graph.outputs, dict(graph.meta))
     rewrite = {"rewrite": "tile", "mode": spec.mode, "nodes": records}
@@ -283,7 +303,7 @@ def tiled_time(graph: Graph, node: Node, cost, target):
     dtype = graph.node_dtype(node) or "float32"
     try:
         problem = node_problem(graph, node)
-        mach = machine_for(target, dtype, node.op.name)
+        mach = machine_for(target, dtype, matrix_family(node.op.name, node.attrs))
     except ValueError:
         return None
     est = estimate(problem, tuple(tile), mach)

@@ -199,6 +199,12 @@ def test_cpu_target_takes_medians_and_leaves_out_what_the_timer_could_not_see(tm
     assert t.launch_overhead_us == pytest.approx(0.3) and "unprofiled" in t.sources["launch_overhead_us"]
     assert "left out (not > 0): launch_overhead_us" in t.notes
     assert t.compute_units == 2 and "2 thread(s)" in t.sources["hbm_gbps"]
+    from graphperf.calibrate import system
+
+    one = system.cache_bytes(per_instance=True)
+    if 2 in one:  # Linux exposes the caches: one core's L2 is a unit's on-chip memory, so tiling works
+        assert t.onchip_sram_per_unit_kb == one[2] / 1024
+        assert t.l2_mb == min(system.cache_bytes()[2], 2 * one[2]) / 2**20
 
 
 def test_fit_separates_the_conv_class_from_the_matmul_class(tmp_path):

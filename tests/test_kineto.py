@@ -32,21 +32,22 @@ class _Mlp(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory):
-    """The module saved with torch.export and a torch.profiler trace of STEPS eager calls."""
-    from torch.profiler import ProfilerActivity, profile
+    """The module saved with torch.export and a torch.profiler trace of STEPS eager calls, marked as
+    steps by a profiler schedule (one warm-up step, kept out of the trace by the schedule)."""
+    from torch.profiler import ProfilerActivity, profile, schedule
 
     d = tmp_path_factory.mktemp("kineto")
     torch.manual_seed(0)
     m, x = _Mlp().eval(), torch.randn(8, 32)
     pt2 = d / "mlp.pt2"
     torch.export.save(torch.export.export(m, (x,), strict=False), str(pt2))
-    with torch.no_grad():
-        m(x)  # warm-up outside the trace: lazy initialisation would break the step repetition
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        for _ in range(STEPS):
-            m(x)
     trace = d / "mlp.trace.json"
-    prof.export_chrome_trace(str(trace))
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], record_shapes=True,
+                                  schedule=schedule(wait=0, warmup=1, active=STEPS),
+                                  on_trace_ready=lambda p: p.export_chrome_trace(str(trace))) as prof:
+        for _ in range(STEPS + 1):
+            m(x)
+            prof.step()
     return str(pt2), str(trace)
 
 
@@ -60,13 +61,13 @@ def _top_level_events(path):
 def test_reads_top_level_ops_with_shapes_and_step_medians(traced):
     _, trace = traced
     tr = read_kineto(trace)
-    assert (tr.runs, tr.warmup_runs, tr.device, tr.steps_from) == (STEPS, 1, "cpu", "repetition")
+    assert (tr.runs, tr.warmup_runs, tr.device, tr.steps_from) == (STEPS, 0, "cpu", "ProfilerStep")
     assert [op.name for op in tr.ops] == ["aten::linear", "aten::relu", "aten::linear"]
     assert tr.ops[0].tensor_shapes == [(8, 32), (64, 32), (64,)]
     top = sorted(_top_level_events(trace), key=lambda e: e["ts"])
     assert len(top) == 3 * STEPS
     for i, op in enumerate(tr.ops):
-        assert op.median_us == pytest.approx(statistics.median(e["dur"] for e in top[3 + i::3]))
+        assert op.median_us == pytest.approx(statistics.median(e["dur"] for e in top[i::3]))
     assert profile_format(trace) == "kineto"
 
 
@@ -92,7 +93,7 @@ def test_correlates_with_the_exported_module_and_lists_unmatched_ops(traced, tmp
     ghost.write_text(json.dumps(data))
     c2 = correlate(pt2, str(ghost), load_target("host"))  # dispatches on the format
     assert [u["op"] for u in c2.unmatched] == ["aten::mystery"]
-    assert c2.unmatched[0]["measured_s"] == pytest.approx(statistics.median(durs[1:]) * 1e-6)
+    assert c2.unmatched[0]["measured_s"] == pytest.approx(statistics.median(durs) * 1e-6)
     assert "no node of this op" in c2.unmatched[0]["reason"]
     assert len(c2.rows) == 3
 
@@ -188,3 +189,52 @@ def test_cli_correlates_a_trace_with_the_pt2_it_profiled(traced, tmp_path, capsy
     # a torch.profiler trace with an .onnx file is a one-line error naming what to pass instead
     assert main(["correlate", "model.onnx", "--profile", trace, "--target", "host"]) == 2
     assert "torch model it profiled" in capsys.readouterr().err
+
+
+def test_one_call_of_repeated_layers_is_one_step_not_several(tmp_path):
+    # three identical Linear+ReLU blocks called once: the repeating op names must not be taken for steps
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU()) for _ in range(3)]).eval()
+    x = torch.randn(4, 16)
+    pt2 = tmp_path / "seq.pt2"
+    torch.export.save(torch.export.export(m, (x,), strict=False), str(pt2))
+    with torch.no_grad():
+        m(x)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            m(x)
+    trace = tmp_path / "seq.json"
+    prof.export_chrome_trace(str(trace))
+    tr = read_kineto(str(trace))
+    assert (tr.runs, tr.warmup_runs, tr.steps_from) == (1, 0, "single") and len(tr.ops) == 6
+    c = correlate_kineto(ModelRequest(str(pt2)), str(trace), load_target("host"))
+    assert len(c.rows) == 6 and not c.unmeasured and not c.unmatched
+
+
+def test_a_trace_without_shapes_is_refused(traced, tmp_path):
+    pt2, trace = traced
+    data = json.load(open(trace))
+    for e in data["traceEvents"]:
+        if e.get("cat") == "cpu_op":
+            (e.get("args") or {}).pop("Input Dims", None)
+    path = tmp_path / "noshapes.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match="record_shapes=True"):
+        correlate_kineto(ModelRequest(pt2), str(path), load_target("host"))
+
+
+def test_gpu_ops_without_kernels_are_listed_as_unmeasured(tmp_path):
+    # the relu of the hand-built GPU trace loses its kernel: its node must appear in `unmeasured`
+    torch.manual_seed(0)
+    m, x = _Mlp().eval(), torch.randn(8, 32)
+    pt2 = tmp_path / "mlp.pt2"
+    torch.export.save(torch.export.export(m, (x,), strict=False), str(pt2))
+    ev = [e for e in _gpu_trace()["traceEvents"] if e.get("name") != "relu_k"]
+    ev = [{**e, "args": {**e["args"], "Input Dims": [[8, 32], [64, 32], [64]]}} if e.get("name") == "aten::linear"
+          else e for e in ev]
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps({"traceEvents": ev}))
+    c = correlate_kineto(ModelRequest(str(pt2)), str(path), load_target("h100"))
+    relu = [u for u in c.unmeasured if u["op"] == "relu"]
+    assert relu and "no measured time" in relu[0]["reason"]

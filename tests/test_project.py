@@ -82,19 +82,41 @@ def test_hbm_override_scales_memory_time():
     assert faster.memory_s == pytest.approx(base.memory_s / 2)
 
 
-def test_conv_and_attention_use_their_own_matrix_efficiency_when_the_target_gives_one():
-    h100 = load_target("h100").with_overrides(matrix_efficiency_conv=0.5, matrix_efficiency_attention=0.4)
-    bf = "bfloat16"
+def _conv_relu(bf="bfloat16"):
     n, c, hw, k, r = 8, 64, 56, 128, 3  # 3x3 conv, stride 1, padding 1: output [8, 128, 56, 56]
     attrs = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "group": 1}
-    conv = Graph("g", [Node("n", canonical("conv"), "conv", ("x", "w"), ("o",), attrs)],
+    out = TensorType((n, k, hw, hw), bf)
+    return Graph("g", [Node("n", canonical("conv"), "conv", ("x", "w"), ("o",), attrs),
+                       Node("r", canonical("relu"), "relu", ("o",), ("y",))],
                  {"x": Value("x", TensorType((n, c, hw, hw), bf), "input"),
                   "w": Value("w", TensorType((k, c, r, r), bf), "weight"),
-                  "o": Value("o", TensorType((n, k, hw, hw), bf), producer="n")})
+                  "o": Value("o", out, producer="n"), "y": Value("y", out, producer="r")}, ("y",))
+
+
+def test_conv_and_attention_use_their_own_matrix_efficiency_when_the_target_gives_one():
+    from graphperf.target import matrix_family
+
+    h100 = load_target("h100").with_overrides(matrix_efficiency_conv=0.5, matrix_efficiency_attention=0.4)
+    conv = _conv_relu()
     nc = count(conv)[0]
     t = project(conv, [nc], h100)[0]
+    n, c, hw, k, r = 8, 64, 56, 128, 3
     assert nc.cost.matrix_flops == 2 * n * k * hw * hw * c * r * r
     assert t.compute_s == pytest.approx(nc.cost.matrix_flops / (h100.matrix_bf16_tflops * 1e12 * 0.5))
-    mm = _mm(4096, 4096, 4096, bf)
+    mm = _mm(4096, 4096, 4096, "bfloat16")
     assert _time(mm, h100).compute_s == pytest.approx(2 * 4096 ** 3 / (h100.matrix_bf16_tflops * 1e12
                                                                          * h100.matrix_efficiency))
+    assert (matrix_family("attention"), h100.matrix_efficiency_for("attention")) == ("attention", 0.4)
+    assert matrix_family("fused", {"kernel": "flash_attention", "member_ops": ("matmul",)}) == "attention"
+
+
+def test_a_fused_conv_epilogue_keeps_the_conv_efficiency():
+    from graphperf.passes.fuse_chains import fuse_epilogue
+
+    h100 = load_target("h100").with_overrides(matrix_efficiency_conv=0.3)
+    g = _conv_relu()
+    conv, relu = project(g, count(g), h100)
+    fused = fuse_epilogue(g).graph
+    (t,) = project(fused, count(fused), h100)
+    assert fused.nodes[0].attrs["member_ops"] == ("conv", "relu")
+    assert t.compute_s == pytest.approx(conv.compute_s + relu.compute_s)  # conv at 0.3, relu on the vector unit

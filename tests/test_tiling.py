@@ -292,3 +292,18 @@ def test_tiled_model_beats_plain_roofline_on_the_sm90_gemm_grid():
     plain, tiled = grid.stats(used, "plain_s"), grid.stats(used, "tiled_s")
     assert tiled["mdape"] < plain["mdape"] and tiled["p90"] < plain["p90"]
     assert tiled["within_2x"] > plain["within_2x"]
+
+
+def test_a_key_that_is_both_an_op_and_a_node_name_must_say_which():
+    import dataclasses
+
+    g = _mm(256, 256, 256)
+    old = g.nodes[0].name  # rename the node "linear", as torch.export names a model's first matmul
+    values = {k: dataclasses.replace(v, producer="linear") if v.producer == old else v for k, v in g.values.items()}
+    g = Graph(g.name, [dataclasses.replace(g.nodes[0], name="linear")], values, g.outputs)
+    h100 = load_target("h100")
+    with pytest.raises(UsageError, match="both an op and a node"):
+        apply_tiling(g, h100, parse_tile("linear=64x64x32"))
+    by_node = apply_tiling(g, h100, parse_tile("node:linear=64x64x32")).rewrite["nodes"]
+    by_op = apply_tiling(g, h100, parse_tile("op:linear=64x64x32")).rewrite["nodes"]
+    assert by_node[0]["tile"] == by_op[0]["tile"] == [64, 64, 32] and by_node[0]["dram_bytes"] > 0

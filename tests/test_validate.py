@@ -132,3 +132,14 @@ def test_cli_validate_json_and_usage_errors(tmp_path, capsys):
     assert main(["validate", "--reference", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert "--category 'nope'" in err and "cannot read measurements" in err
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"params": None}, "params missing"), ({"id": None}, "id missing"), ({"value": 0}, "value 0 is not positive"),
+    ({"value": -5}, "value -5 is not positive"), ({"params": {"M": "x"}}, "no integer M, N, K"),
+])
+def test_malformed_records_are_skipped_with_the_reason(records, change, reason):
+    rec = {**_rec(records, "gemm-0001"), **change}
+    rec = {k: v for k, v in rec.items() if v is not None}
+    result = validate_records([rec])
+    assert result.rows == [] and len(result.skipped) == 1 and reason in result.skipped[0]["reason"]

@@ -66,13 +66,17 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
     \b
     Every figure is repeated (--repeats) and printed as min / median / max; the target takes medians,
     and a spread (max - min) / median over 25% is flagged as too wide to trust.
-    --fit: each counted node is in one op class by what bounds it: matrix (matmul, convolution and
-    attention-matmul work), vector (other compute) or memory (bytes moved); the fit sets one
-    efficiency per class and the launch overhead per node, then reports the error before and after
-    on the --holdout profiles.
+    --fit: each counted node is in one op class by what bounds it: matrix work of matmuls, of
+    convolutions or of attention (three classes), vector (other compute) or memory (bytes moved);
+    the fit sets one efficiency per class found in the profiles and the launch overhead per node,
+    then reports the error before and after on the --holdout profiles.
     """
+    import os
+
     if output and not output.endswith(".toml"):
         raise UsageError(f"-o {output}: a target file must end in .toml")
+    if output and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        raise UsageError(f"-o {output}: no such directory; create it first (checked before measuring)")
     if fit_specs:
         _fit(fit_specs, holdout_specs, target, output, fmt)
         return

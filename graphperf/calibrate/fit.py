@@ -91,7 +91,10 @@ def parse_case(spec: str, flag: str = "--fit") -> Case:
 
 def _family(op: str) -> int:
     """The class index of a node's matrix work: conv, attention, or matrix (matmuls and the rest)."""
-    return CLASSES.index(op) if op in ("conv", "attention") else 0
+    from graphperf.target import matrix_family
+
+    family = matrix_family(op)
+    return CLASSES.index(family) if family in CLASSES else 0
 
 
 def _node_terms(rec, target) -> Optional[tuple[float, ...]]:
@@ -218,9 +221,14 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
                 break
             j = min(bad, key=lambda i: sol[i] - _K_MIN[i])
             fixed[j] = _K_MIN[j]
-            clipped.append(f"{names[j]}: fit gave "
-                           + (f"efficiency {1 / sol[j]:.3g} > 1, clipped to 1.0" if j < _LAUNCH and sol[j] > 0 else
-                              f"{sol[j]:.3g}, clipped to {fixed[j]:g}"))
+            if j == _MEMORY:
+                note = (f"ran {1 / sol[j]:.3g}x faster than hbm_gbps, clipped to {1 / _K_MIN[j]:g}x (an "
+                        f"effective bandwidth of {base.hbm_gbps / _K_MIN[j]:.4g} GB/s)")
+            elif j < _LAUNCH and sol[j] > 0:
+                note = f"efficiency {1 / sol[j]:.3g} > 1, clipped to 1.0"
+            else:
+                note = f"{sol[j]:.3g}, clipped to {fixed[j]:g}"
+            clipped.append(f"{names[j]}: fit gave {note}")
         k = [sol[j] for j in range(n)]
     fitted = [c for j, c in enumerate(CLASSES) if any(row[j] for row in a)]
     clipped += [f"{c}: no node of this class in the profiles; kept the base efficiency"

@@ -41,9 +41,10 @@ def _size(text: str) -> int:
     return int(text.rstrip("KMG")) * mult
 
 
-def cache_bytes() -> dict[int, int]:
+def cache_bytes(per_instance: bool = False) -> dict[int, int]:
     """Total bytes of each data/unified cache level over the machine, e.g. {1: 64 KiB, 2: 2 MiB, 3: 32 MiB}
-    on 2 cores with private L1/L2 and a shared L3 (per-instance size x number of instances)."""
+    on 2 cores with private L1/L2 and a shared L3 (per-instance size x number of instances); with
+    `per_instance`, the size of one instance (one core's private L2: 1 MiB there)."""
     base = "/sys/devices/system/cpu"
     out: dict[int, int] = {}
     seen: set[tuple[int, str]] = set()
@@ -65,7 +66,8 @@ def cache_bytes() -> dict[int, int]:
             if read["type"] == "Instruction" or (int(read["level"]), read["shared_cpu_list"]) in seen:
                 continue
             seen.add((int(read["level"]), read["shared_cpu_list"]))
-            out[int(read["level"])] = out.get(int(read["level"]), 0) + _size(read["size"])
+            level, size = int(read["level"]), _size(read["size"])
+            out[level] = max(out.get(level, 0), size) if per_instance else out.get(level, 0) + size
     return out
 
 

@@ -99,11 +99,17 @@ def cpu_target(results: Mapping[str, Any], threads: int, date: str, name: str = 
     for f in ("vector_fp32_tflops", "vector_fp64_tflops"):
         if f in data:
             derived[f] = "no vendor peak for this CPU slice: the achieved matmul rate stands in for the FMA peak"
-    caches = system.cache_bytes()
+    caches, one = system.cache_bytes(), system.cache_bytes(per_instance=True)
     info = "system_info: Linux /sys/devices/system/cpu/*/cache, /proc/cpuinfo, /proc/meminfo read " + date
-    if 2 in caches:
-        data["l2_mb"] = caches[2] / 2**20
-        sources["l2_mb"] = f"{info}: L2 {caches[2] // 2**10} KiB over all cores (MiB, as lscpu labels it)"
+    if 2 in one:
+        # one thread = one unit: its on-chip memory is one core's L2, and the L2 the measured threads
+        # reach is one instance per thread (private L2 per core)
+        data["onchip_sram_per_unit_kb"] = one[2] / 2**10
+        sources["onchip_sram_per_unit_kb"] = (f"{info}: one L2 instance {one[2] // 2**10} KiB (the per-unit "
+                                              "on-chip memory of a core, as targets.json uses for CPUs)")
+        data["l2_mb"] = min(caches.get(2, one[2]), one[2] * threads) / 2**20
+        sources["l2_mb"] = (f"{info}: L2 {one[2] // 2**10} KiB per instance x {threads} thread(s) measured "
+                            f"({caches.get(2, one[2]) // 2**10} KiB over all cores; MiB, as lscpu labels it)")
     if 3 in caches:
         data["llc_mb"] = caches[3] / 2**20
         sources["llc_mb"] = f"{info}: L3 {caches[3] // 2**10} KiB (MiB, as lscpu labels it)"

@@ -10,9 +10,10 @@ Guarantees:
   the op that launched it: the cpu_op with the kernel's ``External id``; else, through its
   ``correlation`` id, the ``cuda_runtime``/``cuda_driver`` launch event, and the cpu_op containing that
   launch. A kernel attributed to no op is kept in `KinetoTrace.orphan_kernels`, never dropped.
-- Steps: the ``ProfilerStep#N`` annotations when present; otherwise the top-level op sequence is
-  split into the smallest period that repeats it exactly (a loop of identical iterations), else one
-  step. The first step is a warm-up and skipped when there are several (override `warmup_runs`).
+- Steps: the ``ProfilerStep#N`` annotations (`prof.step()` in the profiled loop) split the trace; without
+  them the whole trace is one step (repeated layers and repeated calls look alike, so steps are never
+  guessed). No step is skipped as a warm-up by default: a torch.profiler schedule's ``warmup`` already
+  keeps warm-up steps out of the trace (override with `warmup_runs`).
 - Each top-level op is keyed by its position in the step; its measured time is the median over the
   measured steps of its own duration (CPU trace) or of its kernels' summed durations (GPU trace,
   ``device = "cuda"``). Times are microseconds, as in the trace.
@@ -134,17 +135,19 @@ def _steps(top: list[dict], annotations: list[dict]) -> tuple[list[list[dict]], 
         steps = [s for s in steps if s]
         if steps:
             return steps, "ProfilerStep"
-    names = [e["name"] for e in top]
-    n = len(names)
-    for period in range(1, n // 2 + 1):
-        if n % period == 0 and all(names[i] == names[i % period] for i in range(n)):
-            return [top[i:i + period] for i in range(0, n, period)], "repetition"
     return [top], "single"
 
 
 def read_kineto(path: str, warmup_runs: Optional[int] = None) -> KinetoTrace:
-    """Parse the torch.profiler Chrome trace at `path`."""
+    """Parse the torch.profiler Chrome trace at `path`; a malformed event is a one-line `UsageError`."""
     events = _load(path)
+    try:
+        return _read(path, events, warmup_runs)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise UsageError(f"{path}: malformed torch.profiler event ({type(e).__name__}: {e})") from None
+
+
+def _read(path: str, events: list, warmup_runs: Optional[int]) -> KinetoTrace:
     try:
         ops = [e for e in events if e.get("cat") == "cpu_op" and e.get("ph") == "X"]
         kernels = [e for e in events if e.get("cat") in _KERNEL_CATS and e.get("ph") == "X"]
@@ -183,7 +186,7 @@ def read_kineto(path: str, warmup_runs: Optional[int] = None) -> KinetoTrace:
     steps, steps_from = _steps(top, annotations)
     runs = len(steps)
     if warmup_runs is None:
-        warmup_runs = 1 if runs > 1 else 0
+        warmup_runs = 0
     if not 0 <= warmup_runs < runs:
         raise UsageError(f"{path}: {runs} step(s) in the trace, cannot skip {warmup_runs} warm-up step(s)")
     measured = steps[warmup_runs:]

@@ -65,6 +65,13 @@ class Correlation:
         """What measured the rows: "onnxruntime" or "torch.profiler"."""
         return "torch.profiler" if self.profile.get("format") == "kineto" else "onnxruntime"
 
+    @property
+    def unmeasured_cause(self) -> str:
+        """Why projected nodes usually have no measured counterpart, for this kind of profile."""
+        if self.measured_by == "onnxruntime":
+            return "onnxruntime folded or removed them"
+        return "no traced op matched them (ops the eager run did not call, or traced under other shapes)"
+
     def outliers(self, top: int = 10) -> list[Row]:
         rows = [r for r in self.rows if r.projected_s is not None]
         return sorted(rows, key=lambda r: (-abs(r.projected_s - r.measured_s), r.name))[:top]
@@ -264,6 +271,9 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
     if request.ref.lower().endswith(".onnx"):
         raise UsageError(f"{tr.path}: a torch.profiler trace correlates with the torch model it profiled (a "
                          f"models/ workload name or a .pt2 file), not with {request.ref}")
+    if not any(op.tensor_shapes for op in tr.ops):
+        raise UsageError(f"{tr.path}: no traced op carries input shapes, and shapes are how ops are matched to "
+                         "graph nodes: record the trace with torch.profiler.profile(..., record_shapes=True)")
     graph, info = load_graph(request)
     report = analyze_graph(graph, target, info)
     canon = canonicalize(graph).graph
@@ -296,11 +306,15 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
     if not groups:
         raise UsageError(f"{tr.path}: no traced op matches a node of {request.ref}: the trace is from another "
                          "model or other input shapes")
+    no_time: dict[str, str] = {}  # report node -> why it has a traced op but no measured time
     for g in groups.values():
         nodes = sorted(g["nodes"], key=order.__getitem__)
         recs = [records[n] for n in nodes]
         if g["measured_s"] <= 0:
             zero += len(g["events"])
+            for n in nodes:
+                no_time[n] = (f"traced as {', '.join(g['events'])} with no measured time (no kernel attributed "
+                              "to it on a GPU trace)")
             continue
         known = all(r.latency_s is not None for r in recs)
         projected = sum(r.latency_s for r in recs) if known else None
@@ -310,8 +324,9 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
         if not known:
             unknown.append(nodes[0])
     rows.sort(key=lambda r: order[r.name])
-    in_rows = {n for g in groups.values() for n in g["nodes"]}
-    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound}
+    in_rows = {n for r in rows for n in r.nodes}
+    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound,
+                   **({"reason": no_time[r.name]} if r.name in no_time else {})}
                   for r in report.nodes if r.name not in in_rows and r.latency_s]
     measured_total = sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6
     stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],

@@ -49,8 +49,9 @@ def render_correlation(c: Correlation, console: Console, top: int = 10) -> None:
             console.print(f"  {u['name']} ({u['op']}): {_us(u['measured_s'])} us: {u['reason']}")
     if c.unmeasured:
         console.print(f"projected nodes with no profiled node ({len(c.unmeasured)}, "
-                      f"{_us(s['unmeasured_projected_s'])} us projected; {c.measured_by} folded or removed them):")
+                      f"{_us(s['unmeasured_projected_s'])} us projected; {c.unmeasured_cause}):")
         for u in sorted(c.unmeasured, key=lambda u: -u["projected_s"])[:top]:
-            console.print(f"  {u['name']} ({u['op']}): {_us(u['projected_s'])} us")
+            why = f": {u['reason']}" if u.get("reason") else ""
+            console.print(f"  {u['name']} ({u['op']}): {_us(u['projected_s'])} us{why}")
     if c.unknown:
         console.print(f"rows left out of the statistics (no cost rule): {', '.join(c.unknown)}")

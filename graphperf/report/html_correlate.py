@@ -193,7 +193,7 @@ def unmatched_body(c: Correlation) -> str:
         rows = [[(esc(u.get("name", "-")), None, "mono wrap"), (esc(u.get("op", "-")), None, "mono"),
                  (seconds(u.get("projected_s")), sort_key(u.get("projected_s")), ""), (esc(u.get("bound", "-")), None, "")]
                 for u in ranked]
-        out.append(f"<p class=note>{c.measured_by} folded or removed them: their projected time is in the "
+        out.append(f"<p class=note>{esc(c.unmeasured_cause)}: their projected time is in the "
                    "projected total only.</p>\n"
                    + table([("node", False), ("op", False), ("projected", True), ("bound", False)], rows))
     else:

@@ -2,7 +2,7 @@
 
 `validate_records(records)` maps each record's hardware to a bundled target, rebuilds its workload
 (GEMM, attention, elementwise/norm, STREAM copy, one LLM decode step), projects it (plain roofline,
-graphperf's default efficiency model, and that model with tiling) and reports the error per
+graphperf's default efficiency model, that model with tiling, and with every fusion rule) and reports the error per
 category; records it cannot run are listed with the reason.
 """
 

@@ -81,7 +81,9 @@ def _project(case: Case, target) -> tuple[Optional[dict], str]:
     unknown = sorted({str(c.node.op) for c in counts if c.cost is None})
     if unknown:
         return None, "no cost rule for " + ", ".join(unknown)
-    ones = {"matrix_efficiency": "1", "vector_efficiency": "1", "memory_efficiency": "1"}
+    from graphperf.target import EFFICIENCY_FIELDS
+
+    ones = dict.fromkeys(EFFICIENCY_FIELDS, 1.0)
     roof = project(graph, counts, target.with_overrides(**ones))
     tiled = apply_tiling(graph, target, parse_tile("auto")).graph
     fused = rewrite(graph, list(FUSE_RULES), target=target)[0]
@@ -114,7 +116,7 @@ def validate_records(records: Iterable[dict], categories: Iterable[str] = ()) ->
     for rec in records:
         if wanted and rec["category"] not in wanted:
             continue
-        head = {"id": rec.get("id", "?"), "category": rec["category"], "hardware": rec.get("hardware", "")}
+        head = {"id": str(rec.get("id", "?")), "category": rec["category"], "hardware": str(rec.get("hardware", ""))}
         name, note = map_hardware(head["hardware"])
         if name is None:
             skipped.append({**head, "reason": f"unmapped hardware: {note}"})

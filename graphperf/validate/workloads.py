@@ -193,8 +193,24 @@ def _decode_graph(ref: str, batch: int, kv_len: int) -> Graph:
     return graph
 
 
+_REQUIRED = {"id": str, "params": dict, "unit": str, "value": (int, float), "workload": str, "metric": str}
+
+
 def build_case(rec: Mapping[str, Any]) -> Union[Case, Skip]:
-    """The workload and measured time of one record (see the module docstring)."""
+    """The workload and measured time of one record (see the module docstring); a record missing a field
+    or with a non-positive value is a `Skip` naming what is wrong, never an exception."""
+    bad = [k for k, t in _REQUIRED.items() if not isinstance(rec.get(k), t) or isinstance(rec.get(k), bool)]
+    if bad:
+        return Skip("malformed record: " + ", ".join(f"{k} missing or of the wrong type" for k in bad))
+    if not rec["value"] > 0:
+        return Skip(f"malformed record: value {rec['value']!r} is not positive")
+    try:
+        return _build(rec)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        return Skip(f"malformed record: {type(exc).__name__}: {exc}")
+
+
+def _build(rec: Mapping[str, Any]) -> Union[Case, Skip]:
     cat = rec["category"]
     if cat == "gemm" or (cat == "cpu" and rec["unit"] == "GFLOP/s"):
         return _gemm(dict(rec))
