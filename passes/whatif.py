@@ -1,7 +1,7 @@
-"""What-if: rewrite a captured graph (precision, fusion) and/or change the target, then project again.
+"""What-if: rewrite a captured graph (precision, fusion, tiling) and/or change the target, then project again.
 
-`whatif(graph, target, model_info, fuse=..., precision=..., sets=..., sweep=...)` returns a
-`WhatIfResult` holding the report before (the graph as captured, on the target as loaded) and after
+`whatif(graph, target, model_info, fuse=..., precision=..., sets=..., sweep_spec=..., groups=..., tile=...)`
+returns a `WhatIfResult` holding the report before (the graph as captured, on the target as loaded) and after
 (the rewritten graph on the target with `sets` applied), the rewrites applied, every refused
 candidate with its reason, the precision flags (matrix nodes whose new dtype has no peak of its
 own on the target) and, for a sweep, one row of totals per value of the swept field.
