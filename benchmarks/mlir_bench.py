@@ -112,8 +112,8 @@ def _markdown(rows: list[dict], args, wall_s: float) -> str:
             "(torch-mlir's decompositions, and the weights copied into MLIR constants: it grows with the weight "
             "bytes), the torch and linalg pipelines and the conversion of every op to the linalg graph (4-5x as "
             "many ops as graph nodes); counting and projecting that graph stays in tens of milliseconds. FLOPs "
-            "differ by the lowering's real extra work and by the graph level's causal-attention halving "
-            "(graphperf/mlir/__init__.py lists every difference; tests/mlir/test_acceptance.py pins them). "
+            "differ only by the lowering's real extra work (layer_norm's second mean, conv biases that start the accumulator; "
+            "graphperf/mlir/__init__.py lists every difference; tests/mlir/test_acceptance.py pins them). "
             "Full-size LLMs are refused at the MLIR level (their weights would have to be materialised as "
             "constants).", ""]
     return "\n".join(out)

@@ -26,33 +26,34 @@ Counting at this level (the README conventions, applied to linalg):
   movement), linalg.fill (a memset write, or free when it only initialises an accumulator),
   single-input copies (transpose: a layout op, a view after canonicalization as at the graph
   level; broadcast: expand; dtype change: cast).
-- Ops torch-mlir does not lower to linalg (``tm_tensor.sort``/``scatter`` for topk and scatter, any
+- Ops torch-mlir does not lower to linalg (``tm_tensor.attention`` for causal or grouped-query
+  attention, ``tm_tensor.sort``/``scatter`` for topk and scatter, any
   ``torch.*`` op left after a conversion failure) are named in ``report.model["warnings"]`` and
   their graph node is costed with the graph-level rules.
 
 Differences from the graph level (pinned exactly by tests/mlir/test_acceptance.py on every
-models/ workload, tiny config, every phase). matrix_flops agree exactly once causal attention is
-counted in full; every other difference is a real difference in what the lowering computes:
-- Causal attention: the lowering computes the full score matrix and masks it; the graph level
-  counts causal attention as exactly half (README convention). Compare with is_causal=False.
-- Attention (torch's SDPA math decomposition): the scale multiplies q and k (k expanded to the
-  query heads) instead of each score, and ``_safe_softmax`` adds a compare, an `and` reduction
-  and a select per score: +2n + numel(q) + Hq*S*E for n = B*Hq*L*S scores; a causal mask adds
-  a select per score (+n) and is built once per L x S shape (+4*L*S; CSE shares it between layers).
+models/ workload, tiny config, every phase). matrix_flops agree exactly; every other difference is a
+real difference in what the lowering computes:
+- Attention: none. PyTorch's SDPA math decomposition (q and k both scaled, `_safe_softmax` checks)
+  is kept out (graphperf/mlir/lower.py `_KEEP`); torch-mlir lowers plain attention to linalg with the
+  graph-level rule's count (scale per score, softmax, two batch matmuls) and causal or grouped-query
+  attention to ``tm_tensor.attention``, its fused attention op, costed by the graph-level rule (so
+  causal attention is counted as half, the README convention) and named in the warnings.
 - layer_norm: torch-mlir computes the mean and x - mean twice (for the variance and for the
   output): +2 per element, +1 divide per row.
 - Convolution bias: the accumulator starts from the bias (a broadcast copy): -1 per output.
-- batch_norm after a convolution: folded into the convolution at the graph level (canonicalize),
-  kept by torch-mlir: 4 per element + 2 per channel (and one sqrt per channel).
+- batch_norm after a convolution: folded into the convolution before lowering for models/ workloads
+  (torch.fx's conv+bn fusion, graphperf/mlir/analyze.py), as the graph level folds it; a .pt2 or ONNX
+  file keeps torch-mlir's batch_norm: 4 per element + 2 per channel (and one sqrt per channel).
 - avg_pool over one element and topk over an axis of length 1 fold away.
-At tiny configs these make MLIR FLOPs 0.5% (vit-b16) to 10% (llama3-8b decode: the k scaling of
-one query over the whole cache) above the graph level with causal attention counted in full;
-at full size (resnet50, bert-base, vit-b16) within 0.4% (benchmarks/RESULTS_MLIR.md). Through ONNX
-(the exporter decomposes attention before either level sees it) matrix_flops agree exactly and
-totals within 2% (0.2% measured; tests/mlir/test_onnx_acceptance.py). Bytes differ far more:
-the graph level counts attention, normalisations and activations as one fused kernel each, the
-linalg graph materialises every intermediate (scores, exp, sums) as unfused ops do; and every
-linalg op pays a kernel launch in the projection.
+At tiny configs total FLOPs agree within 0.26% on every workload but resnet50 (-0.9%: conv biases
+start the accumulator); see benchmarks/RESULTS_MLIR.md. Through ONNX (the exporter
+decomposes attention before either level sees it) matrix_flops agree exactly and totals within 2%
+(0.2% measured; tests/mlir/test_onnx_acceptance.py). Bytes differ far more: the graph level counts
+attention, normalisations and activations as one fused kernel each, the linalg graph materialises
+every intermediate of a decomposed op; and every linalg op pays a kernel launch in the projection.
+The annotated MLIR parses back in `graphperf.mlir.lower.parsing_context()` (torch and TMTensor
+dialects) and with torch-mlir-opt.
 
 Weights: torch-mlir imports parameters as constants, so the model is built with real weights;
 configs over 1 GiB of weights (full-size LLMs) are refused with one UsageError line.

@@ -97,8 +97,9 @@ def load_mlir(req: ModelRequest, *, stage: str = "linalg", keep_ops: Iterable[st
             if os.path.sep in ref or os.path.exists(ref):
                 raise UsageError(f"{ref}: unsupported model file; pass an .onnx file, a .pt2 file or a workload name")
             wl = _build_workload(req)
+            module = _fold_batch_norms(wl.module)
             try:
-                ep = torch.export.export(wl.module, tuple(wl.args), strict=False)
+                ep = torch.export.export(module, tuple(wl.args), strict=False)
             except Exception as exc:
                 raise UsageError(f"{ref}: torch.export failed: {str(exc).splitlines()[0]}") from None
             info = {"name": ref, "frontend": "torch.export", "source": f"graphperf.models:{ref}",
@@ -113,6 +114,22 @@ def load_mlir(req: ModelRequest, *, stage: str = "linalg", keep_ops: Iterable[st
             capture.graph = _with_fallbacks(to_graph(lowered, info["name"]), graph_level, capture.warnings)
         seconds["convert_s"] = time.perf_counter() - t0
     return capture
+
+
+def _fold_batch_norms(module):
+    """Fold inference batch norms into their convolutions before lowering (torch.fx's conv+bn fusion), the
+    convention the graph level applies in canonicalization: every inference runtime folds them, torch-mlir
+    does not. Modules without batch norms, or that FX cannot trace, are returned unchanged."""
+    import torch
+
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        return module
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(module)
+    except Exception:  # FX symbolic tracing is narrower than torch.export: keep the batch norms
+        return module
 
 
 def _with_fallbacks(graph: Graph, graph_level: Graph, warnings: list[str]) -> Graph:

@@ -28,7 +28,8 @@ from typing import Any, Iterable
 
 from ..errors import AnalysisError, UsageError
 
-__all__ = ["Lowered", "lower_exported", "lower_onnx", "origin_of", "require_torch_mlir", "STAGES", "LOC_PREFIX"]
+__all__ = ["Lowered", "lower_exported", "lower_onnx", "origin_of", "require_torch_mlir", "parsing_context", "STAGES",
+           "LOC_PREFIX"]
 
 STAGES = ("torch", "linalg")
 LOC_PREFIX = "gp:"
@@ -43,10 +44,16 @@ _TO_LINALG_FULL = ("builtin.module(torch-backend-to-linalg-on-tensors-backend-pi
                    "{allow-non-finites=true})")
 
 
-# ATen ops kept out of the FX decomposition table: their PyTorch decompositions compute in fp32
-# (`pw_cast_for_opmath` upcasts bf16/fp16 operands), which would turn a bf16 linear layer into an fp32
-# matmul; torch-mlir lowers them itself in the operands' dtype.
-_KEEP = ("addmm", "baddbmm")
+# ATen ops kept out of the FX decomposition table, for torch-mlir to lower itself:
+# - addmm, baddbmm: their PyTorch decompositions compute in fp32 (`pw_cast_for_opmath` upcasts bf16/fp16
+#   operands), which would turn a bf16 linear layer into an fp32 matmul; torch-mlir lowers them in the
+#   operands' dtype.
+# - scaled_dot_product_attention: PyTorch's math decomposition scales q and k (k expanded to the query
+#   heads) and adds `_safe_softmax` checks, work no attention kernel does. torch-mlir lowers it itself:
+#   plain attention to linalg (scores scaled once, softmax, two batch matmuls: exactly the graph-level
+#   rule's count), causal or grouped-query attention to `tm_tensor.attention`, its fused attention op,
+#   which is not linalg and is costed by the graph-level rule (named in the report's warnings).
+_KEEP = ("addmm", "baddbmm", "scaled_dot_product_attention")
 
 
 @dataclass
@@ -76,6 +83,22 @@ def require_torch_mlir() -> None:
     except ImportError:
         raise UsageError("the MLIR level needs torch-mlir, which is not installed: "
                          "pip install -c constraints.txt 'graphperf[mlir]' (or use --level graph)") from None
+
+
+def parsing_context():
+    """A `torch_mlir.ir.Context` that parses what `graphperf mlir` writes: the torch dialect registered and
+    torch-mlir's TMTensor dialect loaded (its Python bindings do not register it; running the pass that
+    produces TMTensor ops on an empty module loads it), so `tm_tensor.attention` / `tm_tensor.sort` parse."""
+    require_torch_mlir()
+    from torch_mlir import ir, passmanager
+    from torch_mlir.dialects import torch as torch_d
+
+    ctx = ir.Context()
+    torch_d.register_dialect(ctx)
+    with ctx:
+        passmanager.PassManager.parse("builtin.module(func.func(convert-torch-to-tmtensor))").run(
+            ir.Module.parse("module {}").operation)
+    return ctx
 
 
 def _first_line(exc: BaseException) -> str:

@@ -46,8 +46,9 @@ def test_annotated_linalg_round_trips_through_the_bundled_parser(capsys, tmp_pat
     code, report_json, err = run(capsys, "analyze", "gpt2", "--config", "tiny", "--level", "mlir", "--format", "json")
     assert code == 0, err
     report = json.loads(report_json)
-    with ir.Context() as ctx:
-        ctx.allow_unregistered_dialects = True
+    from graphperf.mlir.lower import parsing_context
+
+    with parsing_context():  # torch and TMTensor (causal attention lowers to tm_tensor.attention)
         module = ir.Module.parse(out.read_text())
         ops = _ops(module)
         flops = {op.name: 0 for op in ops}
