@@ -21,7 +21,8 @@ GEMM ``batch x (M x K) @ (K x N)`` with tile ``(Mt, Nt, Kt)`` and ``stages`` pip
       t % ceil(N/Nt)), a wave being `units` consecutive tiles, so
         A reads = sum over waves of (distinct tile rows in the wave) * (bytes of one A row panel)
         B reads = sum over waves of (distinct tile columns in the wave) * (bytes of one B column panel)
-      With no L2 at all (l2_bytes = 0) nothing is shared: A is read ceil(N/Nt) times, B ceil(M/Mt).
+      With no L2 at all (l2_bytes = 0) nothing is shared: every batch entry reads A ceil(N/Nt) times
+      and B ceil(M/Mt) times (an operand shared by the entries is read again by each).
     memory_s      = DRAM bytes / (bandwidth * memory efficiency)
     exposed_s     = fill + drain: software pipelining overlaps loads, MMAs and stores in steady
                     state, except the first K-stage of the first wave (nothing to compute before it
@@ -169,22 +170,29 @@ def _gemm(p: Gemm, mt: int, nt: int, kt: int, mach: Machine) -> TileEstimate:
 
 
 def _operand_reads(p: Gemm, row_tiles: int, col_tiles: int, tiles: int, mach: Machine) -> tuple[float, float]:
-    """DRAM bytes read of A and of B (see the module docstring)."""
+    """DRAM bytes read of A and of B (see the module docstring). An operand shared by every batch entry
+    (a_slice_bytes == a_bytes) has one set of panels; a batched one a set per entry."""
+    a_batched, b_batched = p.a_slice_bytes < p.a_bytes, p.b_slice_bytes < p.b_bytes
     a_fits, b_fits = p.a_slice_bytes <= mach.l2_bytes, p.b_slice_bytes <= mach.l2_bytes
     if a_fits and b_fits:
         return p.a_bytes, p.b_bytes
-    if mach.l2_bytes <= 0:
-        return p.a_bytes * col_tiles, p.b_bytes * row_tiles
-    b_batched = p.b_slice_bytes < p.b_bytes
-    a_panel = p.a_bytes / (p.batch * row_tiles if p.a_slice_bytes < p.a_bytes else row_tiles)
+    if mach.l2_bytes <= 0:  # every output tile streams its own panels: a shared operand once per entry
+        return (p.a_bytes * col_tiles * (1 if a_batched else p.batch),
+                p.b_bytes * row_tiles * (1 if b_batched else p.batch))
+    a_panel = p.a_bytes / (p.batch * row_tiles if a_batched else row_tiles)
     b_panel = p.b_bytes / (p.batch * col_tiles if b_batched else col_tiles)
     per_batch = row_tiles * col_tiles
     a_read = b_read = 0.0
     for start in range(0, tiles, mach.units):
         end = min(start + mach.units, tiles)
-        a_read += ((end - 1) // col_tiles - start // col_tiles + 1) * a_panel
-        entries = (end - 1) // per_batch - start // per_batch + 1 if b_batched else 1
-        b_read += min(col_tiles * entries, end - start) * b_panel
+        rows = (end - 1) // col_tiles - start // col_tiles + 1  # distinct (entry, tile row) in the wave
+        a_read += (rows if a_batched else min(row_tiles, rows)) * a_panel
+        if b_batched:  # per entry the wave touches, consecutive tiles cover min(C, count) tile columns
+            cols = sum(min(col_tiles, min(end, (e + 1) * per_batch) - max(start, e * per_batch))
+                       for e in range(start // per_batch, (end - 1) // per_batch + 1))
+        else:
+            cols = min(col_tiles, end - start)
+        b_read += cols * b_panel
     return (p.a_bytes if a_fits else a_read), (p.b_bytes if b_fits else b_read)
 
 

@@ -159,7 +159,7 @@ def _matmul_problem(node, ins, out) -> Gemm:
     a_batch = math.prod(a.shape[:-2]) if a.rank > 2 else 1
     b_batch = math.prod(b.shape[:-2]) if b.rank > 2 else 1
     if b_batch == 1 and batch > 1 and a_batch == batch:  # shared weight: one GEMM with M = batch * M
-        m, batch = m * batch, 1
+        m, batch, a_batch = m * batch, 1, 1  # A is then one [batch*M, K] operand
     bias = ins[2].nbytes if len(ins) > 2 and ins[2] is not None else 0
     return Gemm(batch, m, n, k, _eb(a), _eb(b), a.nbytes, b.nbytes, out.nbytes,
                 a.nbytes // a_batch, b.nbytes // b_batch, _eb(out), bias)

@@ -307,3 +307,52 @@ def test_a_key_that_is_both_an_op_and_a_node_name_must_say_which():
     by_node = apply_tiling(g, h100, parse_tile("node:linear=64x64x32")).rewrite["nodes"]
     by_op = apply_tiling(g, h100, parse_tile("op:linear=64x64x32")).rewrite["nodes"]
     assert by_node[0]["tile"] == by_op[0]["tile"] == [64, 64, 32] and by_node[0]["dram_bytes"] > 0
+
+
+def _brute_force_reads(p, mt, nt, mach):
+    """Independent oracle for the L2 case: enumerate the tiles of every wave (row-major issue order) and
+    count the distinct A and B panels each wave touches (shared operands: one panel set for all entries)."""
+    rows, cols = -(-p.m // mt), -(-p.n // nt)
+    per_batch = rows * cols
+    tiles = p.batch * per_batch
+    a_batched, b_batched = p.a_slice_bytes < p.a_bytes, p.b_slice_bytes < p.b_bytes
+    a_panel = p.a_bytes / (p.batch * rows if a_batched else rows)
+    b_panel = p.b_bytes / (p.batch * cols if b_batched else cols)
+    a = b = 0.0
+    for start in range(0, tiles, mach.units):
+        wave = range(start, min(start + mach.units, tiles))
+        a += len({(t // per_batch if a_batched else 0, (t % per_batch) // cols) for t in wave}) * a_panel
+        b += len({(t // per_batch if b_batched else 0, t % cols) for t in wave}) * b_panel
+    return a, b
+
+
+@pytest.mark.parametrize("batch,a_shared,b_shared", [(1, False, False), (3, False, False), (3, True, False),
+                                                     (3, False, True), (5, True, False)])
+@pytest.mark.parametrize("units", [7, 16, 100])
+def test_operand_reads_match_a_brute_force_count_of_panels_per_wave(batch, a_shared, b_shared, units):
+    from graphperf.passes.tile_model import _operand_reads
+
+    m, n, k, e = 320, 448, 64, 2
+    a_slice, b_slice = m * k * e, k * n * e
+    p = Gemm(batch, m, n, k, e, e, a_slice * (1 if a_shared else batch), b_slice * (1 if b_shared else batch),
+             batch * m * n * e, a_slice, b_slice)
+    mach = Machine(units, 1e9, 1.0, 1e12, 1e12, 0.0)  # L2 of 1 byte: nothing fits, panels re-read per wave
+    for mt, nt in ((64, 64), (128, 64), (64, 256)):
+        rows, cols = -(-m // mt), -(-n // nt)
+        got = _operand_reads(p, rows, cols, batch * rows * cols, mach)
+        assert got == pytest.approx(_brute_force_reads(p, mt, nt, mach))
+    no_l2 = Machine(units, 1e9, 0.0, 1e12, 1e12, 0.0)
+    rows, cols = -(-m // 64), -(-n // 64)
+    assert _operand_reads(p, rows, cols, batch * rows * cols, no_l2) == (a_slice * batch * cols,
+                                                                          b_slice * batch * rows)
+
+
+def test_a_shared_weight_folds_the_batch_into_m_and_a_becomes_one_operand():
+    bf = "bfloat16"
+    vals = {"x": Value("x", TensorType((4, 512, 1024), bf), "input"),
+            "w": Value("w", TensorType((1024, 256), bf), "weight"),
+            "y": Value("y", TensorType((4, 512, 256), bf), "activation", "mm")}
+    g = Graph("g", [Node("mm", canonical("matmul"), "mm", ("x", "w"), ("y",))], vals, ("y",))
+    p = node_problem(g, g.nodes[0])
+    assert (p.batch, p.m, p.n, p.k) == (1, 4 * 512, 256, 1024)
+    assert p.a_slice_bytes == p.a_bytes == 4 * 512 * 1024 * 2 and p.b_slice_bytes == p.b_bytes
