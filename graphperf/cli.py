@@ -59,6 +59,12 @@ def _console(file=None) -> Console:
     return console
 
 
+def _html_top(top: int, html_default: int) -> int:
+    """`--top` as given, or the HTML page's own default when the user left it at the table's."""
+    source = click.get_current_context().get_parameter_source("top")
+    return html_default if source == click.core.ParameterSource.DEFAULT else top
+
+
 def _status(message: str):
     err = Console(stderr=True)
     return err.status(message) if err.is_terminal else nullcontext()
@@ -143,9 +149,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     if fmt == "html":
         from .report.html import render_html
 
-        source = click.get_current_context().get_parameter_source("top")
-        html_top = HTML_TOP if source == click.core.ParameterSource.DEFAULT else top
-        _emit(render_html(reports, top=html_top), output)
+        _emit(render_html(reports, top=_html_top(top, HTML_TOP)), output)
     elif fmt == "table":
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_table(report, _console(fh), top)
@@ -303,9 +307,7 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
     elif fmt == "html":
         from .report.html_correlate import DEFAULT_TOP, render_correlate_html
 
-        source = click.get_current_context().get_parameter_source("top")
-        _emit(render_correlate_html(result, top=DEFAULT_TOP if source == click.core.ParameterSource.DEFAULT else top),
-              output)
+        _emit(render_correlate_html(result, top=_html_top(top, DEFAULT_TOP)), output)
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_correlation(result, _console(fh), top)
@@ -365,9 +367,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     elif fmt == "html":
         from .report.html_whatif import DEFAULT_TOP, render_whatif_html
 
-        source = click.get_current_context().get_parameter_source("top")
-        _emit(render_whatif_html(result, top=DEFAULT_TOP if source == click.core.ParameterSource.DEFAULT else top),
-              output)
+        _emit(render_whatif_html(result, top=_html_top(top, DEFAULT_TOP)), output)
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_whatif(result, _console(fh), top)

@@ -131,6 +131,19 @@ def _chain_model(path):
     return str(path)
 
 
+def _times_from(model, prof, truth, path) -> str:
+    """A copy of the real profile `prof` whose node times are `model`'s projection on `truth`."""
+    c = correlate_onnx(model, prof, truth)
+    want_us = {e: r.projected_s * 1e6 / len(r.events) for r in c.rows for e in r.events}
+    events = json.load(open(prof))
+    for e in events:
+        name = str(e.get("name", ""))
+        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
+            e["dur"] = want_us[name[: -len("_kernel_time")]]
+    path.write_text(json.dumps(events))
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """A real profile of the chain model whose node times are replaced by the projection on a 'truth'
@@ -140,16 +153,7 @@ def synthetic(tmp_path_factory):
     prof = profile_onnx(model, str(d / "real.json"), runs=2, warmup=1, optimization="disable")
     truth = load_target("host").with_overrides(matrix_efficiency=0.5, memory_efficiency=0.8,
                                                launch_overhead_us=3.0)
-    c = correlate_onnx(model, prof, truth)
-    want_us = {e: r.projected_s * 1e6 / len(r.events) for r in c.rows for e in r.events}
-    events = json.load(open(prof))
-    for e in events:
-        name = str(e.get("name", ""))
-        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
-            e["dur"] = want_us[name[: -len("_kernel_time")]]
-    path = d / "synthetic.json"
-    path.write_text(json.dumps(events))
-    return model, str(path), truth
+    return model, _times_from(model, prof, truth, d / "synthetic.json"), truth
 
 
 def test_fit_recovers_the_efficiencies_that_generated_the_times(synthetic):
@@ -234,17 +238,9 @@ def test_fit_separates_the_conv_class_from_the_matmul_class(tmp_path):
     prof = profile_onnx(model, str(tmp_path / "real.json"), runs=2, warmup=1, optimization="disable")
     truth = load_target("host").with_overrides(matrix_efficiency=0.6, matrix_efficiency_conv=0.3,
                                                launch_overhead_us=2.0)
-    c = correlate_onnx(model, prof, truth)
-    assert {r.op for r in c.rows} >= {"conv", "matmul"}
-    want_us = {e: r.projected_s * 1e6 / len(r.events) for r in c.rows for e in r.events}
-    events = json.load(open(prof))
-    for e in events:
-        name = str(e.get("name", ""))
-        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
-            e["dur"] = want_us[name[: -len("_kernel_time")]]
-    path = tmp_path / "synthetic.json"
-    path.write_text(json.dumps(events))
-    result, fitted = fit_target([Case(model, str(path))], load_target("host"))
+    assert {r.op for r in correlate_onnx(model, prof, truth).rows} >= {"conv", "matmul"}
+    path = _times_from(model, prof, truth, tmp_path / "synthetic.json")
+    result, fitted = fit_target([Case(model, path)], load_target("host"))
     assert result.efficiencies["matrix"] == pytest.approx(0.6, rel=1e-3)
     assert result.efficiencies["conv"] == pytest.approx(0.3, rel=1e-3)
     assert fitted.matrix_efficiency_for("conv") == pytest.approx(0.3, rel=1e-3)

@@ -22,8 +22,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -77,17 +75,9 @@ class KinetoTrace:
 
 
 def _load(path: str) -> list[dict]:
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such trace; export one with torch.profiler's export_chrome_trace")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not a readable torch.profiler trace (JSON error: {e})") from None
-    events = data.get("traceEvents") if isinstance(data, dict) else data
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise UsageError(f"{path}: not a torch.profiler trace (expected a traceEvents list)")
-    return events
+    from .reader import load_events
+
+    return load_events(path, "torch.profiler trace", "export one with torch.profiler's export_chrome_trace")
 
 
 def is_kineto(events: list[dict]) -> bool:

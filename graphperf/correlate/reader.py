@@ -69,20 +69,25 @@ class Profile:
         return path if os.path.isfile(path) else None
 
 
-def _load(path: str) -> list[dict]:
+def load_events(path: str, what: str = "onnxruntime profile",
+                hint: str = "write one with `graphperf profile MODEL.onnx -o {path}`") -> list[dict]:
+    """The trace events of a Chrome-trace JSON file (a list, or {"traceEvents": [...]}); one-line
+    `UsageError`s naming `what` was expected for a missing, unreadable or malformed file."""
     if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such profile; write one with `graphperf profile MODEL.onnx -o {path}`")
+        raise UsageError(f"{path}: no such {what.split()[-1]}; {hint.format(path=path)}")
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not a readable onnxruntime profile (JSON error: {e}); pass the file "
-                         "`graphperf profile` or onnxruntime's enable_profiling wrote") from None
+        raise UsageError(f"{path}: not a readable {what} (JSON error: {e}); {hint.format(path=path)}") from None
     if isinstance(data, dict) and isinstance(data.get("traceEvents"), list):
         data = data["traceEvents"]
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
-        raise UsageError(f"{path}: not an onnxruntime profile (expected a JSON list of trace events)")
+        raise UsageError(f"{path}: not a {what} (expected a JSON list of trace events or a traceEvents list)")
     return data
+
+
+_load = load_events
 
 
 def _format_of(events: list[dict]) -> Optional[str]:
