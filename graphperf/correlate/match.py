@@ -165,32 +165,45 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
         for r in rnodes:
             if r not in g["nodes"]:
                 g["nodes"].append(r)
-    rows: list[Row] = []
-    unknown: list[str] = []
-    for g in groups.values():
-        nodes = sorted(g["nodes"], key=order.__getitem__)
-        recs = [records[n] for n in nodes]
-        known = all(r.latency_s is not None for r in recs)
-        projected = sum(r.latency_s for r in recs) if known else None
-        lead = max(recs, key=lambda r: (r.latency_s or 0.0))
-        rows.append(Row(nodes[0], "+".join(dict.fromkeys(r.op for r in recs)), lead.bound, nodes, g["events"],
-                        projected, sum(prof.nodes[e].median_us for e in g["events"]) * 1e-6))
-        if not known:
-            unknown.append(nodes[0])
-    rows.sort(key=lambda r: order[r.name])
-    in_rows = {n for r in rows for n in r.nodes}
-    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound}
-                  for r in report.nodes if r.name not in in_rows and r.latency_s]
-    measured_total = sum(t.median_us for t in prof.nodes.values()) * 1e-6
-    stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],
-                        report.totals["latency_s"], measured_total)
-    stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
-    stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
-    stats["run_median_s"] = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
+    rows = [_row(g["nodes"], g["events"], sum(prof.nodes[e].median_us for e in g["events"]) * 1e-6, records, order)
+            for g in groups.values()]
     profile_info = {"path": prof.path, "format": "onnxruntime", "runs": prof.runs, "warmup_runs": prof.warmup_runs,
                     "optimized_model": os.path.basename(opt_path) if opt_path else None,
                     **{k: prof.meta[k] for k in ("intra_op_threads", "optimization", "onnxruntime") if k in prof.meta}}
-    return Correlation(info["name"], target.name, profile_info, rows, unmatched, unmeasured, unknown, stats, records)
+    run_median_s = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
+    return _assemble(info["name"], target, profile_info, rows, unmatched, report, order,
+                     sum(t.median_us for t in prof.nodes.values()) * 1e-6, run_median_s)
+
+
+def _row(nodes: list[str], events: list[str], measured_s: float, records, order) -> Row:
+    """One row: the report nodes (graph order) that share profiled events, projected = their sum (None when
+    one has no cost rule), bound = the bound of the slowest."""
+    nodes = sorted(nodes, key=order.__getitem__)
+    recs = [records[n] for n in nodes]
+    known = all(r.latency_s is not None for r in recs)
+    lead = max(recs, key=lambda r: (r.latency_s or 0.0))
+    return Row(nodes[0], "+".join(dict.fromkeys(r.op for r in recs)), lead.bound, nodes, events,
+               sum(r.latency_s for r in recs) if known else None, measured_s)
+
+
+def _assemble(model: str, target, profile_info: dict, rows: list[Row], unmatched: list[dict], report, order,
+              measured_total_s: float, run_median_s: Optional[float],
+              no_time: Optional[Mapping[str, str]] = None) -> Correlation:
+    """Rows in graph order, the projected nodes nobody measured (with `no_time` reasons), the statistics."""
+    no_time = no_time or {}
+    rows = sorted(rows, key=lambda r: order[r.name])
+    unknown = [r.name for r in rows if r.projected_s is None]
+    in_rows = {n for r in rows for n in r.nodes}
+    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound,
+                   **({"reason": no_time[r.name]} if r.name in no_time else {})}
+                  for r in report.nodes if r.name not in in_rows and r.latency_s]
+    stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],
+                        report.totals["latency_s"], measured_total_s)
+    stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
+    stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
+    stats["run_median_s"] = run_median_s
+    records = {r.name: r for r in report.nodes}
+    return Correlation(model, target.name, profile_info, rows, unmatched, unmeasured, unknown, stats, records)
 
 
 # -- torch.profiler (Kineto) traces against a torch.export capture ---------------------------------
@@ -281,9 +294,7 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
     records = {r.name: r for r in report.nodes}
     order = {r.name: i for i, r in enumerate(report.nodes)}
     matched, why = match_kineto_ops(tr.ops, graph)
-    rows: list[Row] = []
     unmatched: list[dict[str, Any]] = []
-    unknown: list[str] = []
     groups: dict[str, dict[str, Any]] = {}
     zero = 0
     for op in tr.ops:
@@ -307,42 +318,26 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
         raise UsageError(f"{tr.path}: no traced op matches a node of {request.ref}: the trace is from another "
                          "model or other input shapes")
     no_time: dict[str, str] = {}  # report node -> why it has a traced op but no measured time
+    rows: list[Row] = []
     for g in groups.values():
-        nodes = sorted(g["nodes"], key=order.__getitem__)
-        recs = [records[n] for n in nodes]
         if g["measured_s"] <= 0:
             zero += len(g["events"])
-            for n in nodes:
+            for n in g["nodes"]:
                 no_time[n] = (f"traced as {', '.join(g['events'])} with no measured time (no kernel attributed "
                               "to it on a GPU trace)")
             continue
-        known = all(r.latency_s is not None for r in recs)
-        projected = sum(r.latency_s for r in recs) if known else None
-        lead = max(recs, key=lambda r: (r.latency_s or 0.0))
-        rows.append(Row(nodes[0], "+".join(dict.fromkeys(r.op for r in recs)), lead.bound, nodes, g["events"],
-                        projected, g["measured_s"]))
-        if not known:
-            unknown.append(nodes[0])
-    rows.sort(key=lambda r: order[r.name])
-    in_rows = {n for r in rows for n in r.nodes}
-    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound,
-                   **({"reason": no_time[r.name]} if r.name in no_time else {})}
-                  for r in report.nodes if r.name not in in_rows and r.latency_s]
-    measured_total = sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6
-    stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],
-                        report.totals["latency_s"], measured_total)
-    stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
-    stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
-    stats["run_median_s"] = None
+        rows.append(_row(g["nodes"], g["events"], g["measured_s"], records, order))
     profile_info = {"path": tr.path, "format": "kineto", "device": tr.device, "runs": tr.runs,
                     "warmup_runs": tr.warmup_runs, "steps_from": tr.steps_from, "zero_time_ops": zero,
                     "orphan_kernels": len(tr.orphan_kernels)}
-    if tr.orphan_kernels:
+    c = _assemble(info["name"], target, profile_info, rows, unmatched, report, order,
+                  sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6, None, no_time)
+    if tr.orphan_kernels:  # listed, but not in unmatched_s: not in the measured total either
         orphan_s = sum(k["dur_us"] for k in tr.orphan_kernels) * 1e-6 / max(tr.runs, 1)
-        unmatched.append({"name": f"{len(tr.orphan_kernels)} kernels", "op": "kernel", "measured_s": orphan_s,
-                          "reason": "kernels attributed to no cpu_op (no External id or correlation); time per step, "
-                                    "not in the measured total"})
-    return Correlation(info["name"], target.name, profile_info, rows, unmatched, unmeasured, unknown, stats, records)
+        c.unmatched.append({"name": f"{len(tr.orphan_kernels)} kernels", "op": "kernel", "measured_s": orphan_s,
+                            "reason": "kernels attributed to no cpu_op (no External id or correlation); time per "
+                                      "step, not in the measured total"})
+    return c
 
 
 def correlate(model: str, profile: str, target, dims: Optional[Mapping[str, int]] = None, request=None,
