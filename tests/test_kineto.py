@@ -82,12 +82,15 @@ def test_correlates_with_the_exported_module_and_lists_unmatched_ops(traced, tmp
     # an op the graph does not have, inserted in every step, is listed with its time, never dropped
     data = json.load(open(trace))
     top = sorted(_top_level_events(trace), key=lambda e: e["ts"])
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in data["traceEvents"]
+                   if str(e.get("name", "")).startswith("ProfilerStep#") and e.get("ph") == "X")
     durs = []
-    for k in range(2, len(top), 3):  # after the last linear of each step, inside the gap to the next op
+    for k, (_, step_end) in zip(range(2, len(top), 3), spans):  # after each step's last op, inside its step
         end = top[k]["ts"] + top[k]["dur"]
-        gap = top[k + 1]["ts"] - end if k + 1 < len(top) else 14.0
-        durs.append(gap / 2)
-        data["traceEvents"].append({**top[k], "name": "aten::mystery", "ts": end + gap / 4, "dur": gap / 2,
+        room = step_end - end
+        assert room > 0
+        durs.append(room / 2)
+        data["traceEvents"].append({**top[k], "name": "aten::mystery", "ts": end + room / 4, "dur": room / 2,
                                     "args": {"Input Dims": [[3, 3]]}})
     ghost = tmp_path / "ghost.json"
     ghost.write_text(json.dumps(data))
