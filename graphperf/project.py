@@ -29,7 +29,7 @@ from .count import NodeCount
 from .ir import Graph
 from .target import matrix_family
 
-__all__ = ["NodeTime", "project"]
+__all__ = ["NodeTime", "node_time", "project"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +88,20 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
                 vrate = vector_cache[dtype] = target.vector_peak_flops(dtype) * target.vector_efficiency
             compute_s += vector_work / vrate
         memory_s = (cost.bytes_read + cost.bytes_written) / mem_rate
-        work_s = max(compute_s, memory_s)
-        if overhead_s > work_s:
-            bound = "overhead"
-        elif compute_s >= memory_s:
-            bound = "compute"
-        else:
-            bound = "memory"
-        out.append(NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype))
+        out.append(node_time(compute_s, memory_s, overhead_s, matrix_dtype=matrix_dtype))
     return out
+
+
+def node_time(compute_s: float, memory_s: float, overhead_s: float, exposed_s: float = 0.0,
+              matrix_dtype: str = "") -> NodeTime:
+    """latency = max(compute, memory) + exposed (time that overlaps neither: the tile model's pipeline fill
+    and drain) + launch overhead; bound = overhead when it exceeds the work, else the larger side."""
+    work_s = max(compute_s, memory_s) + exposed_s
+    if overhead_s > work_s:
+        bound = "overhead"
+    elif compute_s >= memory_s:
+        bound = "compute"
+    else:
+        bound = "memory"
+    return NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype)
 

@@ -297,7 +297,7 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
 def tiled_time(graph: Graph, node: Node, cost, target):
     """`NodeTime` of a node carrying ``attrs["tile"]`` under the tile model; None when it cannot be modelled
     (shapes or target figures missing), so the caller projects it with the plain roofline."""
-    from graphperf.project import NodeTime
+    from graphperf.project import node_time
 
     tile = node.attrs["tile"]["tile"]
     dtype = graph.node_dtype(node) or "float32"
@@ -311,11 +311,6 @@ def tiled_time(graph: Graph, node: Node, cost, target):
     vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
     if vector_work:
         compute_s += vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency)
-    work_s = max(compute_s, est.memory_s) + est.exposed_s
-    if mach.overhead_s > work_s:
-        bound = "overhead"
-    else:
-        bound = "compute" if compute_s >= est.memory_s else "memory"
     peak = target.matrix_peak_flops(dtype)
     ran = peak[1] if peak is not None else f"{dtype} (vector unit)"
-    return NodeTime(compute_s, est.memory_s, mach.overhead_s, work_s + mach.overhead_s, bound, ran)
+    return node_time(compute_s, est.memory_s, mach.overhead_s, est.exposed_s, ran)
