@@ -26,6 +26,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..correlate.ort_profile import profiling_options
 from .measure import Measurement, repeat, slope
 
 __all__ = ["Sizes", "QUICK", "DEFAULT", "TINY", "torch_matmul", "ort_matmul", "copy", "triad", "cache_sweep",
@@ -193,12 +194,7 @@ def ort_profiled_node(chain: int, repeats: int, threads: int) -> Measurement:
     nodes = [helper.make_node("Add", [names[i], "x"], [names[i + 1]], name=f"add{i}") for i in range(chain)]
     model = _model(nodes, [vi("x", TensorProto.FLOAT, [1])], [vi(names[-1], TensorProto.FLOAT, [1])])
     with tempfile.TemporaryDirectory(prefix="graphperf-calibrate-") as tmp:
-        so = ort.SessionOptions()
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, "ort")
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so = profiling_options(os.path.join(tmp, "ort"), threads, basic=False)  # as `graphperf profile`
         sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         feeds = {"x": np.ones(1, dtype=np.float32)}
         for _ in range(repeats + 1):

@@ -34,6 +34,22 @@ _NP_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(fl
              "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
 
+def profiling_options(prefix: str, threads: int, basic: bool):
+    """onnxruntime session options that profile every node: `threads` intra-op threads, one inter-op
+    thread, sequential execution, `basic` graph optimizations or none; the profile file starts with `prefix`."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = prefix
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if basic
+                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    return so
+
+
 def default_output(model_path: str) -> str:
     stem = os.path.splitext(os.path.basename(model_path))[0]
     return f"{stem}.profile.json"
@@ -96,14 +112,7 @@ def profile_onnx(model_path: str, output: Optional[str] = None, dims: Optional[M
     output = output or default_output(model_path)
     opt_path = optimized_path(output) if optimization == "basic" else None
     with tempfile.TemporaryDirectory(prefix="graphperf-profile-") as tmp:
-        so = ort.SessionOptions()
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, "ort")
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if optimization == "basic"
-                                       else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+        so = profiling_options(os.path.join(tmp, "ort"), threads, basic=optimization == "basic")
         if opt_path:  # written at session creation: kept in tmp until the profile is complete
             so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
         try:
