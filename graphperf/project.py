@@ -40,10 +40,11 @@ class NodeTime:
     latency_s: Optional[float]
     bound: str  # compute | memory | overhead | free | unknown
     matrix_dtype: str = ""  # the peak the matrix work ran at ("" when none)
+    device_s: Optional[float] = None  # the kernel's time on the device: no host or launch term
 
 
 _UNKNOWN = NodeTime(None, None, None, None, "unknown")
-_FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free")
+_FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free", device_s=0.0)
 
 
 def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
@@ -103,5 +104,5 @@ def node_time(compute_s: float, memory_s: float, overhead_s: float, exposed_s: f
         bound = "compute"
     else:
         bound = "memory"
-    return NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype)
+    return NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype, work_s)
 
