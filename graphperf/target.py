@@ -98,7 +98,14 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
     "onchip_sram_per_unit_kb": (float, False, "shared memory + L1 (or scratchpad) per unit, KB"),
     "compute_units": (int, False, "SMs / CUs / TensorCores / cores"),
     "clock_mhz": (float, False, "boost clock, MHz"),
-    "launch_overhead_us": (float, True, "fixed cost per kernel/op dispatch, microseconds"),
+    "launch_overhead_us": (float, True, "host issue interval per kernel when kernels are replayed back to back "
+                                        "(CUDA-graph replay: the `graph` execution mode), microseconds"),
+    "host_eager_us": (float, False, "host time to dispatch one kernel-launching op in eager PyTorch, microseconds "
+                                    "(the `eager` execution mode; default launch_overhead_us)"),
+    "host_eager_view_us": (float, False, "host time of an eager op that launches no kernel (view, reshape), "
+                                         "microseconds (default 0)"),
+    "compiled_launch_us": (float, False, "host time per kernel of a compiled graph's wrapper (torch.compile), "
+                                         "microseconds (the `compiled` mode; default launch_overhead_us)"),
     "matrix_efficiency": (float, True, "achievable fraction of the matrix peaks"),
     "matrix_efficiency_conv": (float, False, "achievable fraction of the matrix peaks for convolutions "
                                              "(default: matrix_efficiency)"),
@@ -186,6 +193,9 @@ class Target:
     onchip_sram_per_unit_kb: float | None = None
     compute_units: int | None = None
     clock_mhz: float | None = None
+    host_eager_us: float | None = None
+    host_eager_view_us: float | None = None
+    compiled_launch_us: float | None = None
     matrix_efficiency_conv: float | None = None
     matrix_efficiency_attention: float | None = None
     notes: str = ""
