@@ -27,6 +27,7 @@ from typing import Optional
 
 from .count import NodeCount
 from .ir import Graph
+from .kernel_time import kernel_params
 from .target import matrix_family
 
 __all__ = ["NodeTime", "node_time", "project"]
@@ -50,7 +51,8 @@ _FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free", device_s=0.0)
 def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
     mem_rate = target.hbm_bytes_per_s * target.memory_efficiency
     overhead_s = target.launch_overhead_us * 1e-6
-    matrix_cache: dict[tuple[str, float], tuple[float, str]] = {}
+    params = kernel_params(target)
+    matrix_cache: dict[tuple[str, float, bool], tuple[float, str]] = {}
     vector_cache: dict[str, float] = {}
     out: list[NodeTime] = []
     for nc in counts:
@@ -70,13 +72,19 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
                 out.append(tiled)
                 continue
         dtype = graph.node_dtype(node) or "float32"
+        if params is not None:
+            timed = size_aware_time(graph, node, cost, target, params, dtype, overhead_s)
+            if timed is not None:
+                out.append(timed)
+                continue
         compute_s = 0.0
         matrix_dtype = ""
         if cost.matrix_flops:
-            key = (dtype, target.matrix_efficiency_for(matrix_family(node.op.name, node.attrs)))
+            family = matrix_family(node.op.name, node.attrs)
+            key = (dtype, target.matrix_efficiency_for(family), family == "conv")
             rate = matrix_cache.get(key)
             if rate is None:
-                peak = target.matrix_peak_flops(dtype)
+                peak = target.matrix_peak_flops(dtype, family)
                 if peak is None:  # no matrix unit for this dtype: the vector unit runs it
                     peak = (target.vector_peak_flops(dtype), f"{dtype} (vector unit)")
                 rate = matrix_cache[key] = (peak[0] * key[1], peak[1])
@@ -106,3 +114,42 @@ def node_time(compute_s: float, memory_s: float, overhead_s: float, exposed_s: f
         bound = "memory"
     return NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype, work_s)
 
+
+
+def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhead_s: float) -> Optional[NodeTime]:
+    """The node's time under the size-aware kernel model (`graphperf.kernel_time`); None for a matrix node
+    whose shapes the model cannot read (the caller then uses the roofline above)."""
+    from . import kernel_time as kt
+
+    vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
+    vector_s = vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency) if vector_work else 0.0
+    moved = cost.bytes_read + cost.bytes_written
+    if cost.matrix_flops:
+        from graphperf.alignment import misaligned_dims
+        from graphperf.passes.tiling import node_problem  # the tile model's reading of matmul/conv/attention shapes
+        from graphperf.passes.tile_model import Gemm
+
+        try:
+            problem = node_problem(graph, node)
+        except ValueError:
+            return None
+        family = matrix_family(node.op.name, node.attrs)
+        peak = target.matrix_peak_flops(dtype, family)
+        ran = peak[1] if peak is not None else f"{dtype} (vector unit)"
+        rate = (peak[0] if peak is not None else target.vector_peak_flops(dtype)) * target.matrix_efficiency_for(family)
+        if misaligned_dims(graph, node):
+            rate *= params.misaligned_factor
+        unit_rate = rate / params.units
+        if isinstance(problem, Gemm):
+            compute_s, memory_s, _ = kt.gemm_time(problem.batch, problem.m, problem.n, problem.k, moved, unit_rate,
+                                                  params, simt=peak is None)
+        else:
+            compute_s, memory_s = kt.attention_time(problem.bh, problem.l, problem.s, problem.e, problem.ev,
+                                                    problem.causal, moved, unit_rate, params)
+        return node_time(compute_s + vector_s, memory_s, overhead_s, params.matrix_floor_s, ran)
+    ins = [graph.values[v].type.shape if v is not None and graph.values[v].type is not None else None
+           for v in node.inputs]
+    out_type = graph.values[node.outputs[0]].type if node.outputs else None
+    klass = kt.stream_class(node.op.name, ins, out_type.shape if out_type is not None else None)
+    memory_s, _ = kt.stream_time(moved, vector_s, klass, params)
+    return node_time(vector_s, memory_s, overhead_s, params.floor_s[klass])

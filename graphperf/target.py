@@ -112,12 +112,29 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
     "matrix_efficiency_attention": (float, False, "achievable fraction of the matrix peaks for attention "
                                                   "kernels (default: matrix_efficiency)"),
     "vector_efficiency": (float, True, "achievable fraction of the vector peaks"),
+    "memory_efficiency_strided": (float, False, "fraction of hbm_gbps a non-vectorized copy path reaches: "
+                                                "broadcast operands, casts, concatenation, layout copies "
+                                                "(default memory_efficiency)"),
+    "memory_efficiency_row": (float, False, "fraction of hbm_gbps a row kernel reaches (softmax, norms, "
+                                            "reductions; default memory_efficiency)"),
+    "kernel_floor_us": (float, False, "fixed device time of every kernel (ramp, DRAM latency, tail), "
+                                      "microseconds; set to use the size-aware kernel model"),
+    "kernel_floor_strided_us": (float, False, "fixed device time of a strided-class kernel (broadcast, cast, "
+                                              "concatenation: index arithmetic per element), microseconds "
+                                              "(default kernel_floor_us)"),
+    "kernel_floor_row_us": (float, False, "fixed device time of a row kernel (softmax, norms, reductions), "
+                                          "microseconds (default kernel_floor_us)"),
+    "matrix_floor_us": (float, False, "fixed device time of a GEMM or attention kernel, microseconds "
+                                      "(default kernel_floor_us)"),
+    "misaligned_matrix_factor": (float, False, "fraction of the matrix rate a GEMM keeps when a dimension's "
+                                               "byte stride is not a multiple of 16 (align1 kernels)"),
+    "allow_tf32_conv": (bool, False, "run float32 convolutions on TF32 units (PyTorch's cuDNN default: true)"),
     "memory_efficiency": (float, True, "achievable fraction of hbm_gbps"),
     "notes": (str, False, "assumptions and caveats, free text"),
 }
 _TABLES = ("references", "sources", "derived")
 _EFFICIENCIES = ("matrix_efficiency", "matrix_efficiency_conv", "matrix_efficiency_attention", "vector_efficiency",
-                 "memory_efficiency")
+                 "memory_efficiency", "memory_efficiency_strided", "memory_efficiency_row", "misaligned_matrix_factor")
 #: Op families with a matrix efficiency of their own (optional fields; `Target.matrix_efficiency_for`).
 OP_MATRIX_EFFICIENCY = {"conv": "matrix_efficiency_conv", "attention": "matrix_efficiency_attention"}
 #: Every efficiency field (each in (0, 1]).
@@ -196,6 +213,14 @@ class Target:
     host_eager_us: float | None = None
     host_eager_view_us: float | None = None
     compiled_launch_us: float | None = None
+    memory_efficiency_strided: float | None = None
+    memory_efficiency_row: float | None = None
+    kernel_floor_us: float | None = None
+    kernel_floor_strided_us: float | None = None
+    kernel_floor_row_us: float | None = None
+    matrix_floor_us: float | None = None
+    misaligned_matrix_factor: float | None = None
+    allow_tf32_conv: bool = True
     matrix_efficiency_conv: float | None = None
     matrix_efficiency_attention: float | None = None
     notes: str = ""
@@ -207,15 +232,18 @@ class Target:
 
     # -- peaks ------------------------------------------------------------------------------
 
-    def matrix_peak_flops(self, dtype: str) -> tuple[float, str] | None:
+    def matrix_peak_flops(self, dtype: str, family: str = "matmul") -> tuple[float, str] | None:
         """Dense matrix-unit peak in FLOP/s for a matmul whose inputs are `dtype`, and the field used.
 
         Follows the routing table in the module docstring; None when no matrix unit serves the
-        dtype (the caller then uses `vector_peak_flops`).
+        dtype (the caller then uses `vector_peak_flops`). A float32 convolution (`family` "conv")
+        takes TF32 when ``allow_tf32_conv`` (PyTorch's cuDNN default), other float32 matrix work when
+        ``allow_tf32``.
         """
         _check_dtype(dtype)
         if dtype == "float32":
-            route = ("matrix_tf32_tflops",) if self.allow_tf32 else ()
+            tf32 = self.allow_tf32_conv if family == "conv" else self.allow_tf32
+            route = ("matrix_tf32_tflops",) if tf32 else ()
             route += ("matrix_fp32_tflops",)
         else:
             route = _MATRIX_ROUTES.get(dtype, ())
