@@ -143,9 +143,17 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
 def _fit(fit_specs, holdout_specs, target_name, output, fmt) -> None:
     from ..target import load_target
     from .fit import evaluate, fit_target, fitted_target_dict, parse_case, residuals_by_op
+    from .gpu_fit import is_gpu_spec
     from .target_file import write
 
     base = load_target(target_name)
+    gpu = [is_gpu_spec(s) for s in (*fit_specs, *holdout_specs)]
+    if any(gpu):
+        if not all(gpu):
+            raise UsageError("--fit/--holdout: GPU data (sweep files, torch.profiler traces) and onnxruntime "
+                             "profiles are fitted by different models; give one kind per run")
+        _fit_gpu(fit_specs, holdout_specs, base, output, fmt)
+        return
     fit_cases = [parse_case(s, "--fit") for s in fit_specs]
     test_cases = [parse_case(s, "--holdout") for s in holdout_specs]
     both = {c.profile for c in fit_cases} & {c.profile for c in test_cases}
@@ -189,5 +197,39 @@ def _fit(fit_specs, holdout_specs, target_name, output, fmt) -> None:
                 click.echo(f"  {d['op']:<20} {d['rows']:>4} rows, {d['measured_s'] / total:>5.1%} of measured time, "
                            f"ratio {d['time_ratio']:.2f} (median {d['median_ratio']:.2f})")
     if output:
+        write(data, output, header=f"Target fitted by graphperf calibrate --fit on {date}; see notes.")
+        click.echo(f"wrote {output} (target {data['name']}, calibrated = true)", err=fmt == "json")
+
+
+def _fit_gpu(fit_specs, holdout_specs, base, output, fmt) -> None:
+    from .gpu_fit import fitted_target_dict, run_gpu_fit
+    from .target_file import write
+
+    result = run_gpu_fit(fit_specs, holdout_specs, base)
+    outcome = result["outcome"]
+    date = _today()
+    cmd = _command_line(f"--target {base.name}", *(f"--fit {s}" for s in fit_specs),
+                        *(f"--holdout {s}" for s in holdout_specs))
+    if fmt == "json":
+        click.echo(json.dumps({"schema": "graphperf.calibrate-gpu-fit/1", "base": base.name,
+                               "fitted": outcome.fitted, "timer": vars(outcome.timer),
+                               "fit_rows": result["fit_rows"], "held_out_rows": result["held_rows"],
+                               "report": result["report"],
+                               "skipped": [vars(s) for s in result["skipped"]]}, indent=1, default=vars))
+    else:
+        click.echo(f"kernel-model fit of {base.name} on {result['fit_rows']} measured kernels "
+                   f"({result['held_rows']} held out):")
+        click.echo("  " + ", ".join(f"{k} {v:.4g}" for k, v in outcome.fitted.items()))
+        click.echo(f"  sweep timer: offset {outcome.timer.offset_us:.3g} us, dirty L2 share {outcome.timer.dirty_share:.3g}")
+        click.echo(f"  {'rows':<10}{'group':<14}{'n':>5}{'median |err| before':>22}{'after':>10}{'>= 20 us after':>16}")
+        for label, rep in result["report"].items():
+            for group, after in rep.get("after", {}).items():
+                before = rep["before"][group]
+                click.echo(f"  {label:<10}{group:<14}{after['rows']:>5}{_abs_pct(before['median_ape']):>22}"
+                           f"{_abs_pct(after['median_ape']):>10}{_abs_pct(after['median_ape_20us']):>16}")
+        for s in result["skipped"]:
+            click.echo(f"  skipped {s.key}: {s.reason}")
+    if output:
+        data = fitted_target_dict(base, result, date, cmd)
         write(data, output, header=f"Target fitted by graphperf calibrate --fit on {date}; see notes.")
         click.echo(f"wrote {output} (target {data['name']}, calibrated = true)", err=fmt == "json")

@@ -15,7 +15,8 @@ so L2 is full of dirty lines; a kernel that reads more than L2 evicts all of the
 
 Fit: minimise the mean |log(projected / measured)| of each group (gemm, attention, elementwise sweeps;
 trace rows), summed over the groups, by coordinate descent over the fields of `FIT_FIELDS` within their
-bounds (a geometric grid, then golden-section refinement, `ROUNDS` passes). A field whose group has no
+bounds (a geometric grid, then golden-section refinement), pass after pass until one gains less than
+`TOLERANCE` of the loss (at most `ROUNDS`). A field whose group has no
 row keeps the base target's value. The log error weighs a 2x miss the same whether over or under and
 keeps the big kernels from drowning the small ones.
 
@@ -50,7 +51,8 @@ FIT_FIELDS: dict[str, tuple[float, float]] = {
 }
 #: Bounds of the sweep timer's two parameters (`SweepTimer`).
 TIMER_BOUNDS = {"offset_us": (0.0, 15.0), "dirty_share": (0.0, 1.0)}
-ROUNDS = 3
+ROUNDS = 40  # at most; the descent stops when a pass gains less than TOLERANCE of the loss
+TOLERANCE = 1e-5
 _GRID = 9
 
 
@@ -186,12 +188,16 @@ def fit_kernel_model(rows: Sequence[KernelRow], base, fields: Optional[Sequence[
     def loss(vals, tim):
         return _loss(rows, base.with_overrides(**vals), SweepTimer(**tim))
 
-    before = loss(values, timer)
+    before = last = loss(values, timer)
     for _ in range(ROUNDS):
         for f in wanted:
             values[f] = _minimise(lambda x, f=f: loss({**values, f: x}, timer), *FIT_FIELDS[f])
         for f in list(timer):
             timer[f] = _minimise(lambda x, f=f: loss(values, {**timer, f: x}), *TIMER_BOUNDS[f])
+        now = loss(values, timer)
+        if last - now <= TOLERANCE * last:
+            break
+        last = now
     fitted = base.with_overrides(**values)
     return FitOutcome(fitted, values, SweepTimer(**timer), before, loss(values, timer))
 
