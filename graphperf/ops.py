@@ -69,7 +69,7 @@ from __future__ import annotations
 from .ir import OpId
 
 __all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "ELEMENTWISE_TRAINING", "TRAINING", "DATA_MOVEMENT",
-           "REDUCTIONS", "is_canonical"]
+           "REDUCTIONS", "GEMM_OPS", "is_canonical"]
 
 DOMAIN = "graphperf"
 
@@ -129,6 +129,10 @@ TRAINING = (
     "embedding_backward", "max_pool_backward", "avg_pool_backward", "nll_loss", "nll_loss_backward",
     "mse_loss", "mse_loss_backward",
 )
+
+# Ops that run as a GEMM on a matrix unit with operands laid out in memory (cuBLAS/cuDNN/flash kernels):
+# their operand strides matter (graphperf/alignment.py). The tile model tiles the same three (passes/tiling.py).
+GEMM_OPS = ("matmul", "conv", "attention")
 
 _OTHERS = (
     "matmul", "einsum", "conv", "attention", "softmax",
