@@ -28,6 +28,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "target": report.target.to_dict(),
         "conventions": report.conventions,
         "totals": report.totals,
+        "findings": report.findings,
         "by_op": report.by_op,
         "by_module": report.by_module,
         "nodes": [_node_dict(r) for r in report.nodes],

@@ -2,7 +2,8 @@
 
 Renderers (table, JSON, CSV) only read a `Report`. Units are SI and carried in names
 (`latency_s`, `bytes_read`); totals of latency cover counted nodes only, and
-`latency_is_lower_bound` says when unknown nodes were left out.
+`latency_is_lower_bound` says when unknown nodes were left out. `findings` are what the graph itself says
+about speed on any target: GEMMs whose rows are not 16-byte aligned (graphperf/alignment.py), in graph order.
 
 The methods are conveniences over the renderers (`to_json`, `to_csv`, `to_dict`), a node table
 for pandas (`to_pandas`, only when pandas is installed: an ImportError saying so otherwise) and a
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from ..alignment import misaligned_findings
 from ..count import NodeCount
 from ..ir import Graph
 from ..project import NodeTime
@@ -34,6 +36,8 @@ CONVENTIONS = {
     "fp32_matmul": "runs on the fp32 vector peak unless the target allows TF32",
     "latency": "max(compute_s, memory_s) + launch overhead per kernel; unknown nodes are excluded, never zero",
     "weights": "weight_bytes counts every parameter, buffer and constant the model holds; activations apart",
+    "alignment": "a GEMM dimension is misaligned when the row stride it sets (its size times the element size) is "
+                 "not a multiple of 16 bytes; operands with a single row have no stride (graphperf/alignment.py)",
 }
 
 
@@ -78,6 +82,7 @@ class Report:
     by_module: list[dict[str, Any]]
     unknown_ops: dict[str, int]
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
+    findings: list[dict[str, Any]] = field(default_factory=list)  # misaligned_gemm, ... (graphperf/alignment.py)
 
     def __post_init__(self) -> None:
         self.by_op = Rollup(self.by_op)
@@ -216,4 +221,5 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         by_op=_group(records, lambda r: r.op),
         by_module=_group(records, lambda r: module_pattern(r.module)),
         unknown_ops=dict(sorted(unknown.items())),
+        findings=misaligned_findings(graph),
     )

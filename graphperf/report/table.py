@@ -1,4 +1,4 @@
-"""Terminal rendering with rich: totals, coverage, top nodes, by-op and by-module roll-ups, unknown ops."""
+"""Terminal rendering with rich: totals, coverage, top nodes, by-op and by-module roll-ups, unknown ops, findings."""
 
 from __future__ import annotations
 
@@ -56,6 +56,28 @@ def _top_nodes(report: Report, limit: int) -> Table:
     return table
 
 
+def _findings(report: Report, limit: int) -> Table:
+    """The misaligned GEMMs (graphperf/alignment.py): up to `limit` nodes and one --pad that fixes them all."""
+    found = [f for f in report.findings if f["kind"] == "misaligned_gemm"]
+    pads: dict[int, int] = {}
+    for f in found:
+        for p in f["pad"]:
+            pads[p["size"]] = max(pads.get(p["size"], 1), p["multiple"])
+    more = f"; {len(found) - limit} more in --format json" if len(found) > limit else ""
+    table = Table(title=f"{len(found)} misaligned GEMM{'' if len(found) == 1 else 's'}: rows not a multiple of 16 bytes "
+                        "(GPU kernels fall back to unvectorized loads)", title_justify="left",
+                  caption="pad with: graphperf whatif MODEL --pad " + ",".join(f"{s}={m}" for s, m in pads.items()) + more,
+                  caption_justify="left")
+    for col in ("node", "op", "module", "misaligned"):
+        table.add_column(col, no_wrap=col != "misaligned")
+    for f in found[:limit]:
+        table.add_row(f["node"], f["op"], f["module"] or "-", "; ".join(f["dims"]))
+    return table
+
+
 def render_table(report: Report, console: Console, top: int = 10) -> None:
-    console.print(Group(_totals(report), _rollup("by op", report.by_op, top),
-                        _rollup("by module (layers rolled up)", report.by_module, top), _top_nodes(report, top)))
+    parts = [_totals(report), _rollup("by op", report.by_op, top),
+             _rollup("by module (layers rolled up)", report.by_module, top), _top_nodes(report, top)]
+    if report.findings:
+        parts.append(_findings(report, top))
+    console.print(Group(*parts))
