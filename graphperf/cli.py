@@ -324,6 +324,8 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
               help="Tile matmul/conv/attention nodes: search (auto) or set tiles per op or node name.")
 @click.option("--precision", metavar="CLASS=DTYPE,...",
               help="Rewrite dtypes: weights, activations, kv (e.g. weights=fp8,activations=bf16,kv=fp8).")
+@click.option("--pad", metavar="SIZE=MULTIPLE,...|auto",
+              help="Pad GEMM dimensions of SIZE up to a multiple (50257=64 -> 50304), or every misaligned one (auto).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Change a target field after (repeatable).")
 @click.option("--sweep", metavar="FIELD=START:STOP:STEP", help="Project the rewritten graph over a target field's range.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True)
@@ -332,12 +334,13 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Rows in table views (html: bar pairs per chart, 30 unless given).")
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
-           top, groups=(), attention="sdpa", tile=None):
-    """Rewrite MODEL (fusion rules and named groups, tiling, precision) and/or change the target, and compare
+           top, groups=(), attention="sdpa", pad=None, tile=None):
+    """Rewrite MODEL (fusion rules and named groups, tiling, precision, padding) and/or change the target, and compare
     the projection before and after."""
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
     from graphperf.passes.fuse_named import parse_group
+    from graphperf.passes.pad import parse_pad
     from graphperf.passes.tiling import parse_tile
     from graphperf.passes.whatif import whatif as run_whatif
 
@@ -349,6 +352,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     named = [parse_group(g) for g in groups]
     tiles = parse_tile(tile) if tile else None
     spec = parse_precision(precision) if precision else None
+    pads = parse_pad(pad) if pad is not None else None
     overrides = _pairs(sets, "--set", as_int=False)
     sweep_spec = parse_sweep(sweep) if sweep else None
     tgt = load_target(target)
@@ -361,7 +365,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
         graph, info = load_graph(req)
     with _status(f"what-if on {len(graph)} nodes"):
         result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec,
-                            groups=named, tile=tiles)
+                            groups=named, pad=pads, tile=tiles)
     if fmt == "json":
         _emit(whatif_to_json(result), output)
     elif fmt == "html":

@@ -1,6 +1,6 @@
-"""What-if: rewrite a captured graph (precision, fusion, tiling) and/or change the target, then project again.
+"""What-if: rewrite a captured graph (precision, padding, fusion, tiling) and/or change the target, then project again.
 
-`whatif(graph, target, model_info, fuse=..., precision=..., sets=..., sweep_spec=..., groups=..., tile=...)`
+`whatif(graph, target, model_info, fuse=..., precision=..., sets=..., sweep_spec=..., groups=..., tile=..., pad=...)`
 returns a `WhatIfResult` holding the report before (the graph as captured, on the target as loaded) and after
 (the rewritten graph on the target with `sets` applied), the rewrites applied, every refused
 candidate with its reason, the precision flags (matrix nodes whose new dtype has no peak of its
@@ -14,7 +14,8 @@ larger kernels first, so a residual add joins its GEMM's epilogue before a norm 
 The input graph is never mutated: every rewrite returns a new `Graph`. A sweep counts the rewritten
 graph once and projects it once per value (capture and counting are the slow parts).
 
-Spec parsing (`parse_sweep`, `parse_fuse`; `parse_precision` lives in passes/precision.py) raises
+Spec parsing (`parse_sweep`, `parse_fuse`; `parse_precision` lives in passes/precision.py, `parse_pad` in
+passes/pad.py) raises
 one-line `UsageError`s naming what is accepted.
 """
 
@@ -29,6 +30,7 @@ from graphperf.ir import Graph
 from .fuse_attention import fuse_attention
 from .fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
 from .fuse_named import fuse_named
+from .pad import pad_dims
 from .precision import no_peak_nodes, rewrite_precision
 from .tiling import apply_tiling
 
@@ -88,14 +90,15 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
 
 
 def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | None = None, target=None,
-            groups: list[list[str]] = (), tile=None):
-    """canonicalize -> precision -> named groups -> fusion rules -> tiling; returns (new graph, rewrites,
-    refused).
+            groups: list[list[str]] = (), tile=None, pad=None):
+    """canonicalize -> precision -> padding -> named groups -> fusion rules -> tiling; returns (new graph,
+    rewrites, refused).
 
     `target` bounds the on-chip tiles of attention and norm kernels (passes/fuse_attention.py,
     passes/fuse_chains.py); without one those checks are skipped (norm) or refuse (attention).
     `tile` (a `TileSpec` from passes/tiling.py) tiles the matmul, conv and attention nodes left after
-    fusion (a matrix node inside a fused group keeps the group's roofline projection).
+    fusion (a matrix node inside a fused group keeps the group's roofline projection). `pad` (a `PadSpec`
+    from passes/pad.py) pads GEMM dimensions before fusion, so fused groups are counted from padded shapes.
     """
     from .canonicalize import canonicalize
 
@@ -106,6 +109,11 @@ def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | N
         res = rewrite_precision(g, precision)
         g = res.graph
         rewrites.append(res.to_dict(precision))
+    if pad is not None:
+        padded = pad_dims(g, pad)
+        g = padded.graph
+        rewrites.append(padded.rewrite)
+        refused.extend(padded.refused)
     passes = [lambda x, t: fuse_named(x, list(groups))] if groups else []
     passes += [_FUSE_PASSES[rule] for rule in FUSE_RULES if rule in fuse]
     for run in passes:
@@ -151,14 +159,14 @@ def sweep(graph: Graph, target, key: str, values: list[float]) -> dict:
 
 def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = (),
            precision: Mapping[str, str] | None = None, sets: Mapping[str, str] | None = None,
-           sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = (),
+           sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = (), pad=None,
            tile=None) -> WhatIfResult:
     from graphperf.count import count
     from graphperf.pipeline import analyze_graph
 
     before = analyze_graph(graph, target, dict(model))
     after_target = target.with_overrides(**dict(sets)) if sets else target
-    new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups, tile)
+    new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups, tile, pad)
     if sets:
         rewrites.append({"rewrite": "set", "fields": dict(sets)})
     after = analyze_graph(new, after_target, {**model, "whatif": [r["rewrite"] for r in rewrites]})

@@ -32,7 +32,7 @@ from .html import conventions_section, model_section
 from .html_assets import (BOUND_COLOURS, Section, document, esc, hbar_chart, kv_table, line_chart, paired_bars, pct,
                           sort_key, table)
 from .units import seconds, si
-from .whatif_report import WHATIF_SCHEMA, GroupChange, by_change, fuse_records, group_changes
+from .whatif_report import WHATIF_SCHEMA, GroupChange, by_change, fuse_records, group_changes, pad_summary
 
 __all__ = ["render_whatif_html", "whatif_sections", "group_changes", "GroupChange", "DEFAULT_TOP"]
 
@@ -137,6 +137,8 @@ def rewrites_body(result) -> str:
             text = f"fusion, rule {r.get('rule', '?')}: {r.get('groups_formed', len(groups))} groups from {nodes} nodes"
         elif kind == "set":
             text = "target fields (after only): " + _flat(r.get("fields", {}))
+        elif kind == "pad":
+            text = pad_summary(r)
         elif kind == "tile":
             nodes = r.get("nodes", [])
             tiles: dict[str, int] = {}

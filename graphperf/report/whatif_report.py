@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .diff import Delta
@@ -19,7 +20,7 @@ from .json_report import report_to_dict
 from .units import seconds, si
 
 __all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif", "refused_where", "GroupChange",
-           "group_changes", "by_change", "fuse_records"]
+           "group_changes", "by_change", "fuse_records", "pad_summary"]
 
 WHATIF_SCHEMA = "graphperf.whatif/1"
 
@@ -93,12 +94,24 @@ def whatif_to_json(result) -> str:
     return json.dumps(whatif_to_dict(result), indent=1, allow_nan=False) + "\n"
 
 
+def pad_summary(r: dict) -> str:
+    """One line for a padding rewrite (passes/pad.py): each size, the values padded, the extra work."""
+    sizes = "; ".join(f"{s['size']} -> {s['padded_size']} ({len(s['values'])} values: "
+                      + ", ".join(v["name"] for v in s["values"][:3]) + (" ..." if len(s["values"]) > 3 else "")
+                      + (f"; stops at {len(s['boundaries'])} views" if s["boundaries"] else "") + ")"
+                      for s in r["sizes"])
+    return (f"padding ({r['mode']}): {sizes or 'nothing padded'}; adds {si(r['extra_flops'], 'FLOP')}, "
+            f"{si(r['extra_bytes'], 'B')} moved, {si(r['extra_weight_bytes'], 'B')} of weights")
+
+
 def refused_where(r: dict) -> str:
-    """Where a refused candidate sat: `producer -> consumer`, or its group/nodes."""
+    """Where a refused candidate sat: `producer -> consumer`, or its group/nodes (a padding size: the size)."""
     if "producer" in r:
         return f"{r['producer']} -> {r['consumer']}"
     if "node" in r:
         return str(r["node"])
+    if "size" in r and "nodes" not in r:
+        return f"size {r['size']}"
     nodes = r.get("nodes") or []
     shown = ", ".join(nodes[:4]) + (f", ... ({len(nodes)} nodes)" if len(nodes) > 4 else "")
     return f"{r['group']!r}: {shown}" if "group" in r else shown
@@ -147,6 +160,8 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
             nodes = r["nodes"]
             shown = ", ".join(f"{n['node']} {'x'.join(map(str, n['tile']))}" for n in nodes[:3])
             console.print(f"tiling ({r['mode']}): {len(nodes)} nodes tiled" + (f"; e.g. {shown}" if nodes else ""))
+        elif r["rewrite"] == "pad":
+            console.print(pad_summary(r))
         elif r["rewrite"] == "set":
             console.print("target: " + ", ".join(f"{k}={v}" for k, v in r["fields"].items()))
     if result.refused:
@@ -156,7 +171,7 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
         console.print(f"refused {len(result.refused)} candidates: "
                       + "; ".join(f"{k} x{n}" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])))
         for r in result.refused[:top]:
-            console.print(f"  [{r['rule']}] {refused_where(r)}: {r['reason']}")
+            console.print(escape(f"  [{r['rule']}] {refused_where(r)}: {r['reason']}"))  # [rule] is not markup
     if result.flags:
         console.print(f"no peak: {len(result.flags)} matrix nodes; e.g. {result.flags[0]['reason']}")
     if result.sweep:
