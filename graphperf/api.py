@@ -21,6 +21,7 @@ import os
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from .errors import AnalysisError, UsageError
+from .execution import check_mode
 from .ir import Graph, OpId
 from .ops import CANONICAL
 from .pipeline import ModelRequest, analyze_graph, load_graph
@@ -152,21 +153,23 @@ def _inputs(example_inputs: Any) -> tuple[tuple, dict]:
 def analyze(model: Any, example_inputs: Any = None, *, target: Union[str, os.PathLike, Target] = "h100",
             phase: Optional[str] = None, config: str = "full", batch: Optional[int] = None,
             seq: Optional[int] = None, kv_len: Optional[int] = None, dtype: Optional[str] = None,
-            passes: Sequence[Pass] = (), name: Optional[str] = None, **dims: int) -> Report:
+            passes: Sequence[Pass] = (), name: Optional[str] = None, mode: str = "graph", **dims: int) -> Report:
     """Capture, count and project `model` on `target`; returns the `Report`.
 
     `model`, `example_inputs`, the shaping keywords and `**dims` are as in `capture`. `target` is a
     bundled target name, a TOML path or a `Target` (``load_target("h100").with_overrides(hbm_gbps=4800)``).
-    `passes` run after the registered passes (see `register_pass`).
+    `passes` run after the registered passes (see `register_pass`). `mode` is the execution model
+    (``"graph"``, ``"eager"`` or ``"compiled"``; graphperf/execution.py), as the CLI's ``--mode``.
 
     >>> import graphperf
     >>> report = graphperf.analyze("gpt2", config="tiny", dtype="float32", target="a100")
     >>> report.totals["coverage"]
     1.0
     """
+    check_mode(mode)
     graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
                            kv_len=kv_len, dtype=dtype, name=name, dims=dims)
-    return analyze_captured(graph, _target(target), info, passes)
+    return analyze_captured(graph, _target(target), info, passes, mode)
 
 
 def _target(target: Any) -> Target:
@@ -177,18 +180,20 @@ def _target(target: Any) -> Target:
     raise UsageError(f"target must be a target name, a .toml path or a graphperf.Target, got {type(target).__name__}")
 
 
-def analyze_captured(graph: Graph, target: Target, info: Mapping[str, Any], passes: Sequence[Pass] = ()) -> Report:
-    """`analyze_graph` with the registered user passes (then `passes`) run after canonicalization."""
+def analyze_captured(graph: Graph, target: Target, info: Mapping[str, Any], passes: Sequence[Pass] = (),
+                     mode: str = "graph") -> Report:
+    """`analyze_graph` (in execution `mode`) with the registered user passes (then `passes`) run after
+    canonicalization."""
     chain = [*_PASSES.items(), *((_pass_name(p), p) for p in passes)]
     if not chain:
-        return analyze_graph(graph, target, dict(info))
+        return analyze_graph(graph, target, dict(info), mode=mode)
     from graphperf.passes import canonicalize
 
     canon = canonicalize(graph)
     rewritten = canon.graph
     for pass_name, fn in chain:
         rewritten = _apply(pass_name, fn, rewritten)
-    report = analyze_graph(rewritten, target, {**info, "passes": [n for n, _ in chain]})
+    report = analyze_graph(rewritten, target, {**info, "passes": [n for n, _ in chain]}, mode=mode)
     again = report.model["canonicalized"]  # a pass may create new foldable patterns: add both runs
     report.model["canonicalized"] = {k: v + again.get(k, 0) for k, v in canon.summary().items()}
     return report

@@ -87,6 +87,15 @@ def _workload_options(fn):
     return fn
 
 
+def _mode_option(fn):
+    """`--mode`: the execution model (graphperf/execution.py) shared by `analyze`, `whatif` and `correlate`."""
+    from .execution import DEFAULT_MODE, MODES
+
+    return click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
+                        help="Execution model: eager (per-op host dispatch), graph (CUDA-graph replay), compiled "
+                             "(every fusion rule, then the compiled wrapper's launches).")(fn)
+
+
 def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention="sdpa"):
     from .pipeline import ModelRequest
 
@@ -114,8 +123,9 @@ def cli() -> None:
 @click.option("--allow-unknown", is_flag=True, help="Exit 0 even when some nodes have no cost rule.")
 @click.option("--level", type=click.Choice(("graph", "mlir")), default="graph", show_default=True,
               help="graph: cost rules per graph node; mlir: lower through torch-mlir and cost every linalg op.")
+@_mode_option
 def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown,
-            attention="sdpa", level="graph"):
+            attention="sdpa", level="graph", mode="graph"):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
     from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
@@ -137,14 +147,14 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
 
         with _status(f"lowering {req.ref} through torch-mlir"):
             capture = load_mlir(req)
-        reports = [analyze_mlir(capture, tgt) for tgt in tgts]
+        reports = [analyze_mlir(capture, tgt, mode) for tgt in tgts]
         for warning in capture.warnings:
             click.echo(f"warning: {warning}", err=True)
     else:
         with _status(f"capturing {req.ref}"):
             graph, info = load_graph(req)
         with _status(f"analysing {len(graph)} nodes"):
-            reports = [analyze_graph(graph, tgt, info) for tgt in tgts]
+            reports = [analyze_graph(graph, tgt, info, mode=mode) for tgt in tgts]
     report = reports[0]
     if fmt == "html":
         from .report.html import render_html
@@ -273,8 +283,9 @@ def profile(model, output, dims, runs, warmup, threads, optimization):
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Outlier rows shown (html: 20 unless given).")
 @_workload_options
+@_mode_option
 def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, config, phase, batch, seq, kv_len,
-              dtype, dims, attention="sdpa"):
+              dtype, dims, attention="sdpa", mode="graph"):
     """Compare MODEL's projection on TARGET with a measured profile, node by node: an onnxruntime profile
     of an .onnx file, or a torch.profiler trace of a models/ workload or .pt2 file."""
     import json
@@ -297,7 +308,8 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
     tgt = load_target(target, _pairs(sets, "--set", as_int=False))
     request = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention) if kineto else None
     with _status(f"correlating {model}"):
-        result = run_correlate(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True), request=request)
+        result = run_correlate(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True), request=request,
+                               mode=mode)
     if trace_path:
         from .correlate.trace import write_trace
 
@@ -333,8 +345,9 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
 @_workload_options
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Rows in table views (html: bar pairs per chart, 30 unless given).")
+@_mode_option
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
-           top, groups=(), attention="sdpa", pad=None, tile=None):
+           top, groups=(), attention="sdpa", pad=None, tile=None, mode="graph"):
     """Rewrite MODEL (fusion rules and named groups, tiling, precision, padding) and/or change the target, and compare
     the projection before and after."""
     from graphperf.passes.precision import parse_precision
@@ -365,7 +378,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
         graph, info = load_graph(req)
     with _status(f"what-if on {len(graph)} nodes"):
         result = run_whatif(graph, tgt, info, fuse=fusions, precision=spec, sets=overrides, sweep_spec=sweep_spec,
-                            groups=named, pad=pads, tile=tiles)
+                            groups=named, pad=pads, tile=tiles, mode=mode)
     if fmt == "json":
         _emit(whatif_to_json(result), output)
     elif fmt == "html":

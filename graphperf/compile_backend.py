@@ -14,6 +14,8 @@ the backend is registered through the ``torch_dynamo_backends`` entry point. Opt
 - ``then``: what runs: ``"eager"`` (default: the ATen graphs aot_autograd traced, run eagerly, as
   ``backend="aot_eager"`` does) or ``"inductor"`` (dynamo's graph handed to inductor untouched).
 - ``name``: the model name in reports (default: the compiled module's class name).
+- ``mode``: the execution model of the projection, ``"graph"`` (default), ``"eager"`` or ``"compiled"``
+  (as ``--mode``; graphperf/execution.py).
 
 Guarantees:
 - graphperf reads graphs and never changes one: outputs and gradients are what eager PyTorch (or
@@ -47,11 +49,11 @@ __all__ = ["graphperf_backend", "last_reports", "clear_reports", "CompileReports
 COMPILE_SCHEMA = "graphperf.compile/1"
 logger = logging.getLogger("graphperf")
 
-_OPTIONS = ("target", "set", "report", "output", "then", "name")
+_OPTIONS = ("target", "set", "report", "output", "then", "name", "mode")
 _REPORTS = ("table", "json", "none")
 _THEN = ("eager", "inductor")
 _SUMMED = ("nodes", "counted_nodes", "flops", "matrix_flops", "transcendentals", "bytes", "bytes_read",
-           "bytes_written", "latency_s", "compute_s", "memory_s")
+           "bytes_written", "latency_s", "compute_s", "memory_s", "device_s", "host_s", "idle_s")
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,12 @@ class Options:
     output: Optional[str] = None
     then: str = "eager"
     name: Optional[str] = None
+    mode: str = "graph"
 
 
 def parse_options(options: Optional[Mapping[str, Any]]) -> Options:
     """Validate torch.compile's ``options`` for this backend; UsageError naming the bad key."""
+    from .execution import MODES
     from .target import Target, load_target
 
     opts = dict(options or {})
@@ -82,14 +86,14 @@ def parse_options(options: Optional[Mapping[str, Any]]) -> Options:
     if not isinstance(overrides, Mapping):
         raise UsageError("graphperf backend: set must be a mapping of target fields to values, e.g. {'hbm_gbps': 4800}")
     target = target.with_overrides(**overrides)
-    for key, allowed in (("report", _REPORTS), ("then", _THEN)):
+    for key, allowed in (("report", _REPORTS), ("then", _THEN), ("mode", MODES)):
         if opts.get(key, allowed[0]) not in allowed:
             raise UsageError(f"graphperf backend: {key}={opts[key]!r}; choose one of {', '.join(allowed)}")
     output = opts.get("output")
     if output is not None and not isinstance(output, (str, os.PathLike)):
         raise UsageError(f"graphperf backend: output must be a file path, got {type(output).__name__}")
     return Options(target, opts.get("report", "table"), None if output is None else os.fspath(output),
-                   opts.get("then", "eager"), opts.get("name"))
+                   opts.get("then", "eager"), opts.get("name"), opts.get("mode", "graph"))
 
 
 @dataclass
@@ -303,7 +307,7 @@ class _Frame:
                 "kind": kind, "compile_id": self.compile_id, "recompile": self.recompile,
                 "description": f"{self.model} {kind} graph {self.graph_no} (compile {self.compile_id})",
                 "dims": graph.meta["dims"]}
-        report = analyze_captured(graph, self.session.options.target, info)
+        report = analyze_captured(graph, self.session.options.target, info, mode=self.session.options.mode)
         self._add(CompiledGraph(len(self.session.graphs), self.graph_no, self.compile_id, kind, self.recompile,
                                 self.where, report))
 

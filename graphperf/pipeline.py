@@ -1,7 +1,9 @@
 """The pipeline: resolve a model reference to a `Graph`, then canonicalize, count, project and report.
 
 `load_graph` accepts an `.onnx` file, a `.pt2` file (torch.export.save) or a models/ workload
-name; `analyze_graph` runs canonicalize -> count -> project -> liveness -> report on a captured graph.
+name; `analyze_graph` runs canonicalize -> count -> project -> execution model -> liveness -> report on a
+captured graph. The execution mode (graphperf/execution.py) decides how the node times fill the wall:
+`compiled` first rewrites the graph with every what-if fusion rule (`mode_graph`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any, Mapping, Optional
 
 from .count import count
 from .errors import UsageError
+from .execution import DEFAULT_MODE, check_mode, simulate
 from .ir import Graph
 from .project import project
 from .report.model import Report, build_report
 
-__all__ = ["ModelRequest", "load_graph", "analyze_graph"]
+__all__ = ["ModelRequest", "load_graph", "analyze_graph", "mode_graph", "compiled_rewrite"]
 
 
 @dataclass
@@ -115,16 +118,46 @@ def _load_workload(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
     return graph, info
 
 
-def analyze_graph(graph: Graph, target, model: Mapping[str, Any], layout_as_views: bool = True) -> Report:
-    """Canonicalize, count every node, project it on `target`, and build the report. `layout_as_views`
+def mode_graph(graph: Graph, target, mode: str = DEFAULT_MODE) -> tuple[Graph, Optional[dict[str, Any]]]:
+    """The graph `mode` runs: `graph` itself, or for ``compiled`` the graph rewritten by every what-if
+    fusion rule (`passes.whatif.rewrite` with ``--fuse auto``: the kernels a compiler emits) and a
+    summary of that rewrite (None for the other modes). `graph` should be canonical already."""
+    if check_mode(mode) != "compiled":
+        return graph, None
+    from graphperf.passes.whatif import FUSE_RULES
+
+    fused, rewrites = compiled_rewrite(graph, target)
+    return fused, {"fuse": "auto", "rules": list(FUSE_RULES),
+                   "groups_formed": sum(r.get("groups_formed", 0) for r in rewrites),
+                   "nodes_fused": sum(r.get("nodes_fused", 0) for r in rewrites)}
+
+
+def compiled_rewrite(graph: Graph, target) -> tuple[Graph, list[dict]]:
+    """The ``compiled`` mode's rewrite of `graph`: the what-if fusion rules of ``--fuse auto``
+    (`passes.whatif.rewrite`), with each rule's record (its groups: fused node and members)."""
+    from graphperf.passes.whatif import FUSE_RULES, rewrite
+
+    fused, rewrites, _ = rewrite(graph, list(FUSE_RULES), target=target)
+    return fused, rewrites
+
+
+def analyze_graph(graph: Graph, target, model: Mapping[str, Any], layout_as_views: bool = True,
+                  mode: str = DEFAULT_MODE) -> Report:
+    """Canonicalize, count every node, project it on `target`, queue it in the execution `mode`
+    (graph | eager | compiled; graphperf/execution.py) and build the report. `layout_as_views`
     (passes/canonicalize.py): False projects transpose/split/slice as copies."""
     from graphperf.passes import canonicalize, peak_activation_memory
 
+    check_mode(mode)
     with gc_paused():
         canon = canonicalize(graph, layout_as_views)
         graph = canon.graph
         model = {**model, "canonicalized": canon.summary()}
+        graph, compiled = mode_graph(graph, target, mode)
+        if compiled is not None:
+            model["compiled"] = compiled
         counts = count(graph)
         times = project(graph, counts, target)
+        execution = simulate(times, target, mode)
         peak = peak_activation_memory(graph)
-        return build_report(graph, counts, times, target, dict(model), peak.bytes)
+        return build_report(graph, counts, times, target, dict(model), peak.bytes, execution)

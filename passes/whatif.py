@@ -4,7 +4,9 @@
 returns a `WhatIfResult` holding the report before (the graph as captured, on the target as loaded) and after
 (the rewritten graph on the target with `sets` applied), the rewrites applied, every refused
 candidate with its reason, the precision flags (matrix nodes whose new dtype has no peak of its
-own on the target) and, for a sweep, one row of totals per value of the swept field.
+own on the target) and, for a sweep, one row of totals per value of the swept field. Before, after
+and every sweep row are projected in the same execution mode (`mode`: graph | eager | compiled,
+graphperf/execution.py; compiled runs every fusion rule on both sides).
 
 Fusion rules run in a fixed order, each on the graph the previous one returned: user-named groups
 (passes/fuse_named.py), attention (passes/fuse_attention.py), then GEMM/conv epilogues, norms and
@@ -135,41 +137,51 @@ _FUSE_PASSES = {"attention": fuse_attention, "epilogue": fuse_epilogue, "norm": 
                 "elementwise": fuse_elementwise}
 
 
-def sweep(graph: Graph, target, key: str, values: list[float]) -> dict:
-    """Count `graph` once and project it on `target` with `key` set to each value: one row of totals each."""
+def sweep(graph: Graph, target, key: str, values: list[float], mode: str = "graph") -> dict:
+    """Count `graph` once and project it on `target` with `key` set to each value, queued in execution
+    `mode`: one row of totals each (``latency_s`` the wall, ``device_s``, ``host_s``, ``idle_s``, ``compute_s``,
+    ``memory_s``, ``latency_by_bound_s``). In ``compiled`` mode the graph is fused once, on `target`."""
     from graphperf.count import count
+    from graphperf.execution import simulate
+    from graphperf.pipeline import mode_graph
     from graphperf.project import project
 
     from graphperf.target import FIGURE_FIELDS
 
     if key not in FIGURE_FIELDS:
         raise UsageError(f"--sweep {key}: not a numeric target field; choose from " + ", ".join(FIGURE_FIELDS))
+    graph, _ = mode_graph(graph, target, mode)
     counts = count(graph)
     rows = []
     for v in values:
-        times = [t for t in project(graph, counts, target.with_overrides(**{key: v})) if t.latency_s is not None]
+        point = target.with_overrides(**{key: v})
+        times = project(graph, counts, point)
+        ex = simulate(times, point, mode)
         by_bound: dict[str, float] = {}
-        for t in times:
-            by_bound[t.bound] = by_bound.get(t.bound, 0.0) + t.latency_s
-        rows.append({"value": v, "latency_s": sum(t.latency_s for t in times),
-                     "compute_s": sum(t.compute_s for t in times), "memory_s": sum(t.memory_s for t in times),
+        for b, lat in zip(ex.bound, ex.latency_s):
+            if lat is not None:
+                by_bound[b] = by_bound.get(b, 0.0) + lat
+        known = [t for t in times if t.latency_s is not None]
+        rows.append({"value": v, "latency_s": ex.wall_s, "device_s": ex.totals["device_s"],
+                     "host_s": ex.totals["host_s"], "idle_s": ex.totals["idle_s"],
+                     "compute_s": sum(t.compute_s for t in known), "memory_s": sum(t.memory_s for t in known),
                      "latency_by_bound_s": dict(sorted(by_bound.items()))})
-    return {"field": key, "rows": rows}
+    return {"field": key, "mode": mode, "rows": rows}
 
 
 def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = (),
            precision: Mapping[str, str] | None = None, sets: Mapping[str, str] | None = None,
            sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = (), pad=None,
-           tile=None) -> WhatIfResult:
+           tile=None, mode: str = "graph") -> WhatIfResult:
     from graphperf.count import count
     from graphperf.pipeline import analyze_graph
 
-    before = analyze_graph(graph, target, dict(model))
+    before = analyze_graph(graph, target, dict(model), mode=mode)
     after_target = target.with_overrides(**dict(sets)) if sets else target
     new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups, tile, pad)
     if sets:
         rewrites.append({"rewrite": "set", "fields": dict(sets)})
-    after = analyze_graph(new, after_target, {**model, "whatif": [r["rewrite"] for r in rewrites]})
+    after = analyze_graph(new, after_target, {**model, "whatif": [r["rewrite"] for r in rewrites]}, mode=mode)
     flags = no_peak_nodes(new, count(new), after_target) if precision else []
-    swept = sweep(new, after_target, *sweep_spec) if sweep_spec else None
+    swept = sweep(new, after_target, *sweep_spec, mode=mode) if sweep_spec else None
     return WhatIfResult(before, after, rewrites, refused, flags, swept)

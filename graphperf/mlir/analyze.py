@@ -177,8 +177,8 @@ def _with_fallbacks(graph: Graph, graph_level: Graph, warnings: list[str]) -> Gr
     return Graph(graph.name, nodes, graph.values, graph.outputs, graph.meta)
 
 
-def analyze_mlir(capture: MlirCapture, target):
-    """The report of the linalg graph on `target` (same format as the graph level)."""
+def analyze_mlir(capture: MlirCapture, target, mode: str = "graph"):
+    """The report of the linalg graph on `target` in execution `mode` (same format as the graph level)."""
     if capture.lowered.stage != "linalg":
         raise UsageError("analysis needs the linalg stage; lower with stage='linalg'")
     meta = capture.graph.meta
@@ -189,7 +189,7 @@ def analyze_mlir(capture: MlirCapture, target):
     from .tiling import tile_contractions
 
     model["mlir"]["contraction_tiles"] = [t.to_dict() for t in tile_contractions(capture.graph, target)]
-    report = analyze_graph(capture.graph, target, model)
+    report = analyze_graph(capture.graph, target, model, mode=mode)
     report.model["mlir"]["by_graph_node"] = rollup_by_graph_node(report)
     return report
 

@@ -18,6 +18,7 @@ __all__ = ["Delta", "OpDelta", "ReportDiff", "TOTALS_COMPARED"]
 TOTALS_COMPARED = (
     "nodes", "counted_nodes", "coverage", "flops", "matrix_flops", "transcendentals", "bytes", "bytes_read",
     "bytes_written", "weight_bytes", "peak_activation_bytes", "latency_s", "compute_s", "memory_s",
+    "device_s", "host_s", "idle_s", "kernels",
 )
 _OP_FIGURES = ("nodes", "flops", "matrix_flops", "bytes", "latency_s")
 

@@ -5,6 +5,12 @@ Renderers (table, JSON, CSV) only read a `Report`. Units are SI and carried in n
 `latency_is_lower_bound` says when unknown nodes were left out. `findings` are what the graph itself says
 about speed on any target: GEMMs whose rows are not 16-byte aligned (graphperf/alignment.py), in graph order.
 
+Latency comes from the execution model (graphperf/execution.py): a node's `device_s` is its kernel
+time, `host_s` the host time to issue it, `start_s` when the device starts it, and `latency_s` the
+wall time it adds (end of its kernel minus the end of the previous one), so node latencies, the
+by-op and by-module roll-ups and `latency_by_bound_s` all sum to `totals["latency_s"]`, the
+simulated wall time of `totals["mode"]`.
+
 The methods are conveniences over the renderers (`to_json`, `to_csv`, `to_dict`), a node table
 for pandas (`to_pandas`, only when pandas is installed: an ImportError saying so otherwise) and a
 before/after diff (`compare`); none of them changes the report.
@@ -18,6 +24,7 @@ from typing import Any, Optional
 
 from ..alignment import misaligned_findings
 from ..count import NodeCount
+from ..execution import Execution, simulate
 from ..ir import Graph
 from ..project import NodeTime
 
@@ -34,7 +41,9 @@ CONVENTIONS = {
     "bytes": "what an unfused kernel moves: each input read once per consuming node, each output written once; "
              "gathers read only the gathered rows; views and non-copying reshapes move nothing",
     "fp32_matmul": "runs on the fp32 vector peak unless the target allows TF32",
-    "latency": "max(compute_s, memory_s) + launch overhead per kernel; unknown nodes are excluded, never zero",
+    "latency": "device_s is a kernel's time on the device (roofline: max(compute_s, memory_s)); the wall time "
+               "(latency_s) is the host issue queue of the execution mode (graph | eager | compiled) over the "
+               "device times; a node's latency_s is the wall time it adds; unknown nodes are excluded, never zero",
     "weights": "weight_bytes counts every parameter, buffer and constant the model holds; activations apart",
     "alignment": "a GEMM dimension is misaligned when the row stride it sets (its size times the element size) is "
                  "not a multiple of 16 bytes; operands with a single row have no stride (graphperf/alignment.py)",
@@ -62,6 +71,9 @@ class NodeRecord:
     bound: str
     matrix_dtype: str = ""
     unknown_reason: str = ""
+    device_s: Optional[float] = None  # kernel time on the device (0 for free nodes)
+    host_s: Optional[float] = None  # host time to issue the node in the report's execution mode
+    start_s: Optional[float] = None  # when the device starts the node, from the start of the run
 
 
 class Rollup(list):
@@ -166,11 +178,15 @@ def module_pattern(path: str) -> str:
 
 
 def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], target,
-                 model: dict[str, Any], peak_activation_bytes: int) -> Report:
+                 model: dict[str, Any], peak_activation_bytes: int, execution: Optional[Execution] = None) -> Report:
+    """The report of `times` queued as `execution` says (default: `simulate(times, target)`, graph mode)."""
+    if execution is None:
+        execution = simulate(times, target)
     values = graph.values
     records: list[NodeRecord] = []
     unknown: dict[str, int] = {}
-    for nc, t in zip(counts, times):
+    ex_host, ex_start, ex_latency, ex_bound = execution.host_s, execution.start_s, execution.latency_s, execution.bound
+    for i, (nc, t) in enumerate(zip(counts, times)):
         node, cost = nc.node, nc.cost
         ins = [str(values[n].type) if n is not None else "-" for n in node.inputs]
         outs = [str(values[n].type) for n in node.outputs]
@@ -185,13 +201,13 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         records.append(NodeRecord(
             node.name, str(node.op), node.source_op, node.module, dtype, ins, outs,
             cost.flops, cost.matrix_flops, cost.transcendentals, cost.bytes_read, cost.bytes_written,
-            (cost.flops / moved) if moved else None, t.compute_s, t.memory_s, t.latency_s, t.bound,
-            t.matrix_dtype))
+            (cost.flops / moved) if moved else None, t.compute_s, t.memory_s, ex_latency[i], ex_bound[i],
+            t.matrix_dtype, "", t.device_s, ex_host[i], ex_start[i]))
     known = [r for r in records if r.flops is not None]
     weight_bytes = sum(v.type.nbytes for v in graph.weights() if v.type is not None)
     input_bytes = sum(v.type.nbytes for v in graph.values.values()
                       if v.kind == "input" and v.type is not None)
-    latency_s = sum(r.latency_s for r in known)
+    ex = execution.totals
     by_bound: dict[str, float] = {}
     for r in known:
         by_bound[r.bound] = by_bound.get(r.bound, 0.0) + r.latency_s
@@ -209,7 +225,14 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         "parameters": int(graph.meta.get("parameter_count", sum(v.type.numel for v in graph.weights() if v.type))),
         "input_bytes": input_bytes,
         "peak_activation_bytes": peak_activation_bytes,
-        "latency_s": latency_s,
+        "latency_s": ex["latency_s"],
+        "mode": ex["mode"],
+        "device_s": ex["device_s"],
+        "host_s": ex["host_s"],
+        "idle_s": ex["idle_s"],
+        "launch_bound": ex["launch_bound"],
+        "graph_mode_latency_s": ex["graph_mode_latency_s"],
+        "kernels": ex["kernels"],
         "compute_s": sum(r.compute_s for r in known),
         "memory_s": sum(r.memory_s for r in known),
         "latency_by_bound_s": dict(sorted(by_bound.items())),

@@ -8,7 +8,7 @@ from rich.table import Table
 from .model import Report
 from .units import seconds, si
 
-__all__ = ["render_table"]
+__all__ = ["launch_bound_note", "render_table"]
 
 
 def _totals(report: Report) -> Table:
@@ -18,7 +18,12 @@ def _totals(report: Report) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     lower = " (lower bound: unknown ops excluded)" if t["latency_is_lower_bound"] else ""
-    table.add_row("projected latency", seconds(t["latency_s"]) + lower)
+    table.add_row("projected latency", seconds(t["latency_s"]) + lower + f" ({t['mode']} mode)")
+    table.add_row("device / host / idle", f"device {seconds(t['device_s'])}, host issue {seconds(t['host_s'])}, "
+                                          f"device idle {seconds(t['idle_s'])}, wall {seconds(t['latency_s'])}")
+    note = launch_bound_note(t)
+    if note:
+        table.add_row("launch-bound", note)
     shares = ", ".join(f"{b} {s / t['latency_s']:.0%}" for b, s in t["latency_by_bound_s"].items()
                        if t["latency_s"] > 0 and s > 0)
     table.add_row("time by bound", shares or "-")
@@ -33,6 +38,18 @@ def _totals(report: Report) -> Table:
     return table
 
 
+def launch_bound_note(totals: dict) -> str:
+    """One line when the device idles more than half the wall: by how much, and what a CUDA graph would take."""
+    if not totals.get("launch_bound") or not totals["latency_s"]:
+        return ""
+    line = f"device idle {totals['idle_s'] / totals['latency_s']:.0%} of the wall"
+    graph_s = totals["graph_mode_latency_s"]
+    if totals["mode"] != "graph" and graph_s < totals["latency_s"]:
+        line += (f"; a CUDA graph (--mode graph) would take {seconds(graph_s)} instead of "
+                 f"{seconds(totals['latency_s'])} ({totals['latency_s'] / graph_s:.1f}x)")
+    return line
+
+
 def _rollup(title: str, rows: list[dict], limit: int) -> Table:
     table = Table(title=title, title_justify="left")
     for col in ("name", "nodes", "FLOPs", "bytes", "latency", "share"):
@@ -45,14 +62,15 @@ def _rollup(title: str, rows: list[dict], limit: int) -> Table:
 
 def _top_nodes(report: Report, limit: int) -> Table:
     table = Table(title=f"top {limit} nodes by projected latency", title_justify="left")
-    for col in ("node", "op", "module", "output", "FLOPs", "bytes", "FLOP/B", "latency", "bound"):
-        table.add_column(col, justify="right" if col in ("FLOPs", "bytes", "FLOP/B", "latency") else "left",
+    for col in ("node", "op", "module", "output", "FLOPs", "bytes", "FLOP/B", "device", "latency", "bound"):
+        table.add_column(col, justify="right" if col in ("FLOPs", "bytes", "FLOP/B", "device", "latency") else "left",
                          no_wrap=True)
     known = [r for r in report.nodes if r.latency_s is not None]
     for r in sorted(known, key=lambda r: (-r.latency_s, r.name))[:limit]:
         table.add_row(r.name, r.op, r.module or "-", ",".join(r.outputs), si(r.flops, "FLOP"),
                       si(r.bytes_read + r.bytes_written, "B"),
-                      "-" if r.intensity is None else f"{r.intensity:.3g}", seconds(r.latency_s), r.bound)
+                      "-" if r.intensity is None else f"{r.intensity:.3g}", seconds(r.device_s), seconds(r.latency_s),
+                      r.bound)
     return table
 
 

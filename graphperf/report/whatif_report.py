@@ -123,13 +123,14 @@ def _ratio(d) -> str:
 
 def render_whatif(result, console: Console, top: int = 10) -> None:
     diff = result.compare()
-    t = Table(title=f"what-if: {diff.before['model']} on {diff.before['target']} -> {diff.after['target']}",
-              title_justify="left")
+    t = Table(title=f"what-if: {diff.before['model']} on {diff.before['target']} -> {diff.after['target']} "
+                    f"({result.after.totals.get('mode', 'graph')} mode)", title_justify="left")
     for col in ("total", "before", "after", "after/before"):
         t.add_column(col)
-    for key, fmt in (("latency_s", seconds), ("compute_s", seconds), ("memory_s", seconds),
+    for key, fmt in (("latency_s", seconds), ("device_s", seconds), ("host_s", seconds), ("idle_s", seconds),
+                     ("compute_s", seconds), ("memory_s", seconds),
                      ("flops", lambda v: si(v, "FLOP")), ("bytes", lambda v: si(v, "B")),
-                     ("weight_bytes", lambda v: si(v, "B")), ("nodes", str)):
+                     ("weight_bytes", lambda v: si(v, "B")), ("nodes", str), ("kernels", str)):
         d = diff.totals[key]
         t.add_row(key, fmt(d.before), fmt(d.after), _ratio(d))
     console.print(t)
@@ -175,12 +176,13 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
     if result.flags:
         console.print(f"no peak: {len(result.flags)} matrix nodes; e.g. {result.flags[0]['reason']}")
     if result.sweep:
-        s = Table(title=f"sweep {result.sweep['field']}", title_justify="left")
-        for col in (result.sweep["field"], "latency", "compute", "memory", "by bound"):
+        s = Table(title=f"sweep {result.sweep['field']} ({result.sweep.get('mode', 'graph')} mode)",
+                  title_justify="left")
+        for col in (result.sweep["field"], "latency", "device", "idle", "compute", "memory", "by bound"):
             s.add_column(col)
         for row in result.sweep["rows"]:
-            s.add_row(f"{row['value']:g}", seconds(row["latency_s"]), seconds(row["compute_s"]),
-                      seconds(row["memory_s"]),
+            s.add_row(f"{row['value']:g}", seconds(row["latency_s"]), seconds(row.get("device_s")),
+                      seconds(row.get("idle_s")), seconds(row["compute_s"]), seconds(row["memory_s"]),
                       ", ".join(f"{b} {v / row['latency_s']:.0%}" for b, v in row["latency_by_bound_s"].items()
                                 if row["latency_s"] > 0))
         console.print(s)

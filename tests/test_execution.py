@@ -1,0 +1,327 @@
+"""graphperf.execution: the issue-queue simulation against hand-derived cases, the host figures each mode
+takes from the target, and the execution model through the report, the API and the CLI.
+
+Hand-derived cases use a target whose host figures are set here (H = launch / eager host time per kernel,
+V = eager host time per view) and kernels whose device times are chosen against them; every expected
+wall is a formula in those symbols, derived from the queue
+
+    issue_i = issue_{i-1} + host_i,  start_i = max(issue_i, end_{i-1}),  end_i = start_i + device_i.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from graphperf.errors import UsageError
+from graphperf.execution import DEFAULT_MODE, MODES, check_mode, host_costs, simulate
+from graphperf.project import NodeTime
+from graphperf.target import load_target
+
+US = 1e-6
+H_US, V_US, C_US, G_US = 30.0, 5.0, 2.0, 10.0  # eager kernel, eager view, compiled launch, graph launch
+
+
+@pytest.fixture(scope="module")
+def target():
+    return load_target("h100").with_overrides(launch_overhead_us=G_US, host_eager_us=H_US, host_eager_view_us=V_US,
+                                              compiled_launch_us=C_US)
+
+
+def kernel(device_s: float, compute_s: float = 0.0, bound: str = "memory") -> NodeTime:
+    return NodeTime(compute_s, device_s, 0.0, device_s, bound, device_s=device_s)
+
+
+FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free", device_s=0.0)
+UNKNOWN = NodeTime(None, None, None, None, "unknown")
+
+
+# -- the host figures of each mode ---------------------------------------------------------------------
+
+
+def test_modes_take_their_host_figures_from_the_target(target):
+    assert host_costs(target, "graph") == (target.launch_overhead_us * US, 0.0)
+    assert host_costs(target, "eager") == (target.host_eager_us * US, target.host_eager_view_us * US)
+    assert host_costs(target, "compiled") == (target.compiled_launch_us * US, 0.0)
+    assert DEFAULT_MODE == "graph" and set(MODES) == {"graph", "eager", "compiled"}
+
+
+def test_missing_host_figures_default_to_the_launch_overhead_and_views_to_zero(target):
+    bare = target.with_overrides(host_eager_us="none", host_eager_view_us="none", compiled_launch_us="none")
+    assert bare.host_eager_us is None and bare.compiled_launch_us is None
+    launch_s = bare.launch_overhead_us * US
+    assert host_costs(bare, "eager") == (launch_s, 0.0)
+    assert host_costs(bare, "compiled") == (launch_s, 0.0)
+
+
+@pytest.mark.parametrize("mode", ["", "Eager", "cudagraph", None])
+def test_an_unknown_mode_is_a_one_line_usage_error(target, mode):
+    with pytest.raises(UsageError, match="choose one of graph, eager, compiled") as err:
+        simulate([kernel(1 * US)], target, mode)
+    assert "\n" not in str(err.value)
+    with pytest.raises(UsageError):
+        check_mode(mode)
+
+
+# -- hand-derived queues ----------------------------------------------------------------------------------
+
+
+def test_host_bound_chain_wall_is_every_host_interval_plus_the_last_kernel(target):
+    n, d = 5, 3 * US  # each kernel shorter than the graph-mode launch interval G
+    g = G_US * US
+    ex = simulate([kernel(d)] * n, target, "graph")
+    assert ex.wall_s == pytest.approx(n * g + d)
+    assert ex.start_s == pytest.approx([(i + 1) * g for i in range(n)])
+    assert ex.end_s == pytest.approx([(i + 1) * g + d for i in range(n)])
+    assert ex.latency_s == pytest.approx([g + d] + [g] * (n - 1))
+    assert ex.bound == ["overhead"] * n  # the first kernel waited g > d, each later one g - d > d
+    t = ex.totals
+    assert t["device_s"] == pytest.approx(n * d) and t["host_s"] == pytest.approx(n * g)
+    assert t["idle_s"] == pytest.approx(n * g + d - n * d)
+    assert t["launch_bound"] is True and t["kernels"] == n
+
+
+def test_device_bound_chain_wall_is_the_first_issue_plus_every_kernel(target):
+    g = G_US * US
+    devices = [50 * US, 20 * US, 80 * US]  # each longer than G: the host stays ahead
+    ex = simulate([kernel(d, bound="memory") for d in devices], target, "graph")
+    assert ex.wall_s == pytest.approx(g + sum(devices))
+    assert ex.latency_s == pytest.approx([g + devices[0], devices[1], devices[2]])
+    assert ex.bound == ["memory"] * 3  # only the first kernel waited (g), less than its own 50 us
+    assert ex.totals["idle_s"] == pytest.approx(g)
+    assert ex.totals["launch_bound"] is False
+    assert ex.totals["graph_mode_latency_s"] == ex.wall_s
+
+
+def test_graph_mode_free_nodes_add_nothing_and_unknown_nodes_are_skipped(target):
+    g = G_US * US
+    d = 40 * US
+    ex = simulate([kernel(d), FREE, UNKNOWN, FREE, kernel(d)], target, "graph")
+    assert ex.wall_s == pytest.approx(g + 2 * d)
+    assert ex.latency_s[1] == ex.latency_s[3] == 0.0 and ex.bound[1] == ex.bound[3] == "free"
+    assert ex.latency_s[2] is None and ex.host_s[2] is None and ex.bound[2] == "unknown"
+    assert ex.totals["kernels"] == 2 and ex.totals["host_s"] == pytest.approx(2 * g)
+
+
+def test_eager_views_cost_host_time_and_show_when_the_device_is_idle(target):
+    h, v = H_US * US, V_US * US
+    # short kernels: the device idles, so each view's host time shows on the wall
+    d1, d2, d3 = 1 * US, 2 * US, 1 * US
+    ex = simulate([kernel(d1), FREE, FREE, kernel(d2), UNKNOWN, kernel(d3)], target, "eager")
+    # issues: h, h+v, h+2v, 2h+2v, (skipped), 3h+2v; every node starts at its issue
+    assert ex.start_s[:4] + ex.start_s[5:] == pytest.approx([h, h + v, h + 2 * v, 2 * h + 2 * v, 3 * h + 2 * v])
+    assert ex.wall_s == pytest.approx(3 * h + 2 * v + d3)
+    assert ex.latency_s[1] == pytest.approx(h + v - (h + d1)) and ex.latency_s[2] == pytest.approx(v)
+    assert ex.bound[1] == ex.bound[2] == "overhead"  # a view the device waited for is host time on the wall
+    assert ex.host_s == pytest.approx([h, v, v, h, None, h])
+    assert ex.totals["idle_s"] == pytest.approx(3 * h + 2 * v + d3 - (d1 + d2 + d3))
+    # the same nodes replayed as a CUDA graph: launch interval G, views free
+    g = G_US * US
+    assert ex.totals["graph_mode_latency_s"] == pytest.approx(3 * g + d3)
+
+
+def test_eager_views_hide_behind_a_long_kernel(target):
+    h, v = H_US * US, V_US * US
+    d1, d2 = 200 * US, 3 * US  # d1 > h + 2v: the host issues both views and the next kernel meanwhile
+    ex = simulate([kernel(d1), FREE, FREE, kernel(d2)], target, "eager")
+    assert ex.wall_s == pytest.approx(h + d1 + d2)
+    assert ex.latency_s == pytest.approx([h + d1, 0.0, 0.0, d2])
+    assert ex.bound == ["memory", "free", "free", "memory"]
+    assert ex.totals["launch_bound"] is False
+
+
+def test_compiled_mode_queues_kernels_at_the_compiled_launch_interval(target):
+    c = C_US * US
+    d = 1 * US
+    ex = simulate([kernel(d), FREE, kernel(d)], target, "compiled")
+    assert ex.wall_s == pytest.approx(2 * c + d)  # c > d: host-bound; the view is free
+    assert ex.totals["host_s"] == pytest.approx(2 * c)
+
+
+def test_a_roofline_overhead_node_the_queue_does_not_hold_up_is_bound_by_its_work(target):
+    g = G_US * US
+    tiny_compute = NodeTime(2 * US, 1 * US, g, g + 2 * US, "overhead", device_s=2 * US)
+    tiny_memory = NodeTime(1 * US, 2 * US, g, g + 2 * US, "overhead", device_s=2 * US)
+    ex = simulate([kernel(100 * US), tiny_compute, tiny_memory], target, "graph")
+    # issued at 2g and 3g, long before the first kernel ends at g + 100 us: neither waits
+    assert ex.bound == ["memory", "compute", "memory"]
+    assert ex.latency_s[1:] == pytest.approx([2 * US, 2 * US])
+
+
+def test_launch_bound_is_idle_over_half_the_wall(target):
+    g = G_US * US
+    # one kernel: wall = g + d, idle = g; launch-bound exactly when g > d
+    assert simulate([kernel(0.9 * g)], target, "graph").totals["launch_bound"] is True
+    assert simulate([kernel(1.1 * g)], target, "graph").totals["launch_bound"] is False
+    assert simulate([], target, "graph").totals == {
+        "mode": "graph", "kernels": 0, "device_s": 0.0, "host_s": 0.0, "idle_s": 0.0, "latency_s": 0.0,
+        "launch_bound": False, "graph_mode_latency_s": 0.0}
+
+
+_NODES = st.lists(st.one_of(st.floats(0.0, 200e-6).map(kernel), st.just(FREE), st.just(UNKNOWN)), max_size=60)
+
+
+@functools.lru_cache(maxsize=None)
+def _eager_target():
+    return load_target("h100").with_overrides(host_eager_us=H_US, host_eager_view_us=V_US, compiled_launch_us=C_US)
+
+
+@given(nodes=_NODES, mode=st.sampled_from(MODES))
+def test_node_latencies_sum_to_the_wall_and_the_device_never_overlaps(nodes, mode):
+    target = _eager_target()
+    ex = simulate(nodes, target, mode)
+    known = [i for i, t in enumerate(nodes) if t.bound != "unknown"]
+    assert sum(ex.latency_s[i] for i in known) == pytest.approx(ex.wall_s, abs=1e-15)
+    assert ex.totals["device_s"] == pytest.approx(sum(nodes[i].device_s for i in known))
+    assert ex.totals["idle_s"] == pytest.approx(ex.wall_s - ex.totals["device_s"], abs=1e-15)
+    ends = [ex.end_s[i] for i in known]
+    for a, b in zip(known, known[1:]):
+        assert ex.start_s[b] >= ex.end_s[a]  # one kernel at a time, in graph order
+    assert ends == sorted(ends)
+    assert ex.totals["graph_mode_latency_s"] == pytest.approx(simulate(nodes, target, "graph").wall_s)
+
+
+# -- through the report ----------------------------------------------------------------------------------
+
+
+def _free(record) -> bool:
+    """A node that launches no kernel: no work at all (the README's definition of a free op)."""
+    return not (record.flops or record.transcendentals or record.bytes_read or record.bytes_written)
+
+
+@pytest.fixture(scope="module")
+def tiny_decode():
+    from graphperf.pipeline import ModelRequest, load_graph
+
+    return load_graph(ModelRequest("llama3-8b", config="tiny", phase="decode"))
+
+
+@pytest.fixture(scope="module")
+def reports(tiny_decode, target):
+    from graphperf.pipeline import analyze_graph
+
+    graph, info = tiny_decode
+    return {mode: analyze_graph(graph, target, info, mode=mode) for mode in MODES}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_report_latencies_and_rollups_add_up_to_the_wall(reports, mode):
+    r = reports[mode]
+    t = r.totals
+    known = [n for n in r.nodes if n.latency_s is not None]
+    assert t["mode"] == mode
+    assert sum(n.latency_s for n in known) == pytest.approx(t["latency_s"], rel=1e-12)
+    assert sum(g["latency_s"] for g in r.by_op) == pytest.approx(t["latency_s"], rel=1e-12)
+    assert sum(g["latency_s"] for g in r.by_module) == pytest.approx(t["latency_s"], rel=1e-12)
+    assert sum(t["latency_by_bound_s"].values()) == pytest.approx(t["latency_s"], rel=1e-12)
+    assert sum(n.device_s for n in known) == pytest.approx(t["device_s"], rel=1e-12)
+    assert sum(n.host_s for n in known) == pytest.approx(t["host_s"], rel=1e-12)
+    assert t["idle_s"] == pytest.approx(t["latency_s"] - t["device_s"], rel=1e-9)
+    assert t["launch_bound"] == (t["idle_s"] > t["latency_s"] / 2)
+    assert t["kernels"] == sum(1 for n in known if not _free(n))
+    assert set(n.bound for n in r.nodes) <= {"compute", "memory", "overhead", "free", "unknown"}
+
+
+def test_report_host_figures_follow_the_mode(reports, target):
+    for mode, r in reports.items():
+        kernel_s, free_s = host_costs(target, mode)
+        for n in r.nodes:
+            if n.device_s is None:
+                continue
+            assert n.host_s == (free_s if _free(n) else kernel_s)
+
+
+def test_graph_mode_figure_is_the_graph_mode_wall_in_every_mode(reports):
+    graph = reports["graph"].totals
+    assert graph["graph_mode_latency_s"] == graph["latency_s"]
+    assert reports["eager"].totals["graph_mode_latency_s"] == pytest.approx(graph["latency_s"], rel=1e-12)
+    # tiny decode kernels are shorter than the 30 us eager dispatch: eager is launch-bound, a CUDA graph helps
+    assert reports["eager"].totals["launch_bound"] and reports["eager"].totals["latency_s"] > graph["latency_s"]
+
+
+def test_compiled_mode_fuses_first_so_it_launches_fewer_kernels(reports):
+    compiled, graph = reports["compiled"], reports["graph"]
+    assert compiled.totals["kernels"] < graph.totals["kernels"]
+    assert compiled.model["compiled"]["groups_formed"] > 0 and compiled.model["compiled"]["fuse"] == "auto"
+    assert any(n.op == "fused" for n in compiled.nodes) and not any(n.op == "fused" for n in graph.nodes)
+    assert compiled.totals["flops"] == graph.totals["flops"]  # fusion conserves FLOPs
+
+
+def test_compiled_mode_uses_the_whatif_auto_fusion(tiny_decode, target):
+    from graphperf.pipeline import analyze_graph
+    from graphperf.passes.whatif import whatif
+
+    graph, info = tiny_decode
+    fused = whatif(graph, target, info, fuse=["attention", "epilogue", "norm", "elementwise"]).after
+    compiled = analyze_graph(graph, target, info, mode="compiled")
+    assert [n.name for n in compiled.nodes] == [n.name for n in fused.nodes]
+
+
+def test_default_mode_is_graph_and_json_is_deterministic(tiny_decode, target, reports):
+    from graphperf.pipeline import analyze_graph
+
+    graph, info = tiny_decode
+    again = analyze_graph(graph, target, info)
+    assert again.to_json() == reports["graph"].to_json()
+    doc = json.loads(again.to_json())
+    for key in ("mode", "device_s", "host_s", "idle_s", "launch_bound", "graph_mode_latency_s", "kernels"):
+        assert key in doc["totals"]
+    assert {"device_s", "host_s", "start_s"} <= set(doc["nodes"][0])
+    assert "device_s,host_s,start_s" in again.to_csv().splitlines()[0]
+
+
+def test_api_takes_the_mode_and_refuses_an_unknown_one():
+    import graphperf
+
+    r = graphperf.analyze("gpt2", config="tiny", dtype="float32", target="h100", mode="eager")
+    assert r.totals["mode"] == "eager"
+    with pytest.raises(UsageError, match="execution mode 'fast'"):
+        graphperf.analyze("gpt2", config="tiny", dtype="float32", target="h100", mode="fast")
+
+
+# -- CLI ------------------------------------------------------------------------------------------------
+
+
+def _run(argv, capsys):
+    from graphperf.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cli_analyze_mode(capsys, mode):
+    code, out, err = _run(["analyze", "llama3-8b", "--config", "tiny", "--phase", "decode", "--mode", mode,
+                           "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["mode"] == mode
+
+
+def test_cli_analyze_table_prints_device_host_idle_wall_and_the_launch_bound_note(capsys):
+    code, out, err = _run(["analyze", "llama3-8b", "--config", "tiny", "--phase", "decode", "--mode", "eager",
+                           "--set", f"host_eager_us={H_US}"], capsys)
+    assert code == 0, err
+    assert "(eager mode)" in out and "device idle" in out and "host issue" in out and "wall" in out
+    assert "launch-bound" in out and "a CUDA graph (--mode graph) would take" in out
+
+
+def test_cli_whatif_projects_before_after_and_sweep_in_the_mode(capsys):
+    code, out, err = _run(["whatif", "llama3-8b", "--config", "tiny", "--phase", "decode", "--fuse", "elementwise",
+                           "--sweep", "hbm_gbps=1000:2000:1000", "--mode", "eager", "--format", "json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["before"]["totals"]["mode"] == doc["after"]["totals"]["mode"] == doc["sweep"]["mode"] == "eager"
+    row = doc["sweep"]["rows"][0]
+    assert row["latency_s"] == pytest.approx(row["device_s"] + row["idle_s"])
+    assert sum(row["latency_by_bound_s"].values()) == pytest.approx(row["latency_s"])
+
+
+@pytest.mark.parametrize("command", ["analyze", "whatif"])
+def test_cli_unknown_mode_is_exit_2_one_line(capsys, command):
+    code, out, err = _run([command, "llama3-8b", "--config", "tiny", "--phase", "decode", "--mode", "warp"], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "--mode" in err
