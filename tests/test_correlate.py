@@ -155,6 +155,53 @@ def test_profile_correlate_end_to_end(profiled):
     assert c.stats["whole_model_error"] == pytest.approx((c.stats["projected_total_s"] - total_m) / total_m)
 
 
+def test_a_gzipped_profile_reads_and_correlates_the_same(profiled):
+    import gzip
+
+    model, prof = profiled
+    gz = prof + ".gz"  # beside the plain one, so the optimized model it names is found the same way
+    with open(prof, "rb") as src, open(gz, "wb") as dst:
+        dst.write(gzip.compress(src.read()))
+    a, b = read_profile(prof), read_profile(gz)
+    assert (b.nodes, b.runs, b.warmup_runs, b.run_median_us, b.meta) == (a.nodes, a.runs, a.warmup_runs,
+                                                                          a.run_median_us, a.meta)
+    host = load_target("host")
+    ca, cb = (correlate_onnx(model, p, host, dims={"batch": 64}) for p in (prof, gz))
+    assert [(r.nodes, r.events, r.measured_s, r.projected_s) for r in cb.rows] == \
+        [(r.nodes, r.events, r.measured_s, r.projected_s) for r in ca.rows]
+
+
+def test_a_truncated_gzip_profile_is_exit_2_one_line(profiled, tmp_path, capsys):
+    import gzip
+
+    model, prof = profiled
+    whole = gzip.compress(open(prof, "rb").read())
+    cut = tmp_path / "cut.profile.json.gz"
+    cut.write_bytes(whole[:-20])
+    assert main(["correlate", model, "--profile", str(cut), "--target", "host", "--dim", "batch=64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "truncated or corrupt" in err
+
+
+def test_onnxruntime_stats_compare_the_device_time_and_the_model_run_wall(profiled):
+    model, prof = profiled
+    p = read_profile(prof)
+    host = load_target("host")
+    c = correlate_onnx(model, prof, host, dims={"batch": 64})
+    s = c.stats
+    measured_total_s = sum(t.median_us for t in p.nodes.values()) * 1e-6
+    device_s = sum(r.device_s for r in c.records.values() if r.device_s is not None)
+    assert s["mode"] == "graph" and s["per_row_projection"] == "device_s + host_s"
+    assert s["projected_device_s"] == pytest.approx(device_s) and s["measured_kernel_s"] == measured_total_s
+    assert s["device_error"] == pytest.approx((device_s - measured_total_s) / measured_total_s)
+    assert s["measured_wall_s"] == pytest.approx(p.run_median_us * 1e-6) == s["run_median_s"]
+    assert s["wall_error"] == pytest.approx((s["projected_wall_s"] - s["measured_wall_s"]) / s["measured_wall_s"])
+    # a CPU op's measured time holds its dispatch: each row projects device + the mode's host time per kernel
+    for r in c.rows:
+        assert r.projected_s == pytest.approx(sum(c.records[n].device_s + host.launch_overhead_us * 1e-6
+                                                  for n in r.nodes))
+
+
 def test_unmatched_events_are_listed_with_their_time(profiled, tmp_path):
     model, prof = profiled
     events = json.load(open(prof))

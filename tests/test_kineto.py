@@ -241,3 +241,115 @@ def test_gpu_ops_without_kernels_are_listed_as_unmeasured(tmp_path):
     c = correlate_kineto(ModelRequest(str(pt2)), str(path), load_target("h100"))
     relu = [u for u in c.unmeasured if u["op"] == "relu"]
     assert relu and "no measured time" in relu[0]["reason"]
+
+
+# -- gzip, whole-step statistics, execution modes ------------------------------------------------------
+
+
+def _gzip_to(src: str, dst) -> str:
+    import gzip
+
+    dst.write_bytes(gzip.compress(open(src, "rb").read()))
+    return str(dst)
+
+
+def test_a_gzipped_trace_reads_the_same_as_the_plain_one(traced, tmp_path):
+    _, trace = traced
+    plain = read_kineto(trace)
+    # recognised by its magic bytes: a .json.gz as torch.profiler's tensorboard handler writes, or any name
+    for name in ("mlp.pt.trace.json.gz", "misnamed.json"):
+        gz = read_kineto(_gzip_to(trace, tmp_path / name))
+        assert [(o.name, o.input_dims, o.durations_us) for o in gz.ops] == \
+            [(o.name, o.input_dims, o.durations_us) for o in plain.ops]
+        assert (gz.runs, gz.device, gz.step_wall_us) == (plain.runs, plain.device, plain.step_wall_us)
+        assert profile_format(gz.path) == "kineto"
+
+
+def test_a_truncated_gzip_is_a_one_line_usage_error(traced, tmp_path, capsys):
+    from graphperf.cli import main
+
+    pt2, trace = traced
+    whole = open(_gzip_to(trace, tmp_path / "t.json.gz"), "rb").read()
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UsageError, match="truncated or corrupt"):
+        read_kineto(str(cut))
+    assert main(["correlate", pt2, "--profile", str(cut), "--target", "host"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "cut.json.gz" in err
+
+
+def test_steps_carry_their_profiler_span_and_kernel_time(tmp_path):
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps(_gpu_trace()))
+    tr = read_kineto(str(path))
+    assert tr.step_wall_us == [900.0, 900.0]  # the ProfilerStep spans
+    assert tr.step_kernel_us == [11.0 + 3.0 + 2.0, 12.0 + 3.0 + 2.0]  # attributed kernels; the orphan is not
+    assert tr.step_wall_s == pytest.approx(900e-6) and tr.step_kernel_s == pytest.approx(16.5e-6)
+
+
+@pytest.fixture
+def gpu_case(tmp_path):
+    torch.manual_seed(0)
+    m, x = _Mlp().eval(), torch.randn(8, 32)
+    pt2 = tmp_path / "mlp.pt2"
+    torch.export.save(torch.export.export(m, (x,), strict=False), str(pt2))
+    ev = [{**e, "args": {**e["args"], "Input Dims": [[8, 32], [64, 32], [64]]}} if e.get("name") == "aten::linear"
+          else e for e in _gpu_trace()["traceEvents"]]
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps({"traceEvents": ev}))
+    return str(pt2), str(path)
+
+
+@pytest.mark.parametrize("mode", ["graph", "eager"])
+def test_gpu_correlation_compares_device_time_with_kernels_and_the_wall_with_the_step(gpu_case, mode):
+    pt2, path = gpu_case
+    h100 = load_target("h100")
+    c = correlate_kineto(ModelRequest(pt2), path, h100, mode=mode)
+    s = c.stats
+    report_device_s = sum(r.device_s for r in c.records.values() if r.device_s is not None)
+    assert s["mode"] == mode and s["per_row_projection"] == "device_s"
+    assert s["projected_device_s"] == pytest.approx(report_device_s)
+    assert s["measured_kernel_s"] == pytest.approx(16.5e-6)
+    assert s["device_error"] == pytest.approx((report_device_s - 16.5e-6) / 16.5e-6)
+    assert s["measured_wall_s"] == pytest.approx(900e-6) and "ProfilerStep" in s["wall_measured_as"]
+    assert s["wall_error"] == pytest.approx((s["projected_wall_s"] - 900e-6) / 900e-6)
+    wall = sum(r.latency_s for r in c.records.values() if r.latency_s is not None)
+    assert s["projected_wall_s"] == pytest.approx(wall)
+    for row in c.rows:  # per row: the kernels' time against the nodes' device time, not their wall share
+        assert row.projected_s == pytest.approx(sum(c.records[n].device_s for n in row.nodes))
+
+
+def test_compiled_mode_rows_are_the_fused_kernels(gpu_case):
+    pt2, path = gpu_case
+    c = correlate_kineto(ModelRequest(pt2), path, load_target("h100"), mode="compiled")
+    assert c.stats["mode"] == "compiled" and [u["op"] for u in c.unmatched] == ["kernel"]  # the orphan only
+    # the trace's linear and relu are one row against the one kernel the epilogue rule fuses them into
+    (row,) = c.rows
+    assert row.op == "fused" and row.events == ["aten::linear#0", "aten::relu#1"]
+    assert row.measured_s == pytest.approx((14.5 + 2.0) * 1e-6)  # the median linear kernels + the relu kernel
+    assert row.projected_s == pytest.approx(c.records[row.name].device_s)
+
+
+def test_cpu_trace_rows_include_the_host_issue_time_and_cli_takes_the_mode(traced, tmp_path, capsys):
+    from graphperf.cli import main
+
+    pt2, trace = traced
+    out = tmp_path / "c.json"
+    host = load_target("host")
+    assert main(["correlate", pt2, "--profile", trace, "--target", "host", "--mode", "eager", "--format", "json",
+                 "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    s = doc["stats"]
+    assert s["mode"] == "eager" and s["per_row_projection"] == "device_s + host_s"
+    eager_host_s = (host.host_eager_us if host.host_eager_us is not None else host.launch_overhead_us) * 1e-6
+    c = correlate_kineto(ModelRequest(pt2), trace, host, mode="eager")
+    for row in c.rows:
+        assert row.projected_s == pytest.approx(sum(c.records[n].device_s + eager_host_s for n in row.nodes))
+    for key in ("device_error", "wall_error", "measured_wall_s", "projected_wall_s", "measured_kernel_s",
+                "projected_device_s"):
+        assert key in s
+    assert s["measured_wall_s"] == pytest.approx(read_kineto(trace).step_wall_s)
+    assert main(["correlate", pt2, "--profile", trace, "--target", "host", "--mode", "async"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1

@@ -17,6 +17,11 @@ Guarantees:
 - Each top-level op is keyed by its position in the step; its measured time is the median over the
   measured steps of its own duration (CPU trace) or of its kernels' summed durations (GPU trace,
   ``device = "cuda"``). Times are microseconds, as in the trace.
+- Per measured step: `step_wall_us`, the duration of its ``ProfilerStep#N`` span as recorded (empty when
+  the trace has no such spans; torch.profiler's own bookkeeping inflates host time, so this is the
+  wall as measured under the profiler), and `step_kernel_us`, the summed durations of the kernels its
+  top-level ops launched (GPU traces; empty on a CPU trace). `step_wall_s` / `step_kernel_s` are their
+  medians in seconds (None when empty).
 - A missing, unreadable or non-Kineto file raises `UsageError` naming the file.
 """
 
@@ -68,10 +73,22 @@ class KinetoTrace:
     device: str  # "cpu" or "cuda": what durations_us measure
     orphan_kernels: list[dict[str, Any]]  # kernels attributed to no op: name, dur_us
     steps_from: str  # "ProfilerStep" | "repetition" | "single"
+    step_wall_us: list[float] = field(default_factory=list)  # per measured step: its ProfilerStep span
+    step_kernel_us: list[float] = field(default_factory=list)  # per measured step: its ops' kernel time
 
     @property
     def measured_runs(self) -> int:
         return self.runs - self.warmup_runs
+
+    @property
+    def step_wall_s(self) -> Optional[float]:
+        """Median ProfilerStep span over the measured steps, seconds (None without ProfilerStep spans)."""
+        return float(statistics.median(self.step_wall_us)) * 1e-6 if self.step_wall_us else None
+
+    @property
+    def step_kernel_s(self) -> Optional[float]:
+        """Median kernel time per measured step, seconds (None on a CPU trace)."""
+        return float(statistics.median(self.step_kernel_us)) * 1e-6 if self.step_kernel_us else None
 
 
 def _load(path: str) -> list[dict]:
@@ -118,14 +135,15 @@ def _containing(ops_sorted: list[dict], tid_key, ts: float) -> Optional[dict]:
     return best
 
 
-def _steps(top: list[dict], annotations: list[dict]) -> tuple[list[list[dict]], str]:
+def _steps(top: list[dict], annotations: list[dict]) -> tuple[list[list[dict]], str, list[float]]:
+    """The steps' top-level ops, where the steps come from, and each step's span duration (ProfilerStep)."""
     if annotations:
         spans = sorted((float(a["ts"]), float(a["ts"]) + float(a["dur"])) for a in annotations)
-        steps = [[e for e in top if s <= float(e["ts"]) <= t] for s, t in spans]
-        steps = [s for s in steps if s]
+        steps = [([e for e in top if s <= float(e["ts"]) <= t], t - s) for s, t in spans]
+        steps = [(ops, dur) for ops, dur in steps if ops]
         if steps:
-            return steps, "ProfilerStep"
-    return [top], "single"
+            return [ops for ops, _ in steps], "ProfilerStep", [dur for _, dur in steps]
+    return [top], "single", []
 
 
 def read_kineto(path: str, warmup_runs: Optional[int] = None) -> KinetoTrace:
@@ -170,7 +188,7 @@ def _read(path: str, events: list, warmup_runs: Optional[int]) -> KinetoTrace:
         device_time[id(root)] = device_time.get(id(root), 0.0) + float(k["dur"])
         device_names.setdefault(id(root), []).append(str(k.get("name", "")))
     device = "cuda" if kernels else "cpu"
-    steps, steps_from = _steps(top, annotations)
+    steps, steps_from, step_durs = _steps(top, annotations)
     runs = len(steps)
     if warmup_runs is None:
         warmup_runs = 0
@@ -189,4 +207,6 @@ def _read(path: str, events: list, warmup_runs: Optional[int]) -> KinetoTrace:
         dims = args.get("Input Dims") or []
         out.append(KinetoOp(e["name"], dims if isinstance(dims, list) else [], i, durs,
                             device_names.get(id(e), [])))
-    return KinetoTrace(path, out, runs, warmup_runs, device, orphans, steps_from)
+    walls = step_durs[warmup_runs:]
+    kernel_totals = [sum(device_time.get(id(e), 0.0) for e in step) for step in measured] if device == "cuda" else []
+    return KinetoTrace(path, out, runs, warmup_runs, device, orphans, steps_from, walls, kernel_totals)

@@ -16,6 +16,15 @@ Guarantees:
   data movement they are; `graphperf analyze` keeps them as views, what graph compilers make of them).
   Measured on five tiny workloads (benchmarks/RESULTS_CORRELATE.md), this moved 77 of 253 rows
   (9.5% of measured time) off a projection of 0.
+- Projections are in an execution mode (graph | eager | compiled; graphperf/execution.py). A row's
+  projected figure is what the profiler measured of its nodes: on a GPU trace, their kernels' time,
+  so the nodes' `device_s`; on a CPU profile (onnxruntime, a CPU torch.profiler trace), the op's own
+  time, which includes its dispatch, so `device_s + host_s`. In ``compiled`` mode, captured nodes
+  map to the fused node that holds them.
+- Whole-step statistics beside the per-row ones: the measured kernel time per step against the
+  projected total `device_s` (`device_error`), and the measured step wall time (a torch.profiler
+  trace's ``ProfilerStep#N`` span, as recorded: the profiler inflates host time; onnxruntime's
+  ``model_run``) against the simulated wall `latency_s` of the mode (`wall_error`).
 """
 
 from __future__ import annotations
@@ -109,8 +118,9 @@ def _report_nodes_of_onnx(model, graph, canon) -> dict[str, list[str]]:
 
 
 def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Optional[Mapping[str, int]] = None,
-                   warmup_runs: Optional[int] = None) -> Correlation:
-    """Project `model_path` on `target` (a `Target`) and correlate it with the onnxruntime profile."""
+                   warmup_runs: Optional[int] = None, mode: str = "graph") -> Correlation:
+    """Project `model_path` on `target` (a `Target`) in execution `mode` and correlate it with the
+    onnxruntime profile."""
     import onnx
 
     from graphperf.passes import canonicalize
@@ -119,13 +129,13 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
 
     prof = profile if isinstance(profile, Profile) else read_profile(profile, warmup_runs)
     graph, info = load_graph(ModelRequest(model_path, dims=dict(dims or {})))
-    report = analyze_graph(graph, target, info, layout_as_views=False)
+    report = analyze_graph(graph, target, info, layout_as_views=False, mode=mode)
     canon = canonicalize(graph, layout_as_views=False).graph
     model = onnx.load(model_path, load_external_data=False)
     opt_path = prof.optimized_model_path()
     optimized = onnx.load(opt_path, load_external_data=False) if opt_path else None
     covers = onnx_nodes_of(list(prof.nodes), model, optimized)
-    to_report = _report_nodes_of_onnx(model, graph, canon)
+    to_report = _through_fusion(_report_nodes_of_onnx(model, graph, canon), canon, target, mode)
     records = {r.name: r for r in report.nodes}
     order = {r.name: i for i, r in enumerate(report.nodes)}
 
@@ -165,43 +175,99 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
         for r in rnodes:
             if r not in g["nodes"]:
                 g["nodes"].append(r)
-    rows = [_row(g["nodes"], g["events"], sum(prof.nodes[e].median_us for e in g["events"]) * 1e-6, records, order)
+    rows = [_row(g["nodes"], g["events"], sum(prof.nodes[e].median_us for e in g["events"]) * 1e-6, records, order,
+                 _host_and_device)
             for g in groups.values()]
     profile_info = {"path": prof.path, "format": "onnxruntime", "runs": prof.runs, "warmup_runs": prof.warmup_runs,
                     "optimized_model": os.path.basename(opt_path) if opt_path else None,
                     **{k: prof.meta[k] for k in ("intra_op_threads", "optimization", "onnxruntime") if k in prof.meta}}
     run_median_s = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
-    return _assemble(info["name"], target, profile_info, rows, unmatched, report, order,
-                     sum(t.median_us for t in prof.nodes.values()) * 1e-6, run_median_s)
+    measured_total_s = sum(t.median_us for t in prof.nodes.values()) * 1e-6
+    return _assemble(info["name"], target, profile_info, rows, unmatched, report, order, measured_total_s,
+                     run_median_s, _host_and_device, measured_kernel_s=measured_total_s, measured_wall_s=run_median_s,
+                     wall_measured_as="onnxruntime model_run span, median over the measured runs")
 
 
-def _row(nodes: list[str], events: list[str], measured_s: float, records, order) -> Row:
-    """One row: the report nodes (graph order) that share profiled events, projected = their sum (None when
-    one has no cost rule), bound = the bound of the slowest."""
+def _device(rec) -> Optional[float]:
+    """A node's projected figure against a GPU trace's kernel time: its device time."""
+    return rec.device_s
+
+
+def _host_and_device(rec) -> Optional[float]:
+    """A node's projected figure against a CPU profile's op time (the op's dispatch is inside it)."""
+    return None if rec.device_s is None or rec.host_s is None else rec.device_s + rec.host_s
+
+
+def _through_fusion(to_report: dict[str, list[str]], canon, target, mode: str) -> dict[str, list[str]]:
+    """In ``compiled`` mode the report's nodes are fused groups: map each canonical node to the fused node
+    holding it (through every rule, a group of an earlier rule can join a later one); else unchanged."""
+    if mode != "compiled":
+        return to_report
+    from ..pipeline import compiled_rewrite
+
+    into: dict[str, str] = {}
+    for rec in compiled_rewrite(canon, target)[1]:
+        for g in rec.get("groups", ()):
+            for m in g.get("members", ()):
+                into[m] = g["node"]
+
+    def final(name: str) -> str:
+        while name in into:
+            name = into[name]
+        return name
+
+    return {k: list(dict.fromkeys(final(r) for r in v)) for k, v in to_report.items()}
+
+
+def _row(nodes: list[str], events: list[str], measured_s: float, records, order, figure=_device) -> Row:
+    """One row: the report nodes (graph order) that share profiled events, projected = the sum of their
+    `figure` (None when one has no cost rule), bound = the bound of the slowest."""
     nodes = sorted(nodes, key=order.__getitem__)
     recs = [records[n] for n in nodes]
-    known = all(r.latency_s is not None for r in recs)
-    lead = max(recs, key=lambda r: (r.latency_s or 0.0))
+    figures = [figure(r) for r in recs]
+    known = all(f is not None for f in figures)
+    lead = max(zip(figures, recs), key=lambda pair: pair[0] or 0.0)[1]
     return Row(nodes[0], "+".join(dict.fromkeys(r.op for r in recs)), lead.bound, nodes, events,
-               sum(r.latency_s for r in recs) if known else None, measured_s)
+               sum(figures) if known else None, measured_s)
+
+
+def _relative(projected: Optional[float], measured: Optional[float]) -> Optional[float]:
+    return (projected - measured) / measured if projected is not None and measured else None
 
 
 def _assemble(model: str, target, profile_info: dict, rows: list[Row], unmatched: list[dict], report, order,
-              measured_total_s: float, run_median_s: Optional[float],
-              no_time: Optional[Mapping[str, str]] = None) -> Correlation:
-    """Rows in graph order, the projected nodes nobody measured (with `no_time` reasons), the statistics."""
+              measured_total_s: float, run_median_s: Optional[float], figure=_device,
+              no_time: Optional[Mapping[str, str]] = None, *, measured_kernel_s: Optional[float] = None,
+              measured_wall_s: Optional[float] = None, wall_measured_as: str = "") -> Correlation:
+    """Rows in graph order, the projected nodes nobody measured (with `no_time` reasons), the statistics:
+    per row (projected = the rows' `figure`), whole model (every counted node's `figure` against every
+    profiled node), per step (device time against kernel time, simulated wall against measured wall)."""
     no_time = no_time or {}
     rows = sorted(rows, key=lambda r: order[r.name])
     unknown = [r.name for r in rows if r.projected_s is None]
     in_rows = {n for r in rows for n in r.nodes}
-    unmeasured = [{"name": r.name, "op": r.op, "projected_s": r.latency_s, "bound": r.bound,
+    unmeasured = [{"name": r.name, "op": r.op, "projected_s": figure(r), "bound": r.bound,
                    **({"reason": no_time[r.name]} if r.name in no_time else {})}
-                  for r in report.nodes if r.name not in in_rows and r.latency_s]
+                  for r in report.nodes if r.name not in in_rows and r.device_s]
+    projected_total_s = sum(f for r in report.nodes if (f := figure(r)) is not None)
     stats = error_stats([(r.projected_s, r.measured_s) for r in rows if r.projected_s is not None],
-                        report.totals["latency_s"], measured_total_s)
+                        projected_total_s, measured_total_s)
     stats["unmatched_s"] = sum(u["measured_s"] for u in unmatched)
     stats["unmeasured_projected_s"] = sum(u["projected_s"] for u in unmeasured)
     stats["run_median_s"] = run_median_s
+    totals = report.totals
+    stats["mode"] = totals["mode"]
+    stats["per_row_projection"] = "device_s" if figure is _device else "device_s + host_s"
+    stats["projected_device_s"] = totals["device_s"]
+    stats["measured_kernel_s"] = measured_kernel_s
+    stats["device_error"] = _relative(totals["device_s"], measured_kernel_s)
+    stats["projected_wall_s"] = totals["latency_s"]
+    stats["measured_wall_s"] = measured_wall_s
+    stats["wall_error"] = _relative(totals["latency_s"], measured_wall_s)
+    stats["wall_measured_as"] = wall_measured_as
+    stats["projected_idle_s"] = totals["idle_s"]
+    stats["launch_bound"] = totals["launch_bound"]
+    stats["graph_mode_wall_s"] = totals["graph_mode_latency_s"]
     records = {r.name: r for r in report.nodes}
     return Correlation(model, target.name, profile_info, rows, unmatched, unmeasured, unknown, stats, records)
 
@@ -267,9 +333,10 @@ def match_kineto_ops(ops, graph) -> tuple[dict[int, str], dict[int, str]]:
     return matched, why
 
 
-def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[int] = None) -> Correlation:
+def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[int] = None,
+                     mode: str = "graph") -> Correlation:
     """Project the torch model of `request` (a `pipeline.ModelRequest`: models/ workload name or .pt2)
-    on `target` and correlate it with a torch.profiler trace of the same module.
+    on `target` in execution `mode` and correlate it with a torch.profiler trace of the same module.
 
     Rows, `unmatched` (trace ops matched to no graph node, with their time and the reason),
     `unmeasured` and the statistics are as for `correlate_onnx`; measured times are the top-level
@@ -288,9 +355,10 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
         raise UsageError(f"{tr.path}: no traced op carries input shapes, and shapes are how ops are matched to "
                          "graph nodes: record the trace with torch.profiler.profile(..., record_shapes=True)")
     graph, info = load_graph(request)
-    report = analyze_graph(graph, target, info)
+    report = analyze_graph(graph, target, info, mode=mode)
     canon = canonicalize(graph).graph
-    to_report = _report_nodes_of_captured(graph, canon)
+    to_report = _through_fusion(_report_nodes_of_captured(graph, canon), canon, target, mode)
+    figure = _device if tr.device == "cuda" else _host_and_device
     records = {r.name: r for r in report.nodes}
     order = {r.name: i for i, r in enumerate(report.nodes)}
     matched, why = match_kineto_ops(tr.ops, graph)
@@ -326,12 +394,16 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
                 no_time[n] = (f"traced as {', '.join(g['events'])} with no measured time (no kernel attributed "
                               "to it on a GPU trace)")
             continue
-        rows.append(_row(g["nodes"], g["events"], g["measured_s"], records, order))
+        rows.append(_row(g["nodes"], g["events"], g["measured_s"], records, order, figure))
     profile_info = {"path": tr.path, "format": "kineto", "device": tr.device, "runs": tr.runs,
                     "warmup_runs": tr.warmup_runs, "steps_from": tr.steps_from, "zero_time_ops": zero,
                     "orphan_kernels": len(tr.orphan_kernels)}
-    c = _assemble(info["name"], target, profile_info, rows, unmatched, report, order,
-                  sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6, None, no_time)
+    measured_total_s = sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6
+    c = _assemble(info["name"], target, profile_info, rows, unmatched, report, order, measured_total_s, None, figure,
+                  no_time, measured_kernel_s=tr.step_kernel_s if tr.device == "cuda" else measured_total_s,
+                  measured_wall_s=tr.step_wall_s,
+                  wall_measured_as="ProfilerStep span as recorded, median over the measured steps; torch.profiler "
+                                   "inflates host time" if tr.step_wall_s is not None else "")
     if tr.orphan_kernels:  # listed, but not in unmatched_s: not in the measured total either
         orphan_s = sum(k["dur_us"] for k in tr.orphan_kernels) * 1e-6 / max(tr.runs, 1)
         c.unmatched.append({"name": f"{len(tr.orphan_kernels)} kernels", "op": "kernel", "measured_s": orphan_s,
@@ -341,7 +413,7 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
 
 
 def correlate(model: str, profile: str, target, dims: Optional[Mapping[str, int]] = None, request=None,
-              warmup_runs: Optional[int] = None) -> Correlation:
+              warmup_runs: Optional[int] = None, mode: str = "graph") -> Correlation:
     """Correlate `model` with `profile` whatever the profile's format: an onnxruntime profile with an
     .onnx file (`correlate_onnx`), a torch.profiler trace with a models/ workload name or .pt2 file
     (`correlate_kineto`; `request` is a `pipeline.ModelRequest` carrying --config/--batch/...)."""
@@ -349,8 +421,9 @@ def correlate(model: str, profile: str, target, dims: Optional[Mapping[str, int]
     from .reader import profile_format
 
     if profile_format(profile) == "kineto":
-        return correlate_kineto(request or ModelRequest(model, dims=dict(dims or {})), profile, target, warmup_runs)
+        return correlate_kineto(request or ModelRequest(model, dims=dict(dims or {})), profile, target, warmup_runs,
+                                mode)
     if not model.lower().endswith(".onnx"):
         raise UsageError(f"{profile}: an onnxruntime profile correlates with the .onnx file that was profiled, "
                          f"not with {model}")
-    return correlate_onnx(model, profile, target, dims=dims, warmup_runs=warmup_runs)
+    return correlate_onnx(model, profile, target, dims=dims, warmup_runs=warmup_runs, mode=mode)

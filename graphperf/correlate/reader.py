@@ -13,16 +13,21 @@ Guarantees:
   them, found in the optimized model saved beside the profile), every original node between the
   inputs and outputs of the group they form. Names it cannot map get an empty list: the caller
   lists them, never drops them.
-- A missing, unreadable or malformed profile raises `UsageError` naming the file.
+- A missing, unreadable or malformed profile raises `UsageError` naming the file. Profiles and traces
+  may be gzip-compressed (``.json.gz``, as torch.profiler's tensorboard handler writes them): a gzip
+  file is recognised by its magic bytes, whatever its name; a truncated or corrupt one is a one-line
+  `UsageError` too.
 - `profile_format` tells an onnxruntime profile from a torch.profiler (Kineto) trace
   (``graphperf.correlate.kineto``); `read_profile` given a Kineto trace says so in its error.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import statistics
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -34,6 +39,7 @@ __all__ = ["NodeTiming", "Profile", "read_profile", "onnx_nodes_of", "profile_fo
 FORMATS = ("onnxruntime", "kineto")
 
 _SUFFIX = "_kernel_time"
+_GZIP_MAGIC = b"\x1f\x8b"  # gzip's first two bytes (RFC 1952)
 
 
 @dataclass
@@ -76,9 +82,19 @@ def load_events(path: str, what: str = "onnxruntime profile",
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such {what.split()[-1]}; {hint.format(path=path)}")
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise UsageError(f"{path}: not a readable {what} ({e.strerror or e}); {hint.format(path=path)}") from None
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise UsageError(f"{path}: a gzip file that does not decompress ({e}): truncated or corrupt; "
+                             f"copy or export the {what} again") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a readable {what} (JSON error: {e}); {hint.format(path=path)}") from None
     if isinstance(data, dict) and isinstance(data.get("traceEvents"), list):
         data = data["traceEvents"]

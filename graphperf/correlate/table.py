@@ -23,6 +23,22 @@ def _pct(x) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def step_lines(s: dict) -> list[str]:
+    """The per-step comparisons: kernel time against projected device time, measured wall against the
+    simulated wall of the execution mode (with what measured it)."""
+    out = []
+    if s.get("measured_kernel_s") is not None:
+        out.append(f"device time per step: projected {_us(s['projected_device_s'])} us, measured "
+                   f"{_us(s['measured_kernel_s'])} us of kernels, error {_signed(s['device_error'])}")
+    if s.get("measured_wall_s") is not None:
+        out.append(f"wall time per step ({s['mode']} mode): projected {_us(s['projected_wall_s'])} us, measured "
+                   f"{_us(s['measured_wall_s'])} us ({s['wall_measured_as']}), error {_signed(s['wall_error'])}")
+        if s.get("launch_bound") and s["mode"] != "graph":
+            out.append(f"  projected device idle {_us(s['projected_idle_s'])} us of the wall: launch-bound; "
+                       f"a CUDA graph (--mode graph) would take {_us(s['graph_mode_wall_s'])} us")
+    return out
+
+
 def render_correlation(c: Correlation, console: Console, top: int = 10) -> None:
     s = c.stats
     p = c.profile
@@ -32,7 +48,10 @@ def render_correlation(c: Correlation, console: Console, top: int = 10) -> None:
     run = "" if s["run_median_s"] is None else f"; model_run median {_us(s['run_median_s'])} us"
     console.print(f"whole model: projected {_us(s['projected_total_s'])} us, measured {_us(s['measured_total_s'])} us "
                   f"(sum of node medians{run}), error {_signed(s['whole_model_error'])}")
-    console.print(f"per node ({s['rows']} rows): median |error| {_pct(s['median_ape'])}, p90 {_pct(s['p90_ape'])}, "
+    for line in step_lines(s):
+        console.print(line)
+    console.print(f"per node ({s['rows']} rows, projected = {s.get('per_row_projection', 'device_s')}): "
+                  f"median |error| {_pct(s['median_ape'])}, p90 {_pct(s['p90_ape'])}, "
                   f"within 2x {_pct(s['within_2x'])}, time-weighted error {_pct(s['time_weighted_error'])}; "
                   f"nodes >= 20 us ({s['rows_20us']}): median |error| {_pct(s['median_ape_20us'])}")
     table = Table(title=f"biggest outliers (top {top} by |projected - measured|)", title_justify="left")

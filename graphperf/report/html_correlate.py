@@ -87,6 +87,14 @@ def stats_body(c: Correlation) -> str:
         ("projected, not measured", f"{seconds(s.get('unmeasured_projected_s'))} in {len(c.unmeasured)} nodes"),
         ("model_run median", seconds(s.get("run_median_s"))),
     ]
+    if s.get("measured_kernel_s") is not None:
+        rows.append(("device time per step", f"{_signed(s.get('device_error'))}: projected device "
+                                             f"{seconds(s.get('projected_device_s'))} vs measured kernels "
+                                             f"{seconds(s.get('measured_kernel_s'))}"))
+    if s.get("measured_wall_s") is not None:
+        rows.append((f"wall time per step ({s.get('mode')} mode)",
+                     f"{_signed(s.get('wall_error'))}: projected {seconds(s.get('projected_wall_s'))} vs measured "
+                     f"{seconds(s.get('measured_wall_s'))} ({s.get('wall_measured_as')})"))
     warn = ""
     if c.unknown:
         warn = (f'<p class="warn">{len(c.unknown)} rows hold a node without a cost rule and are left out of the '
