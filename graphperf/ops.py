@@ -69,7 +69,7 @@ from __future__ import annotations
 from .ir import OpId
 
 __all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "ELEMENTWISE_TRAINING", "TRAINING", "DATA_MOVEMENT",
-           "REDUCTIONS", "GEMM_OPS", "is_canonical"]
+           "REDUCTIONS", "GEMM_OPS", "LIBRARY_CALL_OPS", "is_canonical"]
 
 DOMAIN = "graphperf"
 
@@ -133,6 +133,9 @@ TRAINING = (
 # Ops that run as a GEMM on a matrix unit with operands laid out in memory (cuBLAS/cuDNN/flash kernels):
 # their operand strides matter (graphperf/alignment.py). The tile model tiles the same three (passes/tiling.py).
 GEMM_OPS = ("matmul", "conv", "attention")
+# Ops eager PyTorch hands to a vendor library (cuBLAS, cuDNN, flash/cuDNN attention) after choosing an algorithm
+# on the host: each costs the host more than a TensorIterator kernel (graphperf/execution.py).
+LIBRARY_CALL_OPS = (*GEMM_OPS, "batch_norm")
 
 _OTHERS = (
     "matmul", "einsum", "conv", "attention", "softmax",

@@ -158,6 +158,6 @@ def analyze_graph(graph: Graph, target, model: Mapping[str, Any], layout_as_view
             model["compiled"] = compiled
         counts = count(graph)
         times = project(graph, counts, target)
-        execution = simulate(times, target, mode)
+        execution = simulate(times, target, mode, [nc.node.op.name for nc in counts])
         peak = peak_activation_memory(graph)
         return build_report(graph, counts, times, target, dict(model), peak.bytes, execution)

@@ -66,7 +66,7 @@ from typing import Any
 from graphperf.dtypes import DTYPE_BITS
 from graphperf.errors import AnalysisError, UsageError
 
-__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS", "OP_MATRIX_EFFICIENCY",
+__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS", "MODEL_FIELDS", "OP_MATRIX_EFFICIENCY",
            "EFFICIENCY_FIELDS", "matrix_family"]
 
 KINDS = ("gpu", "tpu", "npu", "cpu")
@@ -102,6 +102,9 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
                                         "(CUDA-graph replay: the `graph` execution mode), microseconds"),
     "host_eager_us": (float, False, "host time to dispatch one kernel-launching op in eager PyTorch, microseconds "
                                     "(the `eager` execution mode; default launch_overhead_us)"),
+    "host_eager_library_us": (float, False, "host time of an eager op that calls a vendor library (cuBLAS, cuDNN: "
+                                            "matmul, conv, attention, batch norm), microseconds (default "
+                                            "host_eager_us)"),
     "host_eager_view_us": (float, False, "host time of an eager op that launches no kernel (view, reshape), "
                                          "microseconds (default 0)"),
     "compiled_launch_us": (float, False, "host time per kernel of a compiled graph's wrapper (torch.compile), "
@@ -154,6 +157,11 @@ def matrix_family(op: str, attrs: Mapping[str, Any] | None = None) -> str:
                 return family
         return "matmul"
     return op if op in OP_MATRIX_EFFICIENCY else "matmul"
+#: Fields of the execution and kernel models (graphperf/execution.py, graphperf/kernel_time.py): measured or
+#: fitted figures of how kernels run, not datasheet figures.
+MODEL_FIELDS = ("launch_overhead_us", "host_eager_us", "host_eager_library_us", "host_eager_view_us",
+                "compiled_launch_us", *_EFFICIENCIES, "kernel_floor_us", "kernel_floor_strided_us", "kernel_floor_row_us",
+                "matrix_floor_us")
 #: Numeric fields: each needs a [sources] entry and must be > 0 (efficiencies: in (0, 1]).
 FIGURE_FIELDS = tuple(k for k, (t, _, _) in _SCALARS.items() if t in (float, int))
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -211,6 +219,7 @@ class Target:
     compute_units: int | None = None
     clock_mhz: float | None = None
     host_eager_us: float | None = None
+    host_eager_library_us: float | None = None
     host_eager_view_us: float | None = None
     compiled_launch_us: float | None = None
     memory_efficiency_strided: float | None = None

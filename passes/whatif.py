@@ -156,7 +156,7 @@ def sweep(graph: Graph, target, key: str, values: list[float], mode: str = "grap
     for v in values:
         point = target.with_overrides(**{key: v})
         times = project(graph, counts, point)
-        ex = simulate(times, point, mode)
+        ex = simulate(times, point, mode, [nc.node.op.name for nc in counts])
         by_bound: dict[str, float] = {}
         for b, lat in zip(ex.bound, ex.latency_s):
             if lat is not None:

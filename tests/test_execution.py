@@ -1,11 +1,14 @@
 """graphperf.execution: the issue-queue simulation against hand-derived cases, the host figures each mode
 takes from the target, and the execution model through the report, the API and the CLI.
 
-Hand-derived cases use a target whose host figures are set here (H = launch / eager host time per kernel,
-V = eager host time per view) and kernels whose device times are chosen against them; every expected
-wall is a formula in those symbols, derived from the queue
+Hand-derived cases use a target whose figures are set here (G = the device's gap between kernels,
+launch_overhead_us; H = eager host time per kernel, V = eager host time per view, C = compiled launch) and
+kernels whose device times are chosen against them; every expected wall is a formula in those symbols,
+derived from the queue
 
-    issue_i = issue_{i-1} + host_i,  start_i = max(issue_i, end_{i-1}),  end_i = start_i + device_i.
+    issue_i = issue_{i-1} + host_i,  start_i = max(issue_i, end_{i-1} + gap_i),  end_i = start_i + device_i
+
+(gap_i = G for a kernel, 0 for a free node; host_i = 0 in graph mode).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from graphperf.project import NodeTime
 from graphperf.target import load_target
 
 US = 1e-6
-H_US, V_US, C_US, G_US = 30.0, 5.0, 2.0, 10.0  # eager kernel, eager view, compiled launch, graph launch
+H_US, V_US, C_US, G_US, L_US = 30.0, 5.0, 20.0, 10.0, 70.0  # eager kernel, eager view, compiled launch,
+# inter-kernel gap, eager library call
 
 
 @pytest.fixture(scope="module")
 def target():
     return load_target("h100").with_overrides(launch_overhead_us=G_US, host_eager_us=H_US, host_eager_view_us=V_US,
-                                              compiled_launch_us=C_US)
+                                              compiled_launch_us=C_US, host_eager_library_us=L_US)
 
 
 def kernel(device_s: float, compute_s: float = 0.0, bound: str = "memory") -> NodeTime:
@@ -44,18 +48,20 @@ UNKNOWN = NodeTime(None, None, None, None, "unknown")
 
 
 def test_modes_take_their_host_figures_from_the_target(target):
-    assert host_costs(target, "graph") == (target.launch_overhead_us * US, 0.0)
-    assert host_costs(target, "eager") == (target.host_eager_us * US, target.host_eager_view_us * US)
-    assert host_costs(target, "compiled") == (target.compiled_launch_us * US, 0.0)
+    assert host_costs(target, "graph") == (0.0, 0.0, 0.0)  # a CUDA-graph replay: the gap is on the device
+    assert host_costs(target, "eager") == (target.host_eager_us * US, target.host_eager_view_us * US,
+                                           target.host_eager_library_us * US)
+    assert host_costs(target, "compiled") == (target.compiled_launch_us * US, 0.0, target.compiled_launch_us * US)
     assert DEFAULT_MODE == "graph" and set(MODES) == {"graph", "eager", "compiled"}
 
 
 def test_missing_host_figures_default_to_the_launch_overhead_and_views_to_zero(target):
-    bare = target.with_overrides(host_eager_us="none", host_eager_view_us="none", compiled_launch_us="none")
+    bare = target.with_overrides(host_eager_us="none", host_eager_view_us="none", compiled_launch_us="none",
+                                 host_eager_library_us="none")
     assert bare.host_eager_us is None and bare.compiled_launch_us is None
     launch_s = bare.launch_overhead_us * US
-    assert host_costs(bare, "eager") == (launch_s, 0.0)
-    assert host_costs(bare, "compiled") == (launch_s, 0.0)
+    assert host_costs(bare, "eager") == (launch_s, 0.0, launch_s)
+    assert host_costs(bare, "compiled") == (launch_s, 0.0, launch_s)
 
 
 @pytest.mark.parametrize("mode", ["", "Eager", "cudagraph", None])
@@ -71,28 +77,40 @@ def test_an_unknown_mode_is_a_one_line_usage_error(target, mode):
 
 
 def test_host_bound_chain_wall_is_every_host_interval_plus_the_last_kernel(target):
-    n, d = 5, 3 * US  # each kernel shorter than the graph-mode launch interval G
-    g = G_US * US
-    ex = simulate([kernel(d)] * n, target, "graph")
-    assert ex.wall_s == pytest.approx(n * g + d)
-    assert ex.start_s == pytest.approx([(i + 1) * g for i in range(n)])
-    assert ex.end_s == pytest.approx([(i + 1) * g + d for i in range(n)])
-    assert ex.latency_s == pytest.approx([g + d] + [g] * (n - 1))
-    assert ex.bound == ["overhead"] * n  # the first kernel waited g > d, each later one g - d > d
+    n, d = 5, 3 * US  # eager: each kernel and its gap shorter than the host's H per op
+    h = H_US * US
+    ex = simulate([kernel(d)] * n, target, "eager")
+    assert ex.wall_s == pytest.approx(n * h + d)
+    assert ex.start_s == pytest.approx([(i + 1) * h for i in range(n)])
+    assert ex.end_s == pytest.approx([(i + 1) * h + d for i in range(n)])
+    assert ex.latency_s == pytest.approx([h + d] + [h] * (n - 1))
+    assert ex.bound == ["overhead"] * n  # the first kernel waited h > d, each later one h - d > d
     t = ex.totals
-    assert t["device_s"] == pytest.approx(n * d) and t["host_s"] == pytest.approx(n * g)
-    assert t["idle_s"] == pytest.approx(n * g + d - n * d)
+    assert t["device_s"] == pytest.approx(n * d) and t["host_s"] == pytest.approx(n * h)
+    assert t["idle_s"] == pytest.approx(n * h + d - n * d)
     assert t["launch_bound"] is True and t["kernels"] == n
 
 
-def test_device_bound_chain_wall_is_the_first_issue_plus_every_kernel(target):
+def test_graph_mode_pays_the_gap_before_every_kernel(target):
+    n, d = 5, 3 * US  # each kernel shorter than the gap G: the device idles G before each
     g = G_US * US
-    devices = [50 * US, 20 * US, 80 * US]  # each longer than G: the host stays ahead
+    ex = simulate([kernel(d)] * n, target, "graph")
+    assert ex.wall_s == pytest.approx(n * (g + d))
+    assert ex.start_s == pytest.approx([(i + 1) * g + i * d for i in range(n)])
+    assert ex.latency_s == pytest.approx([g + d] * n)
+    assert ex.bound == ["overhead"] * n
+    assert ex.totals["host_s"] == 0.0 and ex.totals["idle_s"] == pytest.approx(n * g)
+    assert ex.totals["launch_bound"] is True
+
+
+def test_device_bound_chain_wall_is_every_kernel_and_its_gap(target):
+    g = G_US * US
+    devices = [50 * US, 20 * US, 80 * US]  # each longer than G
     ex = simulate([kernel(d, bound="memory") for d in devices], target, "graph")
-    assert ex.wall_s == pytest.approx(g + sum(devices))
-    assert ex.latency_s == pytest.approx([g + devices[0], devices[1], devices[2]])
-    assert ex.bound == ["memory"] * 3  # only the first kernel waited (g), less than its own 50 us
-    assert ex.totals["idle_s"] == pytest.approx(g)
+    assert ex.wall_s == pytest.approx(3 * g + sum(devices))
+    assert ex.latency_s == pytest.approx([g + d for d in devices])
+    assert ex.bound == ["memory"] * 3  # each waited g, less than its own device time
+    assert ex.totals["idle_s"] == pytest.approx(3 * g)
     assert ex.totals["launch_bound"] is False
     assert ex.totals["graph_mode_latency_s"] == ex.wall_s
 
@@ -101,10 +119,10 @@ def test_graph_mode_free_nodes_add_nothing_and_unknown_nodes_are_skipped(target)
     g = G_US * US
     d = 40 * US
     ex = simulate([kernel(d), FREE, UNKNOWN, FREE, kernel(d)], target, "graph")
-    assert ex.wall_s == pytest.approx(g + 2 * d)
+    assert ex.wall_s == pytest.approx(2 * g + 2 * d)
     assert ex.latency_s[1] == ex.latency_s[3] == 0.0 and ex.bound[1] == ex.bound[3] == "free"
     assert ex.latency_s[2] is None and ex.host_s[2] is None and ex.bound[2] == "unknown"
-    assert ex.totals["kernels"] == 2 and ex.totals["host_s"] == pytest.approx(2 * g)
+    assert ex.totals["kernels"] == 2 and ex.totals["host_s"] == 0.0
 
 
 def test_eager_views_cost_host_time_and_show_when_the_device_is_idle(target):
@@ -112,44 +130,58 @@ def test_eager_views_cost_host_time_and_show_when_the_device_is_idle(target):
     # short kernels: the device idles, so each view's host time shows on the wall
     d1, d2, d3 = 1 * US, 2 * US, 1 * US
     ex = simulate([kernel(d1), FREE, FREE, kernel(d2), UNKNOWN, kernel(d3)], target, "eager")
-    # issues: h, h+v, h+2v, 2h+2v, (skipped), 3h+2v; every node starts at its issue
+    # issues: h, h+v, h+2v, 2h+2v, (skipped), 3h+2v; every node starts at its issue (h > g + d: the gaps
+    # are over before the host issues the next kernel)
     assert ex.start_s[:4] + ex.start_s[5:] == pytest.approx([h, h + v, h + 2 * v, 2 * h + 2 * v, 3 * h + 2 * v])
     assert ex.wall_s == pytest.approx(3 * h + 2 * v + d3)
     assert ex.latency_s[1] == pytest.approx(h + v - (h + d1)) and ex.latency_s[2] == pytest.approx(v)
     assert ex.bound[1] == ex.bound[2] == "overhead"  # a view the device waited for is host time on the wall
     assert ex.host_s == pytest.approx([h, v, v, h, None, h])
     assert ex.totals["idle_s"] == pytest.approx(3 * h + 2 * v + d3 - (d1 + d2 + d3))
-    # the same nodes replayed as a CUDA graph: launch interval G, views free
+    # the same nodes replayed as a CUDA graph: a gap G before each kernel, views free
     g = G_US * US
-    assert ex.totals["graph_mode_latency_s"] == pytest.approx(3 * g + d3)
+    assert ex.totals["graph_mode_latency_s"] == pytest.approx(3 * g + d1 + d2 + d3)
 
 
 def test_eager_views_hide_behind_a_long_kernel(target):
     h, v = H_US * US, V_US * US
     d1, d2 = 200 * US, 3 * US  # d1 > h + 2v: the host issues both views and the next kernel meanwhile
+    g = G_US * US
     ex = simulate([kernel(d1), FREE, FREE, kernel(d2)], target, "eager")
-    assert ex.wall_s == pytest.approx(h + d1 + d2)
-    assert ex.latency_s == pytest.approx([h + d1, 0.0, 0.0, d2])
-    assert ex.bound == ["memory", "free", "free", "memory"]
+    assert ex.wall_s == pytest.approx(h + d1 + g + d2)
+    assert ex.latency_s == pytest.approx([h + d1, 0.0, 0.0, g + d2])
+    assert ex.bound == ["memory", "free", "free", "overhead"]  # the first waited h < d1, the last its gap g > d2
     assert ex.totals["launch_bound"] is False
+
+
+def test_eager_library_calls_cost_the_host_more(target):
+    h, lib, g = H_US * US, L_US * US, G_US * US
+    d = 1 * US  # short kernels: host-bound
+    ex = simulate([kernel(d), kernel(d), FREE, kernel(d)], target, "eager", ops=["matmul", "add", "view", "conv"])
+    assert ex.host_s == pytest.approx([lib, h, V_US * US, lib])
+    assert ex.wall_s == pytest.approx(lib + h + V_US * US + lib + d)
+    # without op names every kernel costs the plain eager figure
+    assert simulate([kernel(d)] * 2, target, "eager").wall_s == pytest.approx(2 * h + d)
+    assert simulate([kernel(d)] * 2, target, "graph", ops=["matmul", "conv"]).wall_s == pytest.approx(2 * (g + d))
 
 
 def test_compiled_mode_queues_kernels_at_the_compiled_launch_interval(target):
     c = C_US * US
     d = 1 * US
     ex = simulate([kernel(d), FREE, kernel(d)], target, "compiled")
-    assert ex.wall_s == pytest.approx(2 * c + d)  # c > d: host-bound; the view is free
+    assert ex.wall_s == pytest.approx(2 * c + d)  # c > g + d: host-bound; the view is free
     assert ex.totals["host_s"] == pytest.approx(2 * c)
 
 
 def test_a_roofline_overhead_node_the_queue_does_not_hold_up_is_bound_by_its_work(target):
-    g = G_US * US
-    tiny_compute = NodeTime(2 * US, 1 * US, g, g + 2 * US, "overhead", device_s=2 * US)
-    tiny_memory = NodeTime(1 * US, 2 * US, g, g + 2 * US, "overhead", device_s=2 * US)
-    ex = simulate([kernel(100 * US), tiny_compute, tiny_memory], target, "graph")
-    # issued at 2g and 3g, long before the first kernel ends at g + 100 us: neither waits
+    small_gap = target.with_overrides(launch_overhead_us=1.0)  # the gap (1 us) shorter than the 2 us kernels
+    g = 1.0 * US
+    tiny_compute = NodeTime(2 * US, 1 * US, 3 * US, 5 * US, "overhead", device_s=2 * US)
+    tiny_memory = NodeTime(1 * US, 2 * US, 3 * US, 5 * US, "overhead", device_s=2 * US)
+    ex = simulate([kernel(100 * US), tiny_compute, tiny_memory], small_gap, "graph")
+    # each waits only its 1 us gap, less than its own 2 us: bound by its work side
     assert ex.bound == ["memory", "compute", "memory"]
-    assert ex.latency_s[1:] == pytest.approx([2 * US, 2 * US])
+    assert ex.latency_s[1:] == pytest.approx([g + 2 * US, g + 2 * US])
 
 
 def test_launch_bound_is_idle_over_half_the_wall(target):
@@ -227,12 +259,14 @@ def test_report_latencies_and_rollups_add_up_to_the_wall(reports, mode):
 
 
 def test_report_host_figures_follow_the_mode(reports, target):
+    from graphperf.ops import LIBRARY_CALL_OPS
+
     for mode, r in reports.items():
-        kernel_s, free_s = host_costs(target, mode)
+        kernel_s, free_s, library_s = host_costs(target, mode)
         for n in r.nodes:
             if n.device_s is None:
                 continue
-            assert n.host_s == (free_s if _free(n) else kernel_s)
+            assert n.host_s == (free_s if _free(n) else library_s if n.op in LIBRARY_CALL_OPS else kernel_s)
 
 
 def test_graph_mode_figure_is_the_graph_mode_wall_in_every_mode(reports):

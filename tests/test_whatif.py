@@ -198,12 +198,11 @@ def _expected_device_s(graph, counts, target, hbm_gbps):
 
 
 def _graph_mode_wall_s(device_s, launch_s):
-    """The issue queue of graph mode, written out: the host issues a kernel every launch_s; a kernel starts
-    once it is issued and the one before it has ended."""
-    issued = ended = 0.0
+    """The issue queue of graph mode, written out: nothing waits for the host (one CUDA-graph replay); each
+    kernel starts launch_s (the device's gap between kernels) after the one before it ends."""
+    ended = 0.0
     for d in device_s:
-        issued += launch_s
-        ended = max(issued, ended) + d
+        ended += launch_s + d
     return ended
 
 

@@ -19,7 +19,8 @@ Guarantees:
 - Projections are in an execution mode (graph | eager | compiled; graphperf/execution.py). A row's
   projected figure is what the profiler measured of its nodes: on a GPU trace, their kernels' time,
   so the nodes' `device_s`; on a CPU profile (onnxruntime, a CPU torch.profiler trace), the op's own
-  time, which includes its dispatch, so `device_s + host_s`. In ``compiled`` mode, captured nodes
+  time, which includes its dispatch, so `device_s` + the larger of the mode's `host_s` and the
+  target's per-kernel gap. In ``compiled`` mode, captured nodes
   map to the fused node that holds them.
 - Whole-step statistics beside the per-row ones: the measured kernel time per step against the
   projected total `device_s` (`device_error`), and the measured step wall time (a torch.profiler
@@ -175,8 +176,9 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
         for r in rnodes:
             if r not in g["nodes"]:
                 g["nodes"].append(r)
+    cpu_figure = _host_and_device(target)
     rows = [_row(g["nodes"], g["events"], sum(prof.nodes[e].median_us for e in g["events"]) * 1e-6, records, order,
-                 _host_and_device)
+                 cpu_figure)
             for g in groups.values()]
     profile_info = {"path": prof.path, "format": "onnxruntime", "runs": prof.runs, "warmup_runs": prof.warmup_runs,
                     "optimized_model": os.path.basename(opt_path) if opt_path else None,
@@ -184,7 +186,7 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
     run_median_s = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
     measured_total_s = sum(t.median_us for t in prof.nodes.values()) * 1e-6
     return _assemble(info["name"], target, profile_info, rows, unmatched, report, order, measured_total_s,
-                     run_median_s, _host_and_device, measured_kernel_s=measured_total_s, measured_wall_s=run_median_s,
+                     run_median_s, cpu_figure, measured_kernel_s=measured_total_s, measured_wall_s=run_median_s,
                      wall_measured_as="onnxruntime model_run span, median over the measured runs")
 
 
@@ -193,9 +195,19 @@ def _device(rec) -> Optional[float]:
     return rec.device_s
 
 
-def _host_and_device(rec) -> Optional[float]:
-    """A node's projected figure against a CPU profile's op time (the op's dispatch is inside it)."""
-    return None if rec.device_s is None or rec.host_s is None else rec.device_s + rec.host_s
+def _host_and_device(target):
+    """A node's projected figure against a CPU profile's op time, which holds the op's dispatch: its device
+    time plus its dispatch, the mode's host time or, where that is smaller (graph mode: none), the target's
+    per-kernel gap (`launch_overhead_us`; a node that launches no kernel has none)."""
+    gap_s = target.launch_overhead_us * 1e-6
+
+    def figure(rec) -> Optional[float]:
+        if rec.device_s is None or rec.host_s is None:
+            return None
+        launches = bool(rec.flops or rec.transcendentals or rec.bytes_read or rec.bytes_written)
+        return rec.device_s + max(rec.host_s, gap_s if launches else 0.0)
+
+    return figure
 
 
 def _through_fusion(to_report: dict[str, list[str]], canon, target, mode: str) -> dict[str, list[str]]:
@@ -257,7 +269,7 @@ def _assemble(model: str, target, profile_info: dict, rows: list[Row], unmatched
     stats["run_median_s"] = run_median_s
     totals = report.totals
     stats["mode"] = totals["mode"]
-    stats["per_row_projection"] = "device_s" if figure is _device else "device_s + host_s"
+    stats["per_row_projection"] = "device_s" if figure is _device else "device_s + max(host_s, launch gap)"
     stats["projected_device_s"] = totals["device_s"]
     stats["measured_kernel_s"] = measured_kernel_s
     stats["device_error"] = _relative(totals["device_s"], measured_kernel_s)
@@ -358,7 +370,7 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
     report = analyze_graph(graph, target, info, mode=mode)
     canon = canonicalize(graph).graph
     to_report = _through_fusion(_report_nodes_of_captured(graph, canon), canon, target, mode)
-    figure = _device if tr.device == "cuda" else _host_and_device
+    figure = _device if tr.device == "cuda" else _host_and_device(target)
     records = {r.name: r for r in report.nodes}
     order = {r.name: i for i, r in enumerate(report.nodes)}
     matched, why = match_kineto_ops(tr.ops, graph)

@@ -181,7 +181,7 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
                  model: dict[str, Any], peak_activation_bytes: int, execution: Optional[Execution] = None) -> Report:
     """The report of `times` queued as `execution` says (default: `simulate(times, target)`, graph mode)."""
     if execution is None:
-        execution = simulate(times, target)
+        execution = simulate(times, target, ops=[nc.node.op.name for nc in counts])
     values = graph.values
     records: list[NodeRecord] = []
     unknown: dict[str, int] = {}
