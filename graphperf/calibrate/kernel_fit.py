@@ -13,7 +13,8 @@ projection): a fixed event-to-kernel latency ``offset_us``, and the write-back o
 that the kernel's reads evict, ``dirty_share * min(bytes read, L2) / bandwidth`` (the flush writes 256 MB,
 so L2 is full of dirty lines; a kernel that reads more than L2 evicts all of them).
 
-Fit: minimise the mean |log(projected / measured)| of each group (gemm, attention, elementwise sweeps;
+Fit: start every field at the geometric middle of its bounds (so the result does not depend on the base
+target's values) and minimise the mean |log(projected / measured)| of each group (gemm, attention, elementwise sweeps;
 trace rows), summed over the groups, by coordinate descent over the fields of `FIT_FIELDS` within their
 bounds (a geometric grid, then golden-section refinement), pass after pass until one gains less than
 `TOLERANCE` of the loss (at most `ROUNDS`). A field whose group has no
@@ -182,7 +183,7 @@ def _relevant(rows: Sequence[KernelRow]) -> set[str]:
 def fit_kernel_model(rows: Sequence[KernelRow], base, fields: Optional[Sequence[str]] = None) -> FitOutcome:
     """Fit `fields` (default: every field of `FIT_FIELDS` the rows inform) and the sweep timer offset."""
     wanted = [f for f in (fields or FIT_FIELDS) if f in _relevant(rows) or fields is not None]
-    values = {f: getattr(base, f) if getattr(base, f) is not None else _default(base, f) for f in wanted}
+    values = {f: _start(f) for f in wanted}  # the same start whatever the base says: a reproducible fit
     timer = {"offset_us": 5.0, "dirty_share": 0.0} if any(r.sweep for r in rows) else {}
 
     def loss(vals, tim):
@@ -202,9 +203,10 @@ def fit_kernel_model(rows: Sequence[KernelRow], base, fields: Optional[Sequence[
     return FitOutcome(fitted, values, SweepTimer(**timer), before, loss(values, timer))
 
 
-def _default(base, field: str) -> float:
+def _start(field: str) -> float:
+    """Where the descent starts: the geometric middle of the field's bounds."""
     lo, hi = FIT_FIELDS[field]
-    return math.sqrt(lo * hi) if lo > 0 else (lo + hi) / 2
+    return math.sqrt(lo * hi)
 
 
 def _minimise(fn, lo: float, hi: float) -> float:
