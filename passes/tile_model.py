@@ -24,10 +24,11 @@ GEMM ``batch x (M x K) @ (K x N)`` with tile ``(Mt, Nt, Kt)`` and ``stages`` pip
       With no L2 at all (l2_bytes = 0) nothing is shared: every batch entry reads A ceil(N/Nt) times
       and B ceil(M/Mt) times (an operand shared by the entries is read again by each).
     memory_s      = DRAM bytes / (bandwidth * memory efficiency)
-    exposed_s     = fill + drain: software pipelining overlaps loads, MMAs and stores in steady
+    exposed_s     = fill + drain + floor: software pipelining overlaps loads, MMAs and stores in steady
                     state, except the first K-stage of the first wave (nothing to compute before it
                     arrives: its distinct bytes, at most the whole first stage of A and B) and the
-                    output tiles of the last wave (nothing left to overlap their store with).
+                    output tiles of the last wave (nothing left to overlap their store with); floor is
+                    the machine's fixed device time per kernel (0 unless the target gives one).
     latency_s     = max(compute_s, memory_s) + exposed_s + launch overhead
 
 Flash attention, ``bh`` query heads of ``L`` queries over ``S`` keys, head dims ``E`` (q, k) and
@@ -66,6 +67,7 @@ class Machine:
     bytes_per_s: float  # DRAM bandwidth, efficiency applied
     overhead_s: float
     stages: int = 2  # double buffering: the fewest stages that overlap loads with compute
+    floor_s: float = 0.0  # fixed device time of a kernel (the target's matrix_floor_us), exposed like fill/drain
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def _finish(tile, need, mach, tiles, tile_s, dram, fill, drain) -> TileEstimate:
     waves, _, _ = _waves(tiles, mach.units)
     compute_s = waves * tile_s
     memory_s = dram / mach.bytes_per_s
-    exposed_s = (fill + drain) / mach.bytes_per_s
+    exposed_s = (fill + drain) / mach.bytes_per_s + mach.floor_s
     feasible = need <= mach.onchip_bytes
     reason = "" if feasible else (f"tile {'x'.join(map(str, tile))} needs {need / 1024:.0f} KiB on chip "
                                   f"per unit, more than the {mach.onchip_bytes / 1024:.0f} KiB available")

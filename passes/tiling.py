@@ -204,13 +204,17 @@ def machine_for(target, dtype: str, family: str = "matmul") -> Machine:
     if missing:
         raise ValueError(f"target {target.name} has no {' or '.join(missing)}; set it with --set "
                          f"{missing[0]}=VALUE to tile")
-    peak = target.matrix_peak_flops(dtype)
+    from graphperf.kernel_time import kernel_params
+
+    peak = target.matrix_peak_flops(dtype, family)
     rate = peak[0] if peak is not None else target.vector_peak_flops(dtype)
+    params = kernel_params(target)  # a target with the size-aware kernel model: its fixed GEMM kernel time too
     return Machine(units=target.compute_units, onchip_bytes=target.onchip_sram_per_unit_kb * 1024,
                    l2_bytes=(target.l2_mb or 0.0) * 1024 * 1024,
                    unit_flops_per_s=rate * target.matrix_efficiency_for(family) / target.compute_units,
                    bytes_per_s=target.hbm_bytes_per_s * target.memory_efficiency,
-                   overhead_s=target.launch_overhead_us * 1e-6)
+                   overhead_s=target.launch_overhead_us * 1e-6,
+                   floor_s=params.matrix_floor_s if params is not None else 0.0)
 
 
 def search(problem, mach: Machine) -> tuple[Optional[TileEstimate], list[TileEstimate]]:

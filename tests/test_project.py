@@ -1,4 +1,7 @@
-"""Projection: the roofline-with-efficiency formula, dtype routing to matrix/vector peaks, bounds."""
+"""Projection: the roofline-with-efficiency formula, dtype routing to matrix/vector peaks, bounds.
+
+The formula is what a target without the size-aware kernel model gets (no kernel_floor_us); the bundled h100
+has that model (tests/test_kernel_time.py), so these tests take h100 with it switched off."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from graphperf.ir import Graph, Node, OpId, TensorType, Value
 from graphperf.ops import canonical
 from graphperf.project import project
 from graphperf.target import load_target
+
+ROOFLINE = {"kernel_floor_us": "none"}  # the plain roofline: no size-aware kernel model
 
 
 def _graph(op: str, ins: list[TensorType], outs: list[TensorType], attrs=None) -> Graph:
@@ -28,7 +33,7 @@ def _mm(m, k, n, dtype):
 
 
 def test_bf16_matmul_runs_on_the_matrix_unit_at_its_peak():
-    h100 = load_target("h100")
+    h100 = load_target("h100", ROOFLINE)
     m = k = n = 8192
     t = _time(_mm(m, k, n, "bfloat16"), h100)
     compute_s = 2 * m * k * n / (h100.matrix_bf16_tflops * 1e12 * h100.matrix_efficiency)
@@ -40,17 +45,17 @@ def test_bf16_matmul_runs_on_the_matrix_unit_at_its_peak():
 
 
 def test_fp32_matmul_uses_vector_peak_unless_tf32_allowed():
-    h100 = load_target("h100")
+    h100 = load_target("h100", ROOFLINE)
     m = k = n = 4096
     flops = 2 * m * k * n
     plain = _time(_mm(m, k, n, "float32"), h100)
     assert plain.compute_s == pytest.approx(flops / (h100.vector_fp32_tflops * 1e12 * h100.matrix_efficiency))
-    tf32 = _time(_mm(m, k, n, "float32"), load_target("h100", {"allow_tf32": "true"}))
+    tf32 = _time(_mm(m, k, n, "float32"), load_target("h100", {**ROOFLINE, "allow_tf32": "true"}))
     assert tf32.compute_s == pytest.approx(flops / (h100.matrix_tf32_tflops * 1e12 * h100.matrix_efficiency))
 
 
 def test_elementwise_is_memory_bound_and_small_ops_are_overhead_bound():
-    h100 = load_target("h100")
+    h100 = load_target("h100", ROOFLINE)
     big = TensorType((64 * 1024 * 1024,), "bfloat16")
     t = _time(_graph("relu", [big], [big]), h100)
     assert t.bound == "memory"
@@ -60,14 +65,14 @@ def test_elementwise_is_memory_bound_and_small_ops_are_overhead_bound():
 
 
 def test_transcendentals_cost_one_vector_op_each():
-    h100 = load_target("h100", {"hbm_gbps": "1e9"})  # make memory negligible
+    h100 = load_target("h100", {**ROOFLINE, "hbm_gbps": "1e9"})  # make memory negligible
     x = TensorType((1 << 20,), "float32")
     t = _time(_graph("exp", [x], [x]), h100)
     assert t.compute_s == pytest.approx(x.numel / (h100.vector_fp32_tflops * 1e12 * h100.vector_efficiency))
 
 
 def test_views_are_free_and_unknown_ops_have_no_latency():
-    h100 = load_target("h100")
+    h100 = load_target("h100", ROOFLINE)
     x = TensorType((8, 8), "float32")
     free = _time(_graph("view", [x], [TensorType((64,), "float32")]), h100)
     assert free.bound == "free" and free.latency_s == 0.0
@@ -77,8 +82,8 @@ def test_views_are_free_and_unknown_ops_have_no_latency():
 
 def test_hbm_override_scales_memory_time():
     x = TensorType((1 << 24,), "bfloat16")
-    base = _time(_graph("relu", [x], [x]), load_target("h100"))
-    faster = _time(_graph("relu", [x], [x]), load_target("h100", {"hbm_gbps": str(2 * 3350)}))
+    base = _time(_graph("relu", [x], [x]), load_target("h100", ROOFLINE))
+    faster = _time(_graph("relu", [x], [x]), load_target("h100", {**ROOFLINE, "hbm_gbps": str(2 * 3350)}))
     assert faster.memory_s == pytest.approx(base.memory_s / 2)
 
 
@@ -96,7 +101,7 @@ def _conv_relu(bf="bfloat16"):
 def test_conv_and_attention_use_their_own_matrix_efficiency_when_the_target_gives_one():
     from graphperf.target import matrix_family
 
-    h100 = load_target("h100").with_overrides(matrix_efficiency_conv=0.5, matrix_efficiency_attention=0.4)
+    h100 = load_target("h100", ROOFLINE).with_overrides(matrix_efficiency_conv=0.5, matrix_efficiency_attention=0.4)
     conv = _conv_relu()
     nc = count(conv)[0]
     t = project(conv, [nc], h100)[0]
@@ -113,7 +118,7 @@ def test_conv_and_attention_use_their_own_matrix_efficiency_when_the_target_give
 def test_a_fused_conv_epilogue_keeps_the_conv_efficiency():
     from graphperf.passes.fuse_chains import fuse_epilogue
 
-    h100 = load_target("h100").with_overrides(matrix_efficiency_conv=0.3)
+    h100 = load_target("h100", ROOFLINE).with_overrides(matrix_efficiency_conv=0.3)
     g = _conv_relu()
     conv, relu = project(g, count(g), h100)
     fused = fuse_epilogue(g).graph

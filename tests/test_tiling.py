@@ -277,8 +277,11 @@ def test_auto_is_never_worse_than_any_feasible_explicit_tile(shape):
     assert checked == auto.rewrite["nodes"][0]["feasible"]
 
 
-def test_tiled_model_beats_plain_roofline_on_the_sm90_gemm_grid():
-    """benchmarks/gemm_grid.py on the measured XLA sm_90 grid (reference/measurements.json): same rows."""
+def test_default_kernel_model_and_tiled_model_on_the_sm90_gemm_grid():
+    """benchmarks/gemm_grid.py on the measured XLA sm_90 grid (reference/measurements.json): same rows. The default
+    projection on h100 is the size-aware kernel model (figures transferred from the H200 fit); with no constant
+    fitted to this grid it is closer than the tile model (which lacks split-K), and keeps every row within 2x
+    more often (benchmarks/RESULTS_GEMM.md)."""
     import importlib.util
     import pathlib
 
@@ -290,8 +293,8 @@ def test_tiled_model_beats_plain_roofline_on_the_sm90_gemm_grid():
     used = [r for r in rows if "skip" not in r]
     assert len(used) == len(rows) >= 250
     plain, tiled = grid.stats(used, "plain_s"), grid.stats(used, "tiled_s")
-    assert tiled["mdape"] < plain["mdape"] and tiled["p90"] < plain["p90"]
-    assert tiled["within_2x"] > plain["within_2x"]
+    assert plain["mdape"] < tiled["mdape"] and plain["p90"] < tiled["p90"]
+    assert plain["within_2x"] > tiled["within_2x"] > 0.8
 
 
 def test_a_key_that_is_both_an_op_and_a_node_name_must_say_which():

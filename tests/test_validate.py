@@ -102,7 +102,8 @@ def test_validate_accounts_for_every_record_and_orders_the_models(records):
         assert row["projected_s"]["roofline"] <= row["projected_s"]["efficiency"] * (1 + 1e-9)
     gemm = result.stats["gemm"]
     assert set(gemm) == set(MODELS) and gemm["tiled"]["rows"] == gemm["roofline"]["rows"] > 300
-    assert gemm["tiled"]["mdape"] < gemm["efficiency"]["mdape"] < gemm["roofline"]["mdape"]
+    # the default projection (size-aware kernel model on h100/h200) and the tile model both beat the bare roofline
+    assert max(gemm["tiled"]["mdape"], gemm["efficiency"]["mdape"]) < gemm["roofline"]["mdape"]
 
 
 @pytest.mark.slow

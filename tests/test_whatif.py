@@ -209,7 +209,7 @@ def _graph_mode_wall_s(device_s, launch_s):
 @pytest.mark.slow
 def test_hbm_sweep_on_decode_follows_the_roofline_and_flattens_when_compute_bound(full_decode):
     graph, _ = full_decode
-    h100 = load_target("h100")
+    h100 = load_target("h100", {"kernel_floor_us": "none"})  # the roofline (no size-aware kernel model): its knee
     canon = canonicalize(graph).graph
     key, values = parse_sweep("hbm_gbps=1000:6000:1000")
     rows = sweep(canon, h100, key, values)["rows"]
