@@ -5,9 +5,10 @@ workload and measured time (`workloads.build_case`), canonicalize and count the 
 it four ways on the same rows:
 
 - ``roofline``: the plain roofline at the target's dense peaks, sum over nodes of
-  max(compute_s, memory_s) with every efficiency 1 and no launch overhead;
-- ``efficiency``: graphperf's default projection (`graphperf.project.project`: the target's
-  efficiencies and launch overhead);
+  max(compute_s, memory_s) with every efficiency 1, no kernel model and no launch overhead;
+- ``efficiency``: graphperf's default projection (`graphperf.project.project`: the size-aware kernel
+  model where the target has one (h100, h200), else the target's efficiencies; plus the target's gap
+  per kernel: the graph-mode wall);
 - ``tiled``: the default model, efficiency and tiling aware: the tiling pass (``--tile auto``)
   first, so matmul, conv and attention nodes use the tile model;
 - ``fused``: the default model after every fusion rule (``--fuse auto``): what a graph compiler
@@ -84,7 +85,7 @@ def _project(case: Case, target) -> tuple[Optional[dict], str]:
     from graphperf.target import EFFICIENCY_FIELDS
 
     ones = dict.fromkeys(EFFICIENCY_FIELDS, 1.0)
-    roof = project(graph, counts, target.with_overrides(**ones))
+    roof = project(graph, counts, target.with_overrides(**ones, kernel_floor_us=None))  # no size-aware kernel model
     tiled = apply_tiling(graph, target, parse_tile("auto")).graph
     fused = rewrite(graph, list(FUSE_RULES), target=target)[0]
     return {
