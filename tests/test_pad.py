@@ -298,3 +298,27 @@ def test_cli_whatif_bad_pad_is_one_line_exit_2(capsys, tmp_path, spec):
     code, out, err = run(capsys, "whatif", path, "--dim", "batch=8", "--pad", spec)
     lines = [line for line in err.strip().splitlines() if line]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: --pad"), err
+
+
+def test_padding_the_vocab_removes_the_align1_slowdown_on_h200():
+    """On a target with the size-aware kernel model (h200), the misaligned LM head runs at
+    misaligned_matrix_factor of the matrix rate; padded to 50304 it runs at the full rate. With 8192 tokens the
+    head is compute-bound, and 50257 and 50304 need the same number of 256- and 128-wide tiles, so the head's
+    compute time after / before is exactly that factor."""
+    from graphperf.passes.whatif import rewrite
+    from graphperf.project import project
+
+    h200 = load_target("h200")
+    assert h200.misaligned_matrix_factor is not None and h200.misaligned_matrix_factor < 1
+    tokens = 8192
+    values = {"h": Value("h", T(1, tokens, K), "input"), "wte": Value("wte", T(V, K), "weight"),
+              "logits": Value("logits", T(1, tokens, V), producer="lm_head")}
+    before = Graph("head", [Node("lm_head", canonical("matmul"), "linear", ("h", "wte"), ("logits",), LINEAR)],
+                   values, ("logits",))
+    after = rewrite(before, target=h200, pad=parse_pad("50257=64"))[0]
+    times = {}
+    for label, g in (("before", before), ("after", after)):
+        counts = count(g)
+        times[label] = next(t for nc, t in zip(counts, project(g, counts, h200)) if nc.node.name == "lm_head")
+    assert times["before"].bound == times["after"].bound == "compute"
+    assert times["after"].compute_s / times["before"].compute_s == pytest.approx(h200.misaligned_matrix_factor)
