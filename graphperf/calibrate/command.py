@@ -57,9 +57,14 @@ def _command_line(*parts: str) -> str:
 @click.option("--holdout", "holdout_specs", multiple=True, metavar="[MODEL.onnx=]PROFILE.json",
               help="With --fit: a profile kept out of the fit, to test it on (repeatable).")
 @click.option("--target", "-t", default="host", show_default=True, help="With --fit: the target to fit.")
+@click.option("--sweeps", "sweeps_path", type=click.Path(dir_okay=False, writable=True),
+              help="Measure the kernel sweeps (GEMM, attention, elementwise) on --device and write them here (JSON); "
+                   "with -o, also fit --target's kernel model to them.")
+@click.option("--grid", type=click.Choice(("default", "quick", "tiny")), default="default", show_default=True,
+              help="With --sweeps: which shapes (tiny: a dry run of a few small records).")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 def calibrate(output, threads, repeats, quick, size_name, device, name, strict, fit_specs, holdout_specs, target,
-              fmt):
+              sweeps_path, grid, fmt):
     """Measure this machine (matmul peaks, memory and cache bandwidth, dispatch overhead) and write a
     target file, or with --fit, fit a target's efficiency factors to measured onnxruntime profiles.
 
@@ -79,6 +84,9 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
         raise UsageError(f"-o {output}: no such directory; create it first (checked before measuring)")
     if fit_specs:
         _fit(fit_specs, holdout_specs, target, output, fmt)
+        return
+    if sweeps_path:
+        _sweeps(sweeps_path, grid, device, target, output, fmt)
         return
     if holdout_specs:
         raise UsageError("--holdout needs --fit: give the profiles to fit on with --fit PROFILE.json")
@@ -233,3 +241,26 @@ def _fit_gpu(fit_specs, holdout_specs, base, output, fmt) -> None:
         data = fitted_target_dict(base, result, date, cmd)
         write(data, output, header=f"Target fitted by graphperf calibrate --fit on {date}; see notes.")
         click.echo(f"wrote {output} (target {data['name']}, calibrated = true)", err=fmt == "json")
+
+
+def _sweeps(path, grid, device, target_name, output, fmt) -> None:
+    """Measure the kernel sweeps on `device`, write them to `path`; with `output`, fit the kernel model of
+    `target_name` to them (about a third of the rows held out) and write the fitted target."""
+    import torch
+
+    from ..target import load_target
+    from .sweep_bench import measure_sweeps, write_sweeps
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--sweeps --device cuda: torch sees no CUDA GPU here; run on a machine with one "
+                         "(--device cpu only dry-runs the sweep code)")
+    if device == "cpu":
+        click.echo("note: --device cpu times the sweep calls on the CPU: a dry run of the code, not GPU data", err=True)
+    err = click.get_text_stream("stderr")
+    data = measure_sweeps(grid, device, progress=lambda what: err.write(f"measuring {what}\r") if err.isatty()
+                          else None)
+    write_sweeps(data, path)
+    rows = sum(len(data.get(g, [])) for g in ("gemm", "attention", "elementwise"))
+    click.echo(f"wrote {path} ({rows} kernels measured, {len(data['errors'])} failed)", err=fmt == "json")
+    if output:
+        _fit_gpu((path,), (), load_target(target_name), output, fmt)
