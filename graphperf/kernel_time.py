@@ -54,7 +54,7 @@ from typing import Optional
 
 from .ops import ELEMENTWISE, REDUCTIONS
 
-__all__ = ["KernelParams", "GEMM_TILES", "SIMT_TILES", "FLASH_TILE", "SPLIT_K_MIN", "kernel_params", "stream_class",
+__all__ = ["KernelParams", "BROADCASTING_OPS", "GEMM_TILES", "SIMT_TILES", "FLASH_TILE", "SPLIT_K_MIN", "kernel_params", "stream_class",
            "gemm_time", "attention_time", "stream_time"]
 
 #: Output tiles (Mt, Nt) of the GEMM kernels the model chooses from: Hopper/Ampere cuBLAS and CUTLASS
@@ -112,13 +112,18 @@ def _or(value: Optional[float], default: float) -> float:
     return default if value is None else value
 
 
+#: Ops whose class depends on their shapes: an elementwise op with a broadcast operand is `strided`.
+BROADCASTING_OPS = frozenset(ELEMENTWISE)
+
+
 def stream_class(op: str, input_shapes, output_shape) -> str:
-    """`stream`, `strided` or `row`: the memory path a non-matrix kernel takes (module docstring)."""
+    """`stream`, `strided` or `row`: the memory path a non-matrix kernel takes (module docstring). The shapes
+    are read for `BROADCASTING_OPS` only (None elsewhere is fine)."""
     if op in _ROW_OPS:
         return "row"
     if op in _STRIDED_OPS:
         return "strided"
-    if op in ELEMENTWISE and output_shape is not None:
+    if op in BROADCASTING_OPS and output_shape is not None:
         for shape in input_shapes:
             if shape is not None and tuple(shape) != tuple(output_shape) and math.prod(shape) > 1:
                 return "strided"

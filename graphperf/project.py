@@ -22,11 +22,13 @@ target's unit figures cannot be modelled it falls back to the formula above. Oth
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
 from .count import NodeCount
 from .ir import Graph
+from . import kernel_time as kt
 from .kernel_time import kernel_params
 from .target import matrix_family
 
@@ -116,19 +118,25 @@ def node_time(compute_s: float, memory_s: float, overhead_s: float, exposed_s: f
 
 
 
+@functools.lru_cache(maxsize=None)
+def _matrix_readers():
+    """(alignment.misaligned_dims, the tile model's reading of matmul/conv/attention shapes, its Gemm type),
+    imported on first use: graphperf.passes imports this module."""
+    from graphperf.alignment import misaligned_dims
+    from graphperf.passes.tile_model import Gemm
+    from graphperf.passes.tiling import node_problem
+
+    return misaligned_dims, node_problem, Gemm
+
+
 def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhead_s: float) -> Optional[NodeTime]:
     """The node's time under the size-aware kernel model (`graphperf.kernel_time`); None for a matrix node
     whose shapes the model cannot read (the caller then uses the roofline above)."""
-    from . import kernel_time as kt
-
     vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
     vector_s = vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency) if vector_work else 0.0
     moved = cost.bytes_read + cost.bytes_written
     if cost.matrix_flops:
-        from graphperf.alignment import misaligned_dims
-        from graphperf.passes.tiling import node_problem  # the tile model's reading of matmul/conv/attention shapes
-        from graphperf.passes.tile_model import Gemm
-
+        misaligned_dims, node_problem, Gemm = _matrix_readers()
         try:
             problem = node_problem(graph, node)
         except ValueError:
@@ -147,9 +155,13 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
             compute_s, memory_s = kt.attention_time(problem.bh, problem.l, problem.s, problem.e, problem.ev,
                                                     problem.causal, moved, unit_rate, params)
         return node_time(compute_s + vector_s, memory_s, overhead_s, params.matrix_floor_s, ran)
-    ins = [graph.values[v].type.shape if v is not None and graph.values[v].type is not None else None
-           for v in node.inputs]
-    out_type = graph.values[node.outputs[0]].type if node.outputs else None
-    klass = kt.stream_class(node.op.name, ins, out_type.shape if out_type is not None else None)
+    op = node.op.name
+    ins = out_shape = None
+    if op in kt.BROADCASTING_OPS:  # only an elementwise op's class depends on its shapes (broadcast operands)
+        values = graph.values
+        ins = [values[v].type.shape if v is not None and values[v].type is not None else None for v in node.inputs]
+        out_type = values[node.outputs[0]].type if node.outputs else None
+        out_shape = out_type.shape if out_type is not None else None
+    klass = kt.stream_class(op, ins, out_shape)
     memory_s, _ = kt.stream_time(moved, vector_s, klass, params)
     return node_time(vector_s, memory_s, overhead_s, params.floor_s[klass])
