@@ -11,7 +11,7 @@ same code for every model:
 Matrix kernels (matmul, implicit-GEMM convolution)::
 
     tiles       = batch * ceil(M / Mt) * ceil(N / Nt)          for (Mt, Nt) in GEMM_TILES
-    split       = the largest power of two s with tiles * s <= units and K / s >= SPLIT_K_MIN
+    split       = the largest power of two s with tiles * s <= units and K / s >= SPLIT_K_MIN (128)
                   (cuBLAS splits K when the output tiles cannot fill the machine)
     waves       = ceil(tiles * split / units)
     compute_s   = waves * 2 * Mt * Nt * ceil(K / split) / unit_rate     (padded tiles compute in full)
@@ -32,6 +32,8 @@ FLASH_TILE)::
     memory_s    = (q + k + v + out + mask) / stream bandwidth
     device_s    = max(compute_s, memory_s) + matrix_floor
 
+Bytes are the counted bytes, less an input the node takes twice (``x * x``: one DRAM read feeds both uses).
+
 Every other kernel streams its bytes::
 
     device_s    = max(vector compute, bytes / (hbm * efficiency of its class)) + kernel_floor
@@ -41,7 +43,7 @@ with classes `stream` (vectorized elementwise, copies, gathers: ``memory_efficie
 pooling: ``memory_efficiency_strided``) and `row` (softmax, norms, reductions:
 ``memory_efficiency_row``).
 
-Targets that give neither compute units nor the kernel parameters keep the plain roofline
+A target without ``compute_units`` or without ``kernel_floor_us`` keeps the plain roofline
 (`graphperf.project`).
 """
 
@@ -55,7 +57,7 @@ from typing import Optional
 from .ops import ELEMENTWISE, REDUCTIONS
 
 __all__ = ["KernelParams", "BROADCASTING_OPS", "GEMM_TILES", "SIMT_TILES", "FLASH_TILE", "SPLIT_K_MIN", "kernel_params", "stream_class",
-           "gemm_time", "attention_time", "stream_time"]
+           "gemm_time", "attention_time", "stream_memory_s"]
 
 #: Output tiles (Mt, Nt) of the GEMM kernels the model chooses from: Hopper/Ampere cuBLAS and CUTLASS
 #: main-loop tiles for large problems (small problems are memory-bound, where the tile does not matter).
@@ -69,7 +71,7 @@ FULL_RATE_REUSE = 64.0
 #: Query and key rows per flash-attention tile (FlashAttention-2 and cuDNN's flash kernels at head dim 64-128).
 FLASH_TILE = 128
 #: cuBLAS does not split K into slices shorter than this (elements).
-SPLIT_K_MIN = 256
+SPLIT_K_MIN = 128
 
 _ROW_OPS = frozenset({"softmax", "layer_norm", "rms_norm", "group_norm", "batch_norm", *REDUCTIONS})
 _STRIDED_OPS = frozenset({"concat", "pad", "cast", "transpose", "expand", "reshape_copy", "max_pool",
@@ -130,11 +132,11 @@ def stream_class(op: str, input_shapes, output_shape) -> str:
     return "stream"
 
 
-def stream_time(bytes_moved: float, vector_s: float, klass: str, prm: KernelParams) -> tuple[float, float]:
-    """(memory_s, device_s) of a streaming kernel of class `klass`."""
+def stream_memory_s(bytes_moved: float, klass: str, prm: KernelParams) -> float:
+    """Memory time of a streaming kernel of class `klass`; its device time is max(vector compute, this) + the
+    class floor ``prm.floor_s[klass]``."""
     rate = {"stream": prm.stream_bytes_per_s, "strided": prm.strided_bytes_per_s, "row": prm.row_bytes_per_s}[klass]
-    memory_s = bytes_moved / rate
-    return memory_s, max(vector_s, memory_s) + prm.floor_s[klass]
+    return bytes_moved / rate
 
 
 def gemm_time(batch: int, m: int, n: int, k: int, bytes_moved: float, unit_flops_per_s: float,

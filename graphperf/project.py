@@ -1,23 +1,29 @@
-"""Project: roofline-with-efficiency latency of each counted node on a `Target`.
+"""Project: each counted node's kernel time on the device (`device_s`) on a `Target`, and its roofline parts.
+
+Three models, by node and target:
+
+- the size-aware kernel model (graphperf/kernel_time.py) on a target that sets ``kernel_floor_us`` and
+  ``compute_units`` (`size_aware_time`): GEMM waves and split-K, flash-attention waves, misaligned GEMMs,
+  stream classes with their floors; a matrix node whose shapes it cannot read falls back to the roofline;
+- the tile model (passes/tile_model.py) for a node the tiling what-if gave ``attrs["tile"]``;
+- otherwise the roofline with efficiencies:
 
     compute_s  = matrix_flops / (matrix peak at the node's dtype * matrix efficiency of the node's op)
                + (vector_flops + transcendentals) / (vector peak * vector_efficiency)
     memory_s   = (bytes_read + bytes_written) / (hbm bandwidth * memory_efficiency)
-    latency_s  = max(compute_s, memory_s) + launch_overhead_s
+    device_s   = max(compute_s, memory_s)
+
+Every `NodeTime` also carries ``latency_s = device_s + launch_overhead_s``, the node's time in ``graph`` mode
+(the device's gap before each kernel); the wall time of a run is the execution model's (graphperf/execution.py).
 
 Matrix work runs on the matrix unit at the dtype of the node's first input; a float32 matmul
-uses TF32 only where the target allows it, otherwise the fp32 vector peak (PyTorch's default);
-matrix work keeps its matrix efficiency whichever unit runs it: `matrix_efficiency`, or the
-target's own figure for convolutions and attention when it gives one (`matrix_efficiency_conv`,
-`matrix_efficiency_attention`; a fused group takes its kernel's family: `target.matrix_family`). Each transcendental costs one vector op. `bound` is the largest of
-compute, memory and launch overhead; nodes that do no work (views) are `free` and launch nothing;
-unknown nodes have no latency (None), never zero.
-
-A matmul, conv or attention node that carries ``attrs["tile"]`` (set by the tiling pass,
-passes/tiling.py) is projected with the tile model instead (passes/tile_model.py: wave-quantized
-compute, DRAM bytes from tile reuse and L2, pipeline fill and drain):
-``latency_s = max(compute_s, memory_s) + fill/drain + launch_overhead_s``; if its shapes or the
-target's unit figures cannot be modelled it falls back to the formula above. Other nodes are unchanged.
+uses TF32 only where the target allows it (a float32 convolution where ``allow_tf32_conv``), otherwise the fp32
+vector peak (PyTorch's default); matrix work keeps its matrix efficiency whichever unit runs it:
+`matrix_efficiency`, or the target's own figure for convolutions and attention when it gives one
+(`matrix_efficiency_conv`, `matrix_efficiency_attention`; a fused group takes its kernel's family:
+`target.matrix_family`). Each transcendental costs one vector op. `bound` is the largest of compute, memory
+and launch overhead; nodes that do no work (views) are `free` and launch nothing; unknown nodes have no
+latency (None), never zero.
 """
 
 from __future__ import annotations
@@ -118,6 +124,21 @@ def node_time(compute_s: float, memory_s: float, overhead_s: float, exposed_s: f
 
 
 
+def _repeated_input_bytes(graph: Graph, node) -> int:
+    """Bytes of inputs a node takes more than once (``x * x``): counted once per use by convention, fetched from
+    DRAM once by the kernel (the second load hits the cache the first one filled)."""
+    inputs = node.inputs
+    if len(inputs) < 2 or len(set(inputs)) == len(inputs):
+        return 0
+    seen: set = set()
+    extra = 0
+    for v in inputs:
+        if v is not None and v in seen and graph.values[v].type is not None:
+            extra += graph.values[v].type.nbytes
+        seen.add(v)
+    return extra
+
+
 @functools.lru_cache(maxsize=None)
 def _matrix_readers():
     """(alignment.misaligned_dims, the tile model's reading of matmul/conv/attention shapes, its Gemm type),
@@ -134,14 +155,15 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
     whose shapes the model cannot read (the caller then uses the roofline above)."""
     vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
     vector_s = vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency) if vector_work else 0.0
-    moved = cost.bytes_read + cost.bytes_written
-    if cost.matrix_flops:
+    moved = cost.bytes_read + cost.bytes_written - _repeated_input_bytes(graph, node)
+    klass = kernel_class(graph, node, cost)
+    if klass in MATRIX_CLASSES:
         misaligned_dims, node_problem, Gemm = _matrix_readers()
         try:
             problem = node_problem(graph, node)
         except ValueError:
             return None
-        family = matrix_family(node.op.name, node.attrs)
+        family = klass
         peak = target.matrix_peak_flops(dtype, family)
         ran = peak[1] if peak is not None else f"{dtype} (vector unit)"
         rate = (peak[0] if peak is not None else target.vector_peak_flops(dtype)) * target.matrix_efficiency_for(family)
@@ -155,6 +177,18 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
             compute_s, memory_s = kt.attention_time(problem.bh, problem.l, problem.s, problem.e, problem.ev,
                                                     problem.causal, moved, unit_rate, params)
         return node_time(compute_s + vector_s, memory_s, overhead_s, params.matrix_floor_s, ran)
+    return node_time(vector_s, kt.stream_memory_s(moved, klass, params), overhead_s, params.floor_s[klass])
+
+
+#: Kernel classes of matrix work (the op family whose matrix efficiency it runs at, `target.matrix_family`).
+MATRIX_CLASSES = ("matmul", "conv", "attention")
+
+
+def kernel_class(graph: Graph, node, cost) -> str:
+    """The size-aware kernel model's class of a counted node: its matrix family (`MATRIX_CLASSES`) when it does
+    matrix work, else its stream class (`kernel_time.stream_class`: stream, strided or row)."""
+    if cost.matrix_flops:
+        return matrix_family(node.op.name, node.attrs)
     op = node.op.name
     ins = out_shape = None
     if op in kt.BROADCASTING_OPS:  # only an elementwise op's class depends on its shapes (broadcast operands)
@@ -162,6 +196,4 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
         ins = [values[v].type.shape if v is not None and values[v].type is not None else None for v in node.inputs]
         out_type = values[node.outputs[0]].type if node.outputs else None
         out_shape = out_type.shape if out_type is not None else None
-    klass = kt.stream_class(op, ins, out_shape)
-    memory_s, _ = kt.stream_time(moved, vector_s, klass, params)
-    return node_time(vector_s, memory_s, overhead_s, params.floor_s[klass])
+    return kt.stream_class(op, ins, out_shape)

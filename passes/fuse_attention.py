@@ -140,7 +140,7 @@ def fuse_attention(graph: Graph, target=None) -> FusionResult:
             smallest = min(ests, key=lambda e: e.onchip_bytes)
             g.refuse("capacity", f"no flash tile fits: {smallest.reason}", **where)
             continue
-        g.add(members, kernel="flash_attention",
+        g.add(members, kernel="flash_attention", flash_operands=(qk.inputs[0], qk.inputs[1], pv.inputs[1]),
               flash_tile={"tile": list(best.tile), "onchip_bytes": best.onchip_bytes,
                           "onchip_capacity_bytes": mach.onchip_bytes, "latency_s": best.latency_s,
                           "spread_s": spread(ests)})

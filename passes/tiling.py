@@ -43,6 +43,7 @@ from typing import Any, Mapping, Optional
 from graphperf.dtypes import itemsize_bits
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType
+from graphperf.ops import GEMM_OPS
 from graphperf.target import matrix_family
 
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
@@ -52,7 +53,7 @@ __all__ = ["TileSpec", "TilingResult", "CANDIDATE_MN", "CANDIDATE_K", "TILED_OPS
 
 CANDIDATE_MN = (64, 128, 256)
 CANDIDATE_K = (32, 64, 128)
-TILED_OPS = ("matmul", "conv", "attention")
+TILED_OPS = GEMM_OPS
 _OP_ALIASES = {"matmul": "matmul", "linear": "matmul", "mm": "matmul", "bmm": "matmul", "gemm": "matmul",
                "conv": "conv", "convolution": "conv", "attention": "attention", "sdpa": "attention"}
 _TILE_RE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
@@ -131,10 +132,13 @@ def _eb(t: TensorType) -> float:
 
 
 def node_problem(graph: Graph, node: Node):
-    """The node as a tile-model problem (`Gemm` or `Attention`); ValueError when its shapes do not fit."""
+    """The node as a tile-model problem (`Gemm` or `Attention`); ValueError when its shapes do not fit. A what-if
+    fused group is read as the kernel it runs: its flash-attention operands, or its leading matmul or conv."""
     op = _op(node)
     ins = graph.types(node.inputs)
     outs = graph.types(node.outputs)
+    if op is None and node.op.domain == "graphperf" and node.op.name == "fused":
+        return _fused_problem(graph, node, ins, outs)
     if op is None or len(ins) < 2 or ins[0] is None or ins[1] is None or not outs or outs[0] is None:
         raise ValueError(f"{node.name}: not a matmul, conv or attention node with typed operands")
     if op == "matmul":
@@ -142,6 +146,28 @@ def node_problem(graph: Graph, node: Node):
     if op == "conv":
         return _conv_problem(node, ins, outs[0])
     return _attention_problem(node, ins, outs[0])
+
+
+def _fused_problem(graph: Graph, node: Node, ins, outs):
+    attrs = node.attrs
+    operands = attrs.get("flash_operands")
+    if attrs.get("kernel") == "flash_attention" and operands:
+        from .fuse_attention import flash_problem  # fuse_attention imports this module
+
+        q, kt, v = graph.types(operands)
+        other = sum(t.nbytes for name, t in zip(node.inputs, ins) if name not in operands and t is not None)
+        return flash_problem(q, kt, v, outs[0], other)
+    lead = (attrs.get("member_ops") or ("",))[0]
+    if lead not in ("matmul", "conv") or len(ins) < 2 or None in ins[:2] or not outs or outs[-1] is None:
+        raise ValueError(f"{node.name}: a fused group without a leading matmul or conv the tile model can read")
+    if lead == "conv":
+        return _conv_problem(node, ins[:2], outs[-1])
+    a, b = ins[0], ins[1]
+    # the group keeps its members' inputs, not their attributes: B is [N, K] (a linear's weight) when its last
+    # dimension is A's K and the output's last is not it; [K, N] otherwise (a square B reads the same either way)
+    trans_b = b.rank >= 2 and b.shape[-1] == a.shape[-1] and outs[-1].shape[-1] != b.shape[-1]
+    return _matmul_problem(Node(node.name, node.op, node.source_op, node.inputs[:2], node.outputs,
+                                {"trans_b": trans_b}), ins[:2], outs[-1])
 
 
 def _matmul_problem(node, ins, out) -> Gemm:
@@ -315,6 +341,6 @@ def tiled_time(graph: Graph, node: Node, cost, target):
     vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
     if vector_work:
         compute_s += vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency)
-    peak = target.matrix_peak_flops(dtype)
+    peak = target.matrix_peak_flops(dtype, matrix_family(node.op.name, node.attrs))
     ran = peak[1] if peak is not None else f"{dtype} (vector unit)"
     return node_time(compute_s, est.memory_s, mach.overhead_s, est.exposed_s, ran)

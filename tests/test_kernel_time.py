@@ -1,7 +1,5 @@
 """The size-aware kernel model (graphperf/kernel_time.py): each mechanism against a hand-derived case."""
 
-import math
-
 import pytest
 
 from graphperf import kernel_time as kt
@@ -37,12 +35,12 @@ def test_gemm_split_k_fills_the_machine():
 
 def test_gemm_small_tiles_pay_operand_reuse():
     # SIMT 64x64 tiles reuse each operand 64*64/128 = 32 times, half of FULL_RATE_REUSE: half rate.
-    # 256^3 on 16 units: (128,128): 4 tiles, no split (K/2 = 128 < SPLIT_K_MIN), one wave of 2*128*128*256 at
-    # full rate; (64,64): 16 tiles, one wave of 2*64*64*256 at half rate, which is half as long: it wins.
-    assert kt.FULL_RATE_REUSE == 64
-    compute_s, _, tile = kt.gemm_time(1, 256, 256, 256, 0, R, _params(16), simt=True)
+    # 256 x 256 x 128 on 16 units: (128,128): 4 tiles, no split (K/2 = 64 < SPLIT_K_MIN), one wave of
+    # 2*128*128*128 at full rate; (64,64): 16 tiles, one wave of 2*64*64*128 at half rate, half as long: it wins.
+    assert kt.FULL_RATE_REUSE == 64 and kt.SPLIT_K_MIN > 64
+    compute_s, _, tile = kt.gemm_time(1, 256, 256, 128, 0, R, _params(16), simt=True)
     assert tile == (64, 64, 1)
-    assert compute_s == pytest.approx(2 * 64 * 64 * 256 / (R * 0.5))
+    assert compute_s == pytest.approx(2 * 64 * 64 * 128 / (R * 0.5))
 
 
 def test_attention_causal_makespan():
@@ -82,15 +80,25 @@ def test_stream_class(op, ins, out, klass):
     assert kt.stream_class(op, ins, out) == klass
 
 
-def test_stream_time_floor_and_class_bandwidth():
+def test_stream_memory_time_takes_the_class_bandwidth():
     prm = _params(4, floor_s=1e-6)
-    # strided class: half the stream bandwidth, twice the floor (as _params sets them)
-    memory_s, device_s = kt.stream_time(4e6, 0.0, "strided", prm)
-    assert memory_s == pytest.approx(4e6 / (B / 2))
-    assert device_s == pytest.approx(4e6 / (B / 2) + 2e-6)
-    # vector-bound: compute beats memory
-    _, device_s = kt.stream_time(1e3, 5e-6, "stream", prm)
-    assert device_s == pytest.approx(5e-6 + 1e-6)
+    assert kt.stream_memory_s(4e6, "stream", prm) == pytest.approx(4e6 / B)
+    assert kt.stream_memory_s(4e6, "strided", prm) == pytest.approx(4e6 / (B / 2))
+    assert kt.stream_memory_s(4e6, "row", prm) == pytest.approx(4e6 / (B / 4))
+
+
+def test_a_broadcast_multiply_is_strided_and_pays_its_class_floor():
+    """x[4096, 4096] * w[4096] (bf16) on h200: the strided class's bandwidth and floor; x * x reads x once."""
+    import torch
+
+    t = _target(kernel_floor_strided_us="3", memory_efficiency_strided="0.5")
+    g = _graph(lambda x, w: x * w, (4096, 4096), (4096,))
+    moved = (2 * 4096 * 4096 + 2 * 4096) + 2 * 4096 * 4096  # x and w read, the product written
+    assert _device_s(g, t) == pytest.approx(moved / (t.hbm_bytes_per_s * 0.5) + 3e-6)
+    square = _graph(lambda x: x * x, (4096, 4096))  # counted as two reads of x; one DRAM read feeds both
+    expected = 2 * (2 * 4096 * 4096) / (t.hbm_bytes_per_s * t.memory_efficiency) + t.kernel_floor_us * 1e-6
+    assert _device_s(square, t) == pytest.approx(expected)
+    assert torch is not None
 
 
 def _target(**over):
@@ -100,20 +108,24 @@ def _target(**over):
     return load_target("h200", {**base, **over})
 
 
-def _linear_graph(m, n, k, dtype="bfloat16"):
+def _graph(fn, *shapes, dtype="bfloat16"):
     import torch
-    import torch.nn.functional as F
 
     from graphperf.api import capture
     from graphperf.passes import canonicalize
 
-    class Lin(torch.nn.Module):
-        def forward(self, x, w):
-            return F.linear(x, w)
+    class One(torch.nn.Module):
+        def forward(self, *args):
+            return fn(*args)
 
     dt = getattr(torch, dtype)
-    g = capture(Lin(), (torch.empty(m, k, dtype=dt, device="meta"), torch.empty(n, k, dtype=dt, device="meta")))
-    return canonicalize(g).graph
+    return canonicalize(capture(One(), tuple(torch.empty(*s, dtype=dt, device="meta") for s in shapes))).graph
+
+
+def _linear_graph(m, n, k, dtype="bfloat16"):
+    import torch.nn.functional as F
+
+    return _graph(F.linear, (m, k), (n, k), dtype=dtype)
 
 
 def _device_s(graph, target):
@@ -155,11 +167,10 @@ def test_fp32_conv_routes_to_tf32_by_default():
 def test_target_without_kernel_floor_keeps_the_roofline():
     from graphperf.target import load_target
 
-    plain = load_target("h200", {"kernel_floor_us": "none"}) if load_target("h200").kernel_floor_us else load_target("h200")
+    plain = load_target("h200", {"kernel_floor_us": "none"})
     assert kt.kernel_params(plain) is None
     g = _linear_graph(1024, 1024, 1024)
     flops = 2 * 1024 ** 3
     roof = flops / (plain.matrix_bf16_tflops * 1e12 * plain.matrix_efficiency)
     mem = 3 * 1024 * 1024 * 2 / (plain.hbm_bytes_per_s * plain.memory_efficiency)
     assert _device_s(g, plain) == pytest.approx(max(roof, mem))
-    assert math.isfinite(roof)
