@@ -77,12 +77,7 @@ def kernels(data: str) -> tuple[str, dict]:
     out = result["outcome"]
     lines = ["| rows | group | n | median abs error (with sweep timer) | rows >= 20 us | device_s alone vs do_bench |",
              "|---|---|---|---|---|---|"]
-    from graphperf.calibrate.gpu_fit import _rows, parse_gpu_spec
-
-    fit_rows, held_rows, _ = _rows([parse_gpu_spec(s) for s in fits], base)
-    for h in holds:
-        held_rows += _rows([parse_gpu_spec(h)], base)[0]
-    for label, rows in (("fitted", fit_rows), ("held out", held_rows)):
+    for label, rows in (("fitted", result["rows"]["fitted"]), ("held out", result["rows"]["held_out"])):
         timed = errors_by_group(rows, out.target, out.timer)
         raw = errors_by_group(rows, out.target, SweepTimer())
         for g, e in timed.items():
@@ -96,12 +91,6 @@ def kernels(data: str) -> tuple[str, dict]:
               "| field | this fit | bundled h200 |", "|---|---|---|"]
     lines += [f"| {f} | {a:.4g} | {b if b is None else format(b, '.4g')} |" for f, (a, b) in drift.items()]
     return "\n".join(lines), {"fitted": out.fitted, "timer": vars(out.timer)}
-
-
-def _request(key: str):
-    from graphperf.calibrate.gpu_fit import parse_gpu_spec
-
-    return parse_gpu_spec(trace_path(DATA, key)).request
 
 
 def workloads(data: str) -> str:
@@ -121,13 +110,11 @@ def workloads(data: str) -> str:
     extra = []
     dev_err, wall_err, node_err = [], [], []
     for key in _trace_keys(data):
-        req = _request(key)
+        req = _request_from_key(key)
         corr = correlate(req.ref, trace_path(data, key), target, request=req, mode="eager")
         st = corr.stats
         kernel_s, device_s = st["measured_kernel_s"], st["projected_device_s"]
-        rep = analyze(req.ref, target=target, mode="eager", phase=req.phase, batch=req.batch, seq=req.seq,
-                      kv_len=req.kv_len, dtype=req.dtype)
-        eager_s = rep.totals["latency_s"]
+        eager_s = st["projected_wall_s"]  # the eager wall of the same projection
         wall = walls.get(key)
         d_err = device_s / kernel_s - 1
         w_err = (eager_s / wall - 1) if wall else None
@@ -145,8 +132,7 @@ def workloads(data: str) -> str:
                     f"{'-' if step is None else f'{step * 1e3:.2f}'} | "
                     f"{'-' if not step else _spct(eager_s / step - 1)} |")
         if key in graphs:
-            g = analyze(req.ref, target=target, mode="graph", phase=req.phase, batch=req.batch, seq=req.seq,
-                        kv_len=req.kv_len, dtype=req.dtype).totals["latency_s"]
+            g = st["graph_mode_wall_s"]  # the same nodes replayed as a CUDA graph
             extra.append(f"- {key}, `--mode graph` (CUDA-graph replay): projected {g * 1e3:.2f} ms, measured "
                          f"{graphs[key] * 1e3:.2f} ms ({_spct(g / graphs[key] - 1)})")
     for key, c_s in compiled.items():
@@ -210,18 +196,9 @@ def host_fit(data: str) -> str:
 
 
 def _request_from_key(key: str):
-    from graphperf.calibrate.gpu_fit import parse_gpu_spec
+    from graphperf.calibrate.gpu_fit import request_from_trace_name
 
-    path = os.path.join("/nonexistent", key + ".json.gz")
-    try:
-        return parse_gpu_spec(path).request
-    except Exception:  # noqa: BLE001 - the file does not exist; parse the name the same way
-        from graphperf.calibrate.gpu_fit import _TRACE_NAME, _KEYS
-        from graphperf.pipeline import ModelRequest
-
-        m = _TRACE_NAME.match(key)
-        return ModelRequest(m["model"], **{k: _KEYS[k](v) for k, v in m.groupdict().items()
-                                           if k != "model" and v is not None})
+    return request_from_trace_name(key)
 
 
 DATA = DEFAULT_DATA

@@ -192,8 +192,9 @@ def test_onnxruntime_stats_compare_the_device_time_and_the_model_run_wall(profil
     measured_total_s = sum(t.median_us for t in p.nodes.values()) * 1e-6
     device_s = sum(r.device_s for r in c.records.values() if r.device_s is not None)
     assert s["mode"] == "graph" and s["per_row_projection"] == "device_s + max(host_s, launch gap)"
-    assert s["projected_device_s"] == pytest.approx(device_s) and s["measured_kernel_s"] == measured_total_s
-    assert s["device_error"] == pytest.approx((device_s - measured_total_s) / measured_total_s)
+    # a CPU profile's op times hold each op's dispatch: they are no kernel time to hold device_s against
+    assert s["projected_device_s"] == pytest.approx(device_s) and s["measured_kernel_s"] is None
+    assert s["device_error"] is None and measured_total_s > 0
     assert s["measured_wall_s"] == pytest.approx(p.run_median_us * 1e-6) == s["run_median_s"]
     assert s["wall_error"] == pytest.approx((s["projected_wall_s"] - s["measured_wall_s"]) / s["measured_wall_s"])
     # a CPU op's measured time holds its dispatch: each row projects device + the per-kernel gap (graph mode: no host time)

@@ -69,3 +69,18 @@ def test_relevant_fields_follow_the_rows():
     gemm_only = [r for r in _rows(truth, TIMER) if r.group == "gemm"]
     fields = kf._relevant(gemm_only)
     assert "matrix_efficiency" in fields and "memory_efficiency_strided" not in fields
+    assert "misaligned_matrix_factor" not in fields  # every GEMM here is aligned: nothing informs the factor
+    assert "misaligned_matrix_factor" in kf._relevant(
+        [kf.KernelRow("head", "gemm", g := _graph(torch.nn.functional.linear, (64, 768), (50257, 768)),
+                      tuple(count(g)), 1e-3, False)])
+
+
+def test_a_default_fit_leaves_fields_no_row_informs_at_the_base_value():
+    """Without `fields`, the fit takes only what the rows inform (a flat loss would drift to a bound)."""
+    truth = load_target("h200", {k: str(v) for k, v in TRUE.items()})
+    rows = [r for r in _rows(truth, TIMER) if r.group == "gemm"]
+    base = load_target("h200")
+    out = kf.fit_kernel_model(rows, base)
+    assert set(out.fitted) == kf._relevant(rows)
+    assert out.target.misaligned_matrix_factor == base.misaligned_matrix_factor
+    assert out.target.memory_efficiency_strided == base.memory_efficiency_strided

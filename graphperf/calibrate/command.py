@@ -52,10 +52,11 @@ def _command_line(*parts: str) -> str:
               help="Measure the CPU, or the CUDA GPU (needs torch with CUDA and a GPU).")
 @click.option("--name", default=None, help="Target name written to the file (default: host, or cuda).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any measurement's spread is over the limit.")
-@click.option("--fit", "fit_specs", multiple=True, metavar="[MODEL.onnx=]PROFILE.json",
-              help="Fit efficiencies and launch overhead to this profile (repeatable); writes -o.")
-@click.option("--holdout", "holdout_specs", multiple=True, metavar="[MODEL.onnx=]PROFILE.json",
-              help="With --fit: a profile kept out of the fit, to test it on (repeatable).")
+@click.option("--fit", "fit_specs", multiple=True, metavar="[MODEL.onnx=]PROFILE.json|SWEEPS.json|[WORKLOAD=]TRACE",
+              help="Fit to this onnxruntime profile (efficiencies and launch overhead), or to GPU kernel sweeps and "
+                   "torch.profiler GPU traces (the size-aware kernel model); repeatable; writes -o.")
+@click.option("--holdout", "holdout_specs", multiple=True, metavar="[MODEL.onnx=]PROFILE.json|[WORKLOAD=]TRACE",
+              help="With --fit: a profile or trace kept out of the fit, to test it on (repeatable).")
 @click.option("--target", "-t", default="host", show_default=True, help="With --fit: the target to fit.")
 @click.option("--sweeps", "sweeps_path", type=click.Path(dir_okay=False, writable=True),
               help="Measure the kernel sweeps (GEMM, attention, elementwise) on --device and write them here (JSON); "

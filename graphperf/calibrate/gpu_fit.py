@@ -26,10 +26,13 @@ from typing import Any, Optional, Sequence
 
 from ..errors import UsageError
 
-__all__ = ["GpuSpec", "is_gpu_spec", "parse_gpu_spec", "run_gpu_fit", "fitted_target_dict"]
+__all__ = ["GpuSpec", "is_gpu_spec", "parse_gpu_spec", "request_from_trace_name", "run_gpu_fit", "fitted_target_dict",
+           "DEFAULT_KERNEL_FLOOR_US"]
 
 _TRACE_NAME = re.compile(r"^(?P<model>[^_]+)_(?P<phase>[a-z]+)_b(?P<batch>\d+)_(?:s(?P<seq>\d+)|kv(?P<kv_len>\d+)|img)"
                          r"_(?P<dtype>[a-z0-9]+)_(?P<attention>sdpa|eager)$")
+#: kernel_floor_us given to a base target without the kernel model (replaced by the fit where rows inform it).
+DEFAULT_KERNEL_FLOOR_US = 1.0
 _KEYS = {"config": str, "phase": str, "batch": int, "seq": int, "kv_len": int, "dtype": str, "attention": str}
 
 
@@ -66,6 +69,20 @@ def is_gpu_spec(spec: str) -> bool:
         return False
 
 
+def request_from_trace_name(name: str):
+    """The workload a trace named as graphperf's measurement script names them profiled
+    (``llama3-8b_decode_b16_kv4096_bfloat16_sdpa``, with or without ``.json[.gz]``), as a `pipeline.ModelRequest`;
+    None when the name does not follow that pattern."""
+    from ..pipeline import ModelRequest
+
+    base = os.path.basename(name)
+    stem = base[: -len(".json.gz")] if base.endswith(".json.gz") else os.path.splitext(base)[0]
+    m = _TRACE_NAME.match(stem)
+    if not m:
+        return None
+    return ModelRequest(m["model"], **{k: _KEYS[k](v) for k, v in m.groupdict().items() if k != "model" and v is not None})
+
+
 def parse_gpu_spec(spec: str, flag: str = "--fit") -> GpuSpec:
     from ..pipeline import ModelRequest
 
@@ -79,14 +96,11 @@ def parse_gpu_spec(spec: str, flag: str = "--fit") -> GpuSpec:
             raise UsageError(f"{flag} {spec}: a sweep file takes no workload; pass {path} alone")
         return GpuSpec(path, "sweeps")
     if not head:
-        base = os.path.basename(path)
-        stem = base[: -len(".json.gz")] if base.endswith(".json.gz") else os.path.splitext(base)[0]
-        m = _TRACE_NAME.match(stem)
-        if not m:
+        request = request_from_trace_name(path)
+        if request is None:
             raise UsageError(f"{flag} {spec}: cannot tell which workload the trace profiled from its name; pass "
                              f"WORKLOAD[:phase=..,batch=..]={path}")
-        kw = {k: (_KEYS[k](v)) for k, v in m.groupdict().items() if k != "model" and v is not None}
-        return GpuSpec(path, "trace", ModelRequest(m["model"], **kw))
+        return GpuSpec(path, "trace", request)
     model, _, opts = head.partition(":")
     kw: dict[str, Any] = {}
     for item in filter(None, opts.split(",")):
@@ -126,7 +140,10 @@ def run_gpu_fit(fit_specs: Sequence[str], holdout_specs: Sequence[str], base) ->
     if any(h.kind == "sweeps" for h in holds):
         raise UsageError("--holdout: a sweep file is split into fitted and held-out rows by --fit itself; give it "
                          "to --fit")
-    base = base if base.kernel_floor_us is not None else base.with_overrides(kernel_floor_us=1.0)
+    defaulted = {}
+    if base.kernel_floor_us is None:  # switch the kernel model on; the fit replaces this unless no row informs it
+        defaulted["kernel_floor_us"] = DEFAULT_KERNEL_FLOOR_US
+        base = base.with_overrides(**defaulted)
     fit_rows, held_rows, skipped = _rows(fits, base)
     for h in holds:
         held_rows += _rows([h], base)[0]
@@ -137,7 +154,8 @@ def run_gpu_fit(fit_specs: Sequence[str], holdout_specs: Sequence[str], base) ->
     for label, rows in (("fitted", fit_rows), ("held_out", held_rows)):
         report[label] = {"before": errors_by_group(rows, base, SweepTimer()),
                          "after": errors_by_group(rows, outcome.target, outcome.timer)} if rows else {}
-    return {"outcome": outcome, "report": report, "skipped": skipped, "fit_rows": len(fit_rows),
+    return {"outcome": outcome, "report": report, "skipped": skipped, "fit_rows": len(fit_rows), "defaulted": defaulted,
+            "rows": {"fitted": fit_rows, "held_out": held_rows},
             "held_rows": len(held_rows), "files": [s.path for s in fits], "holdout_files": [s.path for s in holds]}
 
 
@@ -159,6 +177,10 @@ def fitted_target_dict(base, result: dict[str, Any], date: str, command: str, na
     sources = dict(base.sources)
     for field, value in outcome.fitted.items():
         sources[field] = f"fit: {stamp}"
+    for field, value in result.get("defaulted", {}).items():
+        if field not in outcome.fitted:
+            sources[field] = (f"default: {value:g}, set by graphperf calibrate --fit to switch the size-aware kernel "
+                              "model on; no streaming kernel in the fitted data informed it")
     data["sources"] = sources
     data["references"] = {**dict(base.references), "gpu_fit": f"`{command}` run {date}; data: {files}"}
     data["derived"] = {k: v for k, v in base.derived.items() if k in data and k not in outcome.fitted}

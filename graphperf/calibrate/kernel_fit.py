@@ -33,6 +33,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from ..errors import UsageError
+
 __all__ = ["KernelRow", "FIT_FIELDS", "TIMER_BOUNDS", "ROUNDS", "SweepTimer", "FitOutcome", "sweep_kernel_rows", "trace_kernel_rows",
            "predict_s", "fit_kernel_model", "errors_by_group", "split"]
 
@@ -88,6 +90,9 @@ def trace_kernel_rows(request, trace: str, target) -> list[KernelRow]:
     from ..pipeline import load_graph
 
     corr = correlate(request.ref, trace, target, request=request)
+    if corr.profile.get("device") != "cuda":
+        raise UsageError(f"{trace}: a CPU trace (no CUDA kernels); the kernel model is fitted to GPU kernel times: "
+                         "record the trace with torch.profiler's CUDA activity on")
     graph, _ = load_graph(request)
     graph = canonicalize(graph).graph
     by_name = {nc.node.name: nc for nc in count(graph)}
@@ -128,7 +133,7 @@ def predict_s(row: KernelRow, target, timer: SweepTimer = SweepTimer()) -> Optio
     if not row.sweep:
         return device_s
     read = sum(nc.cost.bytes_read for nc in row.counts)
-    dirty_s = min(read, (t.l2_mb or 0) * 1e6) / (t.hbm_bytes_per_s * t.memory_efficiency)
+    dirty_s = min(read, (t.l2_mb or 0) * 2**20) / (t.hbm_bytes_per_s * t.memory_efficiency)  # l2_mb as the tile model
     return device_s + timer.offset_us * 1e-6 + timer.dirty_share * dirty_s
 
 
@@ -155,34 +160,38 @@ class FitOutcome:
     loss_after: float
 
 
+_CLASS_FIELDS = {"matmul": ("matrix_efficiency",), "conv": ("matrix_efficiency_conv",),
+                 "attention": ("matrix_efficiency_attention",),
+                 "stream": ("memory_efficiency", "kernel_floor_us"),
+                 "strided": ("memory_efficiency_strided", "kernel_floor_strided_us"),
+                 "row": ("memory_efficiency_row", "kernel_floor_row_us")}
+
+
 def _relevant(rows: Sequence[KernelRow]) -> set[str]:
-    """Fields the rows can inform (a field with no row behind it keeps the base value)."""
-    from ..kernel_time import stream_class
+    """Fields the rows can inform, by the kernel class of each counted node (`project.kernel_class`); a field
+    with no row behind it keeps the base value (its loss would be flat: the descent would pick a bound)."""
+    from graphperf.alignment import misaligned_dims
+
+    from ..project import MATRIX_CLASSES, kernel_class
 
     fields = set()
     for r in rows:
         for nc in r.counts:
-            n, op = nc.node, nc.node.op.name
             if nc.cost is None or (nc.cost.flops == 0 and nc.cost.bytes_read + nc.cost.bytes_written == 0):
                 continue
-            if op in ("matmul", "conv", "attention", "fused"):
-                fields.add({"conv": "matrix_efficiency_conv", "attention": "matrix_efficiency_attention"}.get(
-                    op, "matrix_efficiency"))
-                fields.update(("matrix_floor_us", "memory_efficiency", "misaligned_matrix_factor"))
-                continue
-            g = r.graph
-            ins = [g.values[v].type.shape if v is not None and g.values[v].type is not None else None for v in n.inputs]
-            out = g.values[n.outputs[0]].type if n.outputs else None
-            klass = stream_class(op, ins, out.shape if out is not None else None)
-            fields.update({"stream": ("memory_efficiency", "kernel_floor_us"),
-                           "strided": ("memory_efficiency_strided", "kernel_floor_strided_us"),
-                           "row": ("memory_efficiency_row", "kernel_floor_row_us")}[klass])
+            klass = kernel_class(r.graph, nc.node, nc.cost)
+            fields.update(_CLASS_FIELDS[klass])
+            if klass in MATRIX_CLASSES:
+                fields.update(("matrix_floor_us", "memory_efficiency"))
+                if misaligned_dims(r.graph, nc.node):
+                    fields.add("misaligned_matrix_factor")
     return fields
 
 
 def fit_kernel_model(rows: Sequence[KernelRow], base, fields: Optional[Sequence[str]] = None) -> FitOutcome:
     """Fit `fields` (default: every field of `FIT_FIELDS` the rows inform) and the sweep timer offset."""
-    wanted = [f for f in (fields or FIT_FIELDS) if f in _relevant(rows) or fields is not None]
+    relevant = _relevant(rows) if fields is None else set(fields)
+    wanted = [f for f in FIT_FIELDS if f in relevant]
     values = {f: _start(f) for f in wanted}  # the same start whatever the base says: a reproducible fit
     timer = {"offset_us": 5.0, "dirty_share": 0.0} if any(r.sweep for r in rows) else {}
 

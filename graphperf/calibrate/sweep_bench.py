@@ -65,6 +65,16 @@ def grid(name: str) -> dict[str, list[dict]]:
     return _every(records, 3) if name == "quick" else records
 
 
+def _timer_name(device: str) -> str:
+    if device != "cuda":
+        return "time.perf_counter (dry run)"
+    try:
+        import triton.testing  # noqa: F401
+    except ImportError:
+        return "CUDA events after a 256 MB L2 flush (no triton)"
+    return "triton.testing.do_bench"
+
+
 def _do_bench(fn: Callable[[], Any], device: str) -> dict[str, float]:
     """Median and 10th/90th percentile milliseconds of one call of `fn`."""
     import torch
@@ -117,7 +127,7 @@ def measure_sweeps(name: str = "default", device: str = "cuda", progress=None) -
     data: dict[str, Any] = {"schema": SCHEMA, "meta": {
         "torch": torch.__version__, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (dry run)",
         "grid": name, "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "timer": "triton.testing.do_bench" if device == "cuda" else "time.perf_counter (dry run)"}, "errors": []}
+        "timer": _timer_name(device)}, "errors": []}
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
         for group, records in grid(name).items():

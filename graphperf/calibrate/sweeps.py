@@ -150,8 +150,9 @@ def load_sweeps(path: str) -> tuple[list[SweepRow], list[Skipped]]:
                 else:
                     key, fn, args = sweep_call(group, rec)
                     graph = canonicalize(capture(_module(fn), args)).graph
+                measured_s = float(rec["median_ms"]) * 1e-3
             except (ValueError, KeyError, TypeError) as e:
-                skipped.append(Skipped(f"{group} {rec.get('op', '')}".strip(), str(e)))
+                skipped.append(Skipped(f"{group} {rec.get('op', '')}".strip(), f"{type(e).__name__}: {e}"))
                 continue
-            rows.append(SweepRow(key, group, graph, rec["median_ms"] * 1e-3, rec.get("dtype") == "tf32"))
+            rows.append(SweepRow(key, group, graph, measured_s, rec.get("dtype") == "tf32"))
     return rows, skipped

@@ -186,7 +186,7 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
     run_median_s = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
     measured_total_s = sum(t.median_us for t in prof.nodes.values()) * 1e-6
     return _assemble(info["name"], target, profile_info, rows, unmatched, report, order, measured_total_s,
-                     run_median_s, cpu_figure, measured_kernel_s=measured_total_s, measured_wall_s=run_median_s,
+                     run_median_s, cpu_figure, measured_kernel_s=None, measured_wall_s=run_median_s,
                      wall_measured_as="onnxruntime model_run span, median over the measured runs")
 
 
@@ -412,7 +412,7 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
                     "orphan_kernels": len(tr.orphan_kernels)}
     measured_total_s = sum(op.median_us for op in tr.ops if op.durations_us) * 1e-6
     c = _assemble(info["name"], target, profile_info, rows, unmatched, report, order, measured_total_s, None, figure,
-                  no_time, measured_kernel_s=tr.step_kernel_s if tr.device == "cuda" else measured_total_s,
+                  no_time, measured_kernel_s=tr.step_kernel_s if tr.device == "cuda" else None,
                   measured_wall_s=tr.step_wall_s,
                   wall_measured_as="ProfilerStep span as recorded, median over the measured steps; torch.profiler "
                                    "inflates host time" if tr.step_wall_s is not None else "")

@@ -44,8 +44,9 @@ def launch_bound_note(totals: dict) -> str:
         return ""
     line = f"device idle {totals['idle_s'] / totals['latency_s']:.0%} of the wall"
     graph_s = totals["graph_mode_latency_s"]
-    if totals["mode"] != "graph" and graph_s < totals["latency_s"]:
-        line += (f"; a CUDA graph (--mode graph) would take {seconds(graph_s)} instead of "
+    if totals["mode"] != "graph" and 0 < graph_s < totals["latency_s"]:
+        how = "--mode graph" if totals["mode"] == "eager" else "torch.compile mode='reduce-overhead'"
+        line += (f"; a CUDA graph ({how}) would take {seconds(graph_s)} instead of "
                  f"{seconds(totals['latency_s'])} ({totals['latency_s'] / graph_s:.1f}x)")
     return line
 
