@@ -106,6 +106,14 @@ class Execution:
     def wall_s(self) -> float:
         return self.totals["latency_s"]
 
+    def latency_by_bound_s(self) -> dict[str, float]:
+        """The wall split by each node's bound (sums to the wall), keys sorted."""
+        out: dict[str, float] = {}
+        for b, lat in zip(self.bound, self.latency_s):
+            if lat is not None:
+                out[b] = out.get(b, 0.0) + lat
+        return dict(sorted(out.items()))
+
 
 def simulate(times: Sequence, target, mode: str = DEFAULT_MODE, ops: Optional[Sequence[str]] = None) -> Execution:
     """Queue `times` (a sequence of `graphperf.project.NodeTime`, graph order) on `target` in `mode`. `ops`:

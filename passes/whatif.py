@@ -157,15 +157,11 @@ def sweep(graph: Graph, target, key: str, values: list[float], mode: str = "grap
         point = target.with_overrides(**{key: v})
         times = project(graph, counts, point)
         ex = simulate(times, point, mode, [nc.node.op.name for nc in counts])
-        by_bound: dict[str, float] = {}
-        for b, lat in zip(ex.bound, ex.latency_s):
-            if lat is not None:
-                by_bound[b] = by_bound.get(b, 0.0) + lat
         known = [t for t in times if t.latency_s is not None]
         rows.append({"value": v, "latency_s": ex.wall_s, "device_s": ex.totals["device_s"],
                      "host_s": ex.totals["host_s"], "idle_s": ex.totals["idle_s"],
                      "compute_s": sum(t.compute_s for t in known), "memory_s": sum(t.memory_s for t in known),
-                     "latency_by_bound_s": dict(sorted(by_bound.items()))})
+                     "latency_by_bound_s": ex.latency_by_bound_s()})
     return {"field": key, "mode": mode, "rows": rows}
 
 

@@ -208,9 +208,6 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
     input_bytes = sum(v.type.nbytes for v in graph.values.values()
                       if v.kind == "input" and v.type is not None)
     ex = execution.totals
-    by_bound: dict[str, float] = {}
-    for r in known:
-        by_bound[r.bound] = by_bound.get(r.bound, 0.0) + r.latency_s
     totals = {
         "nodes": len(records),
         "counted_nodes": len(known),
@@ -235,7 +232,7 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         "kernels": ex["kernels"],
         "compute_s": sum(r.compute_s for r in known),
         "memory_s": sum(r.memory_s for r in known),
-        "latency_by_bound_s": dict(sorted(by_bound.items())),
+        "latency_by_bound_s": execution.latency_by_bound_s(),
         "latency_is_lower_bound": bool(unknown),
         "unknown_ops": dict(sorted(unknown.items())),
     }
