@@ -4,7 +4,7 @@ A plain roofline gives every GEMM the same fraction of peak and every memory-bou
 bandwidth. Measured on an H200 (shared/h200: kernel sweeps and torch.profiler traces) neither holds:
 small GEMMs lose to wave quantization, GEMVs and tiny kernels to a fixed cost, misaligned GEMMs run
 slow fallback kernels, broadcasts and concatenations run PyTorch's non-vectorized copy path, row
-kernels (norms, softmax, reductions) read their input more than once. This module models each of
+kernels (norms, softmax, reductions, cuDNN's per-channel batch norm) reach less bandwidth than a stream. This module models each of
 those as one mechanism with per-target parameters (`KernelParams`, read from the target file), the
 same code for every model:
 
@@ -14,7 +14,8 @@ Matrix kernels (matmul, implicit-GEMM convolution)::
     split       = the largest power of two s with tiles * s <= units and K / s >= SPLIT_K_MIN (128)
                   (cuBLAS splits K when the output tiles cannot fill the machine)
     waves       = ceil(tiles * split / units)
-    compute_s   = waves * 2 * Mt * Nt * ceil(K / split) / unit_rate     (padded tiles compute in full)
+    compute_s   = waves * 2 * Mt * Nt * ceil(K / split) / (unit_rate * reuse)   (padded tiles compute in full)
+    reuse       = min(1, Mt * Nt / (Mt + Nt) / FULL_RATE_REUSE)       (small tiles: operand bandwidth)
     memory_s    = (A + B + C + bias + split partials) / stream bandwidth
     device_s    = max(compute_s, memory_s) over the best tile + matrix_floor
 
@@ -38,10 +39,11 @@ Every other kernel streams its bytes::
 
     device_s    = max(vector compute, bytes / (hbm * efficiency of its class)) + kernel_floor
 
-with classes `stream` (vectorized elementwise, copies, gathers: ``memory_efficiency``),
+with classes `stream` (vectorized elementwise, copies, gathers: ``memory_efficiency``, ``kernel_floor_us``),
 `strided` (an elementwise op with a broadcast operand, casts, concatenation, padding, layout copies,
-pooling: ``memory_efficiency_strided``) and `row` (softmax, norms, reductions:
-``memory_efficiency_row``).
+pooling: ``memory_efficiency_strided``, ``kernel_floor_strided_us``) and `row` (softmax, norms, batch norm,
+reductions: ``memory_efficiency_row``, ``kernel_floor_row_us``); a class without its own figure takes the
+stream one. GEMV-like GEMMs and decode attention are the memory_s side of the first two models.
 
 A target without ``compute_units`` or without ``kernel_floor_us`` keeps the plain roofline
 (`graphperf.project`).
@@ -56,8 +58,8 @@ from typing import Optional
 
 from .ops import ELEMENTWISE, REDUCTIONS
 
-__all__ = ["KernelParams", "BROADCASTING_OPS", "GEMM_TILES", "SIMT_TILES", "FLASH_TILE", "SPLIT_K_MIN", "kernel_params", "stream_class",
-           "gemm_time", "attention_time", "stream_memory_s"]
+__all__ = ["KernelParams", "BROADCASTING_OPS", "GEMM_TILES", "SIMT_TILES", "FULL_RATE_REUSE", "FLASH_TILE",
+           "SPLIT_K_MIN", "kernel_params", "stream_class", "gemm_time", "attention_time", "stream_memory_s"]
 
 #: Output tiles (Mt, Nt) of the GEMM kernels the model chooses from: Hopper/Ampere cuBLAS and CUTLASS
 #: main-loop tiles for large problems (small problems are memory-bound, where the tile does not matter).

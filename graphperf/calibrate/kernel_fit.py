@@ -35,8 +35,8 @@ from typing import Any, Optional, Sequence
 
 from ..errors import UsageError
 
-__all__ = ["KernelRow", "FIT_FIELDS", "TIMER_BOUNDS", "ROUNDS", "SweepTimer", "FitOutcome", "sweep_kernel_rows", "trace_kernel_rows",
-           "predict_s", "fit_kernel_model", "errors_by_group", "split"]
+__all__ = ["KernelRow", "FIT_FIELDS", "TIMER_BOUNDS", "ROUNDS", "SweepTimer", "FitOutcome", "sweep_kernel_rows",
+           "trace_kernel_rows", "predict_s", "fit_kernel_model", "errors_by_group", "split"]
 
 #: Fitted target fields and their bounds. The matrix efficiencies are per-unit rates at full waves.
 FIT_FIELDS: dict[str, tuple[float, float]] = {
