@@ -78,7 +78,7 @@ def _workload_options(fn):
         click.option("--batch", type=click.IntRange(min=1), help="Batch size."),
         click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders)."),
         click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode."),
-        click.option("--dtype", help="Workload dtype: bfloat16, float16, float32."),
+        click.option("--dtype", help="Workload dtype: bfloat16 (bf16), float16 (fp16, half), float32 (fp32, float)."),
         click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file."),
         click.option("--attention", type=click.Choice(("sdpa", "eager")), default="sdpa", show_default=True,
                      help="Attention of models/ workloads: one fused SDPA node, or the unfused eager chain."),

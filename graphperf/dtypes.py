@@ -1,12 +1,14 @@
 """Canonical dtype names and their sizes in bits.
 
 Every frontend maps its own dtype to one of these names; nothing else in graphperf
-knows about torch.dtype or ONNX TensorProto codes.
+knows about torch.dtype or ONNX TensorProto codes. `SPELLINGS` is the one table of the short
+names users type (``bf16``, ``fp16``, ``half``, ``fp32``, ``float``, ...): `dtype_name` resolves
+them, for ``--dtype``, ``--precision`` and the API's ``dtype=``.
 """
 
 from __future__ import annotations
 
-__all__ = ["DTYPE_BITS", "itemsize_bits", "is_float"]
+__all__ = ["DTYPE_BITS", "SPELLINGS", "dtype_name", "itemsize_bits", "is_float"]
 
 DTYPE_BITS: dict[str, int] = {
     "float64": 64,
@@ -38,3 +40,21 @@ def itemsize_bits(dtype: str) -> int:
 
 def is_float(dtype: str) -> bool:
     return dtype in _FLOATS
+
+
+# Short spellings -> canonical names (the canonical names spell themselves). "float" and "half"
+# are PyTorch's (torch.float is float32, torch.half float16); "double" is float64.
+SPELLINGS: dict[str, str] = {
+    "fp64": "float64", "double": "float64", "fp32": "float32", "float": "float32", "tf32": "tfloat32",
+    "bf16": "bfloat16", "fp16": "float16", "half": "float16",
+    "fp8": "float8_e4m3fn", "e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "fp4": "float4_e2m1",
+}
+
+
+def dtype_name(spelling: str) -> str:
+    """The canonical name of `spelling` (``"bf16"`` -> ``"bfloat16"``, case-insensitive); a canonical
+    name is returned as is. KeyError for anything else."""
+    key = spelling.strip().lower() if isinstance(spelling, str) else spelling
+    if key in DTYPE_BITS:
+        return key
+    return SPELLINGS[key]

@@ -133,10 +133,20 @@ def _positive_int(what: str, value: Any) -> int:
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> tuple[str, torch.dtype]:
+    """A torch.dtype, a canonical name or a short spelling (graphperf.dtypes.SPELLINGS: bf16, fp16,
+    half, fp32, float) -> (canonical name, torch.dtype)."""
+    from graphperf.dtypes import SPELLINGS, dtype_name
+
+    if isinstance(dtype, str):
+        try:
+            dtype = dtype_name(dtype)
+        except KeyError:
+            pass
     for name, torch_dtype in DTYPES.items():
         if dtype == name or dtype is torch_dtype:
             return name, torch_dtype
-    raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    short = sorted(k for k, v in SPELLINGS.items() if v in DTYPES)
+    raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (or {', '.join(short)}), got {dtype!r}")
 
 
 def _resolve_shape(spec: ModelSpec, cfg: Any, phase: str, batch, seq, kv_len):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Mapping
 
-from graphperf.dtypes import DTYPE_BITS, is_float
+from graphperf.dtypes import DTYPE_BITS, SPELLINGS, is_float
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, TensorType, Value
 
@@ -32,10 +32,7 @@ __all__ = ["PRECISION_CLASSES", "DTYPE_ALIASES", "PrecisionResult", "parse_preci
 
 PRECISION_CLASSES = ("weights", "activations", "kv")
 
-DTYPE_ALIASES = {
-    "fp64": "float64", "fp32": "float32", "tf32": "tfloat32", "bf16": "bfloat16", "fp16": "float16",
-    "fp8": "float8_e4m3fn", "e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "fp4": "float4_e2m1",
-}
+DTYPE_ALIASES = SPELLINGS  # the one table of short dtype spellings (graphperf/dtypes.py)
 _FLOAT_TARGETS = sorted(d for d in DTYPE_BITS if is_float(d))
 
 
