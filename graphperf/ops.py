@@ -97,6 +97,33 @@ ELEMENTWISE: dict[str, tuple[int, int]] = {
     "floor": (1, 0), "ceil": (1, 0), "round": (1, 0), "sign": (1, 0), "mod": (1, 0), "floor_div": (1, 0),
     "isnan": (1, 0), "isinf": (1, 0),
     "dropout": (1, 0),       # inference: identity-like; counted as one select per element when present
+    # one libm call each, like tanh
+    "tan": (0, 1), "acos": (0, 1), "asin": (0, 1), "atan": (0, 1), "sinh": (0, 1), "cosh": (0, 1),
+    "asinh": (0, 1), "acosh": (0, 1), "atanh": (0, 1),
+    "elu": (3, 1),           # x > 0 ? x : alpha * (exp(x) - 1): sub, mul, compare-select + exp
+    "selu": (4, 1),          # gamma * elu(x): elu's 3, mul + exp
+    "celu": (6, 1),          # max(0, x) + min(0, alpha * (exp(x / alpha) - 1)): div, sub, mul, min, max, add + exp
+    "hardsigmoid": (4, 0),   # max(0, min(1, alpha * x + beta)): mul, add, min, max
+    "hardswish": (5, 0),     # x * hardsigmoid(x): 4 + mul
+    "softplus": (1, 2),      # log(1 + exp(x)): add + exp, log
+    "mish": (2, 3),          # x * tanh(softplus(x)): softplus's 1 + 2, tanh, mul
+    "softsign": (3, 0),      # x / (1 + |x|): abs, add, div
+    "thresholded_relu": (1, 0),  # x > alpha ? x : 0: compare-select, as relu
+    "shrink": (3, 0),        # x < -l ? x + b : x > l ? x - b : 0: two compare-selects, add or sub
+    "quick_gelu": (4, 1),    # x * sigmoid(alpha * x): mul, sigmoid's 2 + exp, mul
+    "bitwise_xor": (1, 0), "bitwise_shift": (1, 0),
+    "quantize_linear": (5, 0),    # saturate(round(x / scale) + zero_point): div, round, add, clamp (2)
+    "dequantize_linear": (2, 0),  # (q - zero_point) * scale: sub, mul
+    "complex_mul": (3, 0),   # (a+bi)(c+di) on [..., 2] pairs: 4 mul + 2 add per complex = 3 per real output element
+    "one_hot": (2, 0),       # out[..., j] = index == j ? on : off: compare, select
+    # generators (no tensor input; the cost is per output element). A random draw counts as one op
+    # (as dropout_train); Box-Muller shares log and sqrt between the two outputs of a pair.
+    "random_uniform": (3, 0),    # draw, * (high - low), + low
+    "random_normal": (5, 2),     # draw, 2 pi * u, product, * scale, + mean; log and sqrt (one per output), cos or sin
+    "bernoulli": (2, 0),         # draw, compare with p
+    "hann_window": (4, 1), "hamming_window": (4, 1),  # a0 - a1 * cos(2 pi n / N): mul, div, mul, sub + cos
+    "blackman_window": (7, 2),   # a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N): 3 for the angles, 2 mul, sub, add + 2 cos
+    "mel_weight_matrix": (6, 0),  # triangular filter per (bin, mel band): 2 compares, 2 sub, div, select
 }
 
 REDUCTIONS = (

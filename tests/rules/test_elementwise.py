@@ -10,7 +10,8 @@ from ._util import BF16, F32, T, bad, case, check_cases, check_errors, io, ops_i
 r, c = 6, 5
 x, row, out = T(r, c), T(1, c), T(r, c)
 BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "pow", "eq", "ne", "lt", "le", "gt", "ge",
-          "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "mod", "floor_div"}
+          "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "mod", "floor_div",
+          "bitwise_xor", "bitwise_shift", "complex_mul"}
 
 
 def _ins(name):
