@@ -41,21 +41,33 @@ _PASSES: dict[str, Pass] = {}
 
 def capture(model: Any, example_inputs: Any = None, *, phase: Optional[str] = None, config: str = "full",
             batch: Optional[int] = None, seq: Optional[int] = None, kv_len: Optional[int] = None,
-            dtype: Optional[str] = None, name: Optional[str] = None, **dims: int) -> Graph:
+            dtype: Optional[str] = None, name: Optional[str] = None, import_modules: Sequence[str] = (),
+            **dims: int) -> Graph:
     """Capture `model` as a `Graph` (nothing counted yet); ``graph.meta["model"]`` describes it.
 
     model : an ``nn.Module`` (with `example_inputs`: a tensor, a tuple of arguments or a dict of
         keyword arguments), a ``torch.export.ExportedProgram``, an ``onnx.ModelProto``, a path to an
         ``.onnx`` or ``.pt2`` file, or a models/ workload name (``"llama3-8b"``).
-    phase, config, batch, seq, kv_len, dtype : shape a workload name (as the CLI's flags do).
+    phase, config, batch, seq, kv_len, dtype : shape a workload name (as the CLI's flags do). `dtype`
+        takes the canonical names and the short spellings (``bf16``, ``fp16``, ``half``, ``fp32``, ``float``).
+    import_modules : modules imported first (as the CLI's ``--import``): the libraries that register the
+        custom ops a .pt2 calls (``import_modules=["transformers"]``).
     **dims : bind named dynamic dimensions of a file or program (``batch=8, sequence=128`` for an
         ONNX file; symbol names such as ``s0=8`` for a .pt2). For files, `batch`/`seq`/`kv_len` are
         dimension names too.
     """
+    _import_modules(import_modules)
     graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
                            kv_len=kv_len, dtype=dtype, name=name, dims=dims)
     graph.meta["model"] = info
     return graph
+
+
+def _import_modules(modules: Sequence[str]) -> None:
+    if modules:
+        from .capture.torch_export import import_libraries
+
+        import_libraries(modules)
 
 
 def _capture(model: Any, example_inputs: Any, *, phase, config, batch, seq, kv_len, dtype, name,
@@ -153,10 +165,11 @@ def _inputs(example_inputs: Any) -> tuple[tuple, dict]:
 def analyze(model: Any, example_inputs: Any = None, *, target: Union[str, os.PathLike, Target] = "h100",
             phase: Optional[str] = None, config: str = "full", batch: Optional[int] = None,
             seq: Optional[int] = None, kv_len: Optional[int] = None, dtype: Optional[str] = None,
-            passes: Sequence[Pass] = (), name: Optional[str] = None, mode: str = "graph", **dims: int) -> Report:
+            passes: Sequence[Pass] = (), name: Optional[str] = None, mode: str = "graph",
+            import_modules: Sequence[str] = (), **dims: int) -> Report:
     """Capture, count and project `model` on `target`; returns the `Report`.
 
-    `model`, `example_inputs`, the shaping keywords and `**dims` are as in `capture`. `target` is a
+    `model`, `example_inputs`, the shaping keywords, `import_modules` and `**dims` are as in `capture`. `target` is a
     bundled target name, a TOML path or a `Target` (``load_target("h100").with_overrides(hbm_gbps=4800)``).
     `passes` run after the registered passes (see `register_pass`). `mode` is the execution model
     (``"graph"``, ``"eager"`` or ``"compiled"``; graphperf/execution.py), as the CLI's ``--mode``.
@@ -167,6 +180,7 @@ def analyze(model: Any, example_inputs: Any = None, *, target: Union[str, os.Pat
     1.0
     """
     check_mode(mode)
+    _import_modules(import_modules)
     graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
                            kv_len=kv_len, dtype=dtype, name=name, dims=dims)
     return analyze_captured(graph, _target(target), info, passes, mode)

@@ -96,12 +96,27 @@ def _mode_option(fn):
                              "(every fusion rule, then the compiled wrapper's launches).")(fn)
 
 
-def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention="sdpa"):
+def _import_option(fn):
+    """`--import MODULE` (repeatable), shared by `analyze`, `whatif` and `correlate`: imported before the model
+    loads, so the custom ops a .pt2 calls (e.g. transformers::grouped_mm_fallback) are registered."""
+    return click.option("--import", "imports", multiple=True, metavar="MODULE",
+                        help="Import MODULE before loading (a library that registers custom ops the .pt2 calls, "
+                             "e.g. --import transformers); repeatable.")(fn)
+
+
+def _import(imports) -> tuple[str, ...]:
+    from .capture.torch_export import import_libraries
+
+    import_libraries(imports)
+    return tuple(imports)
+
+
+def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention="sdpa", imports=()):
     from .pipeline import ModelRequest
 
     return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
                         kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True),
-                        attention=None if attention == "sdpa" else attention)
+                        attention=None if attention == "sdpa" else attention, import_modules=tuple(imports))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,9 +139,11 @@ def cli() -> None:
 @click.option("--level", type=click.Choice(("graph", "mlir")), default="graph", show_default=True,
               help="graph: cost rules per graph node; mlir: lower through torch-mlir and cost every linalg op.")
 @_mode_option
+@_import_option
 def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len, dtype, dims, top, allow_unknown,
-            attention="sdpa", level="graph", mode="graph"):
+            attention="sdpa", level="graph", mode="graph", imports=()):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
+    imports = _import(imports)
     from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
     from .report.json_report import to_json
@@ -141,7 +158,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     if len(tgts) > 1 and fmt != "html":
         raise UsageError(f"--target {target}: several targets need --format html (table, json and csv hold one "
                          "target each; run once per target for those)")
-    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention)
+    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention, imports)
     if level == "mlir":
         from .mlir.analyze import analyze_mlir, load_mlir
 
@@ -284,10 +301,12 @@ def profile(model, output, dims, runs, warmup, threads, optimization):
               help="Outlier rows shown (html: 20 unless given).")
 @_workload_options
 @_mode_option
+@_import_option
 def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, config, phase, batch, seq, kv_len,
-              dtype, dims, attention="sdpa", mode="graph"):
+              dtype, dims, attention="sdpa", mode="graph", imports=()):
     """Compare MODEL's projection on TARGET with a measured profile, node by node: an onnxruntime profile
     of an .onnx file, or a torch.profiler trace of a models/ workload or .pt2 file."""
+    imports = _import(imports)
     import json
     import os
 
@@ -306,7 +325,8 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
     if not kineto and not os.path.isfile(model):
         raise UsageError(f"{model}: no such file; pass the .onnx file that was profiled")
     tgt = load_target(target, _pairs(sets, "--set", as_int=False))
-    request = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention) if kineto else None
+    request = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention,
+                             imports) if kineto else None
     with _status(f"correlating {model}"):
         result = run_correlate(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True), request=request,
                                mode=mode)
@@ -346,10 +366,12 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Rows in table views (html: bar pairs per chart, 30 unless given).")
 @_mode_option
+@_import_option
 def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, phase, batch, seq, kv_len, dtype, dims,
-           top, groups=(), attention="sdpa", pad=None, tile=None, mode="graph"):
+           top, groups=(), attention="sdpa", pad=None, tile=None, mode="graph", imports=()):
     """Rewrite MODEL (fusion rules and named groups, tiling, precision, padding) and/or change the target, and compare
     the projection before and after."""
+    imports = _import(imports)
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
     from graphperf.passes.fuse_named import parse_group
@@ -373,7 +395,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
         tgt.with_overrides(**overrides)  # a bad field fails now, before the capture
     if sweep_spec:
         tgt.with_overrides(**{sweep_spec[0]: sweep_spec[1][0]})
-    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention)
+    req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention, imports)
     with _status(f"capturing {req.ref}"):
         graph, info = load_graph(req)
     with _status(f"what-if on {len(graph)} nodes"):

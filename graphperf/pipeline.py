@@ -37,6 +37,7 @@ class ModelRequest:
     dtype: Optional[str] = None
     dims: Mapping[str, int] = field(default_factory=dict)
     attention: Optional[str] = None  # models/ workloads: "eager" for the unfused chain; None = sdpa
+    import_modules: tuple[str, ...] = ()  # imported before loading: libraries that register custom ops
 
 
 _SHAPING = ("phase", "batch", "seq", "kv_len", "dtype", "attention")
@@ -68,6 +69,10 @@ def _reject_shaping(req: ModelRequest, kind: str) -> None:
 
 def load_graph(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
     """Capture the requested model; returns the graph and the report's `model` section."""
+    if req.import_modules:
+        from .capture.torch_export import import_libraries
+
+        import_libraries(req.import_modules)
     ref = req.ref
     lower = ref.lower()
     if lower.endswith(".onnx"):

@@ -6,15 +6,22 @@ constants become values of kind "weight"; user inputs become "input". ``getitem`
 into the outputs of the node they index. Module paths come from ``nn_module_stack``.
 
 Loading a `.pt2` never unpickles arbitrary Python objects: archives holding pickled objects are
-refused, and every ``torch.load`` inside runs with ``weights_only`` forced on.
+refused, and every ``torch.load`` inside runs with ``weights_only`` forced on. Custom ops (a
+``torch.library`` op such as ``transformers::grouped_mm_fallback``) resolve only once the library
+that registers them is imported: `import_libraries` imports the modules named by ``--import`` /
+``import_modules=``, and a program that still calls an unregistered op is refused in one line that
+names the op and the option, before torch's deserializer runs.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import logging
 import os
 import zipfile
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch.export import ExportedProgram
@@ -24,7 +31,7 @@ from ..ir import Graph
 from .files import require_file
 from .fx_nodes import FxNodeCapture, torch_dtype_name
 
-__all__ = ["capture_module", "capture_exported", "load_pt2", "torch_dtype_name"]
+__all__ = ["capture_module", "capture_exported", "load_pt2", "import_libraries", "torch_dtype_name"]
 
 _WEIGHT_KINDS = {"PARAMETER", "BUFFER", "CONSTANT_TENSOR"}
 
@@ -53,8 +60,83 @@ def _weights_only_loads() -> Iterator[None]:
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
 
 
-def load_pt2(path: str | os.PathLike) -> ExportedProgram:
-    """Load a `torch.export.save` archive safely; UsageError for anything else."""
+# Packages whose torch.library ops are registered by a submodule that importing the package does not load
+# (transformers imports its modules lazily): `--import PACKAGE` imports these too.
+OP_SUBMODULES: dict[str, tuple[str, ...]] = {
+    "transformers": ("transformers.integrations.moe",),  # transformers::grouped_mm_fallback (MoE experts)
+}
+
+
+def import_libraries(modules: Sequence[str]) -> None:
+    """Import each module in `modules` (libraries that register custom ops), and the op-registering
+    submodules `OP_SUBMODULES` lists for it; UsageError naming the one that fails."""
+    if isinstance(modules, str):
+        modules = (modules,)
+    for name in modules:
+        if not isinstance(name, str) or not name.strip():
+            raise UsageError(f"--import {name!r}: give a module name, e.g. --import transformers")
+        try:
+            for module in (name.strip(), *OP_SUBMODULES.get(name.strip(), ())):
+                importlib.import_module(module)
+        except Exception as exc:  # ImportError, or whatever the library raises while registering
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"--import {name}: cannot import {name} ({first}); install it or fix the module "
+                             "name") from None
+
+
+def _op_targets(node: Any, found: set[str]) -> None:
+    """Every ``"torch.ops.<ns>.<op>.<overload>"`` node target in a serialized program (nested graphs too)."""
+    if isinstance(node, dict):
+        target = node.get("target")
+        if isinstance(target, str) and target.startswith("torch.ops."):
+            found.add(target)
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                _op_targets(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, (dict, list)):
+                _op_targets(value, found)
+
+
+def _resolves(target: str) -> bool:
+    obj: Any = torch
+    try:
+        for part in target.split(".")[1:]:
+            obj = getattr(obj, part)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def unregistered_ops(zf: zipfile.ZipFile, names: Iterable[str]) -> list[str]:
+    """The op targets of the archive's serialized programs that do not resolve in this process."""
+    found: set[str] = set()
+    for name in names:
+        if name.endswith(".json") and "/models/" in f"/{name}":
+            try:
+                _op_targets(json.loads(zf.read(name)), found)
+            except (ValueError, UnicodeDecodeError):
+                continue  # torch.export.load reports a malformed program itself
+    return sorted(t for t in found if not _resolves(t))
+
+
+@contextmanager
+def _quiet_deserializer() -> Iterator[None]:
+    """torch.export.load logs a multi-line traceback before raising; the raised error is what we report."""
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def load_pt2(path: str | os.PathLike, import_modules: Sequence[str] = ()) -> ExportedProgram:
+    """Load a `torch.export.save` archive safely; UsageError for anything else. `import_modules` are
+    imported first (libraries that register the custom ops the program calls)."""
+    import_libraries(import_modules)
     path = require_file(path, "a .pt2 file written by torch.export.save")
     try:
         with zipfile.ZipFile(path) as zf:
@@ -69,8 +151,17 @@ def load_pt2(path: str | os.PathLike) -> ExportedProgram:
     pickled = [n for n in names if "/constants/custom_obj_" in n or "/constants/opaque_obj_" in n]
     if pickled:
         raise UsageError(f"{path}: holds pickled Python objects ({pickled[0]}); graphperf does not unpickle them")
+    with zipfile.ZipFile(path) as zf:
+        missing = unregistered_ops(zf, names)
+    if missing:
+        namespace, name = missing[0][len("torch.ops."):].split(".")[:2]
+        op = f"{namespace}::{name}"
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UsageError(f"{path}: calls the custom op {op}{more}, which no imported library registers; pass "
+                         f"--import MODULE (import_modules=[...] in the API) naming the library that registers "
+                         f"the {namespace!r} ops, e.g. --import {namespace}")
     try:
-        with _weights_only_loads():
+        with _weights_only_loads(), _quiet_deserializer():
             return torch.export.load(path)
     except Exception as exc:
         raise UsageError(f"{path}: torch.export.load failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
