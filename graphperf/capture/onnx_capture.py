@@ -16,6 +16,10 @@ Guarantees:
   constants and static shapes (Shape, shape arithmetic, a scalar CastLike; at most `FOLD_NUMEL`
   elements) are folded the way runtimes fold them at load: their outputs become ``weight`` values
   and `Graph.meta["folded_nodes"]` counts them by op type.
+- Shapes written in the file are checked before anything reads them: a negative dimension, a size above
+  `MAX_DIM` per dimension or `MAX_NUMEL` elements (graph inputs, initializers, sparse initializers, Constant
+  values, value_info, outputs), a zero-size graph input, or inline data that contradicts its declared shape
+  is a `UsageError` naming the tensor.
 - Every failure the user can act on is a `UsageError` with one line: what, where, what to do.
 """
 
@@ -52,6 +56,16 @@ _READABLE_EXTERNAL = {  # element types whose external bytes map to numpy one to
     TensorProto.UINT64, TensorProto.BOOL,
 }
 _STAND_IN_CODES = {getattr(TensorProto, name): name.lower() for name in onnx_ops.DTYPE_STAND_INS}
+# bits per element in raw_data, and the typed field that holds one value per element (checked against shapes)
+_SUB_BYTE_BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}
+_ELEMENT_BITS = {code: _SUB_BYTE_BITS.get(name) or 8 * onnx.helper.tensor_dtype_to_np_dtype(code).itemsize
+                 for name, code in TensorProto.DataType.items()
+                 if name not in ("UNDEFINED", "STRING") and not name.startswith("FLOAT6")
+                 and code in onnx.helper.get_all_tensor_dtypes()}
+_TYPED_FIELD = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data", TensorProto.INT64: "int64_data",
+                **{code: "int32_data" for code in (TensorProto.INT32, TensorProto.INT16, TensorProto.INT8,
+                                                   TensorProto.UINT16, TensorProto.UINT8, TensorProto.BOOL,
+                                                   TensorProto.FLOAT16, TensorProto.BFLOAT16)}}
 
 
 def capture_onnx(model: Union[str, os.PathLike, onnx.ModelProto], dims: Optional[Mapping[str, int]] = None) -> Graph:
@@ -250,6 +264,11 @@ class _Capture:
         for s in g.sparse_initializer:
             self._add_weight(s.values.name, None, tuple(s.dims), s.values.data_type, "sparse initializer")
         self.graph_inputs = [vi for vi in g.input if vi.name not in self.weights]
+        for what, infos in (("input", self.graph_inputs), ("value_info", g.value_info), ("output", g.output)):
+            for vi in infos:
+                dims = _dims_of(vi)
+                if dims:
+                    self._check_declared(what, vi.name, dims, empty_ok=what != "input")
         defined = set(self.weights)
         for vi in self.graph_inputs:
             if vi.name in defined:
@@ -289,7 +308,44 @@ class _Capture:
             raise self.fail(f"invalid ONNX model: an {what} has no name: re-export the model")
         if name in self.weights:
             raise self.fail(f"invalid ONNX model: '{name}' is defined twice: re-export the model")
+        self._check_declared(what, name, shape)
+        if t is not None:
+            self._check_data(what, name, t, shape)
         self.weights[name] = (t, shape, dtype)
+
+    def _check_declared(self, what: str, name: str, dims: Any, empty_ok: bool = True) -> None:
+        """A shape written in the file: no negative dimension, within MAX_DIM and MAX_NUMEL, and (for
+        graph inputs, `empty_ok=False`) no zero-size dimension."""
+        sizes = [d for d in dims if isinstance(d, int)]
+        shown = "[" + ", ".join(str(d) for d in dims) + "]"
+        if any(d < 0 for d in sizes):
+            neg = next(d for d in sizes if d < 0)
+            raise self.fail(f"{what} '{name}' has a negative dimension {neg} (shape {shown}): fix the shape in "
+                            "the model (a dynamic dimension is a name, dim_param, never a negative size)")
+        if any(d > MAX_DIM for d in sizes) or math.prod(sizes) > MAX_NUMEL:
+            raise self.fail(f"{what} '{name}' has shape {shown}, above the limit of 2**31 per dimension and "
+                            "2**40 elements: the shape is corrupt: re-export the model")
+        if not empty_ok and 0 in sizes:
+            raise self.fail(f"{what} '{name}' has a zero-size dimension (shape {shown}): an empty input makes the "
+                            "model do no work: give it a size in the model (or name it and bind it with --dim)")
+
+    def _check_data(self, what: str, name: str, t: TensorProto, shape: tuple[int, ...]) -> None:
+        """Inline data that contradicts the declared shape (e.g. dims [0, 8] holding 32 floats). Tensors
+        with no inline data (external, or weights stripped from the file) are not checked."""
+        n = math.prod(shape)
+        if t.data_location == TensorProto.EXTERNAL:
+            return
+        if t.raw_data:
+            bits = _ELEMENT_BITS.get(t.data_type)
+            held, need = len(t.raw_data), None if bits is None else (n * bits + 7) // 8
+            unit = "bytes"
+        else:
+            field = _TYPED_FIELD.get(t.data_type)
+            held = len(getattr(t, field)) if field else 0
+            need, unit = (n if held else None), "values"
+        if need is not None and held != need:
+            raise self.fail(f"{what} '{name}' declares shape {list(shape)} ({n} elements) but holds {held} {unit} "
+                            f"of data ({need} expected): the file is corrupt: re-export the model")
 
     # -- dims --
 
@@ -513,6 +569,9 @@ class _Capture:
         return tt
 
     def _tensor_type(self, name: str, shape: list[int], elem_type: int) -> Optional[TensorType]:
+        if any(d < 0 for d in shape):
+            raise self.fail(f"value '{name}' has shape {shape}, with a negative dimension: check the model's "
+                            "shapes and the dims")
         if any(d > MAX_DIM for d in shape) or math.prod(shape) > MAX_NUMEL:
             raise self.fail(f"value '{name}' has shape {shape}: above the limit of 2**31 per dimension and "
                             "2**40 elements: check the dims")
