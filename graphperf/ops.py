@@ -23,7 +23,7 @@ batch_norm   (x, [weight], [bias], [running_mean], [running_var]); inference for
 group_norm   (x, [weight], [bias]); attrs num_groups.
 max_pool / avg_pool  (x,); attrs kernel=(kh, kw, ...).
 reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, argmax, argmin, reduce_var, reduce_std,
-reduce_any, reduce_all, cumsum  (x,); output shape gives the reduced size.
+reduce_any, reduce_all, cumsum, reduce_logsumexp  (x,); output shape gives the reduced size.
 topk         (x,); attrs k, axis=-1. outputs (values, indices).
 sort         (x,); attrs axis=-1.
 gather       (data, indices); reads only the gathered elements (embedding, index_select, Gather,
@@ -44,6 +44,23 @@ linalg       (operands read...); a linalg structured op lowered through torch-ml
              reads=(elements read per input), [writes=(elements written per output)].
 view         free: view, reshape without copy, squeeze, unsqueeze, permute/transpose views,
              expand views, slice views, select, split views, detach, alias, Identity, Shape.
+quantized_matmul  (a [..., M, K], b, [scales], [zero_points], [bias]); out [..., M, N]. b holds the weights
+             as stored (packed N-bit blocks, NF4, FP8, ...): only its bytes are read; K from a, N from out.
+             MatMulNBits, MatMulBnb4, MatMulFpQ4, MatMulBlockQuantized*Weight, MatMulPacked.
+rnn          (x, w, r, [bias], [initial_h], [initial_c], [peepholes]): the ONNX RNN/GRU/LSTM layout. x [S, B, I]
+             ([B, S, I] with layout=1), w [D, G*H, I], r [D, G*H, H]; attrs cell="lstm"|"gru"|"rnn",
+             layout=0. outs (y, [y_h], [y_c]).
+fft          (x,); attrs length (points per transform), transforms (how many), real (a real input or
+             output: half the work). DFT, STFT's transforms, Rfft, Irfft.
+interpolate  (x, [grid, rois or offsets...]); attrs mode="nearest"|"linear"|"cubic", spatial (the
+             interpolated dims), samples=1 (points averaged per output element). Resize, GridSample,
+             RoiAlign, CropAndResize, DeformConv's sampling.
+rotary       (x, cos, sin, [position_ids]); x [B, N, S, H] or [B, S, N*H] (attrs num_heads); attrs
+             rotary_dim (rotated elements per head row, 0 = all). RotaryEmbedding and its variants.
+lrn          (x [N, C, ...],); attrs size (channels summed per element). LRN.
+det, inverse (x [..., n, n],); determinant and inverse of square matrices (LU).
+nonzero      (x,); out the indices of the non-zero elements (NonZero).
+multinomial  (x [B, C] log-probabilities,); out [B, samples] (Multinomial).
 
 Training ops (forward-only training ops, losses and backward ops from aot_autograd graphs; rules in
 graphperf/rules/backward.py). Elementwise ones are in ELEMENTWISE_TRAINING, inputs as ATen orders
@@ -128,7 +145,7 @@ ELEMENTWISE: dict[str, tuple[int, int]] = {
 
 REDUCTIONS = (
     "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
-    "reduce_var", "reduce_std", "reduce_any", "reduce_all", "cumsum",
+    "reduce_var", "reduce_std", "reduce_any", "reduce_all", "cumsum", "reduce_logsumexp",
 )
 
 DATA_MOVEMENT = (
@@ -169,6 +186,7 @@ _OTHERS = (
     "layer_norm", "rms_norm", "batch_norm", "group_norm",
     "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view", "fused",
     "linalg",  # MLIR level (graphperf/mlir/): one rule from iteration domain, body and indexing maps
+    "quantized_matmul", "rnn", "fft", "interpolate", "rotary", "lrn", "det", "inverse", "nonzero", "multinomial",
 )
 
 CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS, *ELEMENTWISE_TRAINING,

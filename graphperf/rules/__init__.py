@@ -6,6 +6,7 @@ and `view` is registered free (`is_free`). tests/rules/test_registry_meta.py pin
 
 from . import attention, conv, data_movement, elementwise, gather, matmul, norm, pooling, reduction  # noqa: F401
 from . import fused  # noqa: F401  (what-if fused groups)
+from . import decomposition, recurrent, rotary, sampling, spectral  # noqa: F401  (ONNX op families)
 from . import linalg  # noqa: F401  (MLIR level: linalg ops from torch-mlir)
 from . import backward  # noqa: F401  (training graphs: backward ops, losses; after the rules it builds on)
 from .registry import FREE, Rule, is_free, register, registered, rule_for

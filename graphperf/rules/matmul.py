@@ -1,4 +1,5 @@
-"""Cost rules for matmul (mm, bmm, addmm, linear, Gemm, ...) and einsum.
+"""Cost rules for matmul (mm, bmm, addmm, linear, Gemm, ...), einsum and quantized_matmul (weights stored
+quantized and dequantized in the kernel).
 
 Guarantees: `matrix_flops` is exactly FlopCounterMode's count for the same matmul/einsum
 (2 per multiply-add); the bias of a matmul adds `numel(out)` vector flops; bytes are every input
@@ -16,7 +17,7 @@ from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
 
-__all__ = ["matmul_rule", "einsum_rule"]
+__all__ = ["matmul_rule", "einsum_rule", "quantized_matmul_rule"]
 
 
 # matmul: out[..., m, n] = sum_k op(a)[..., m, k] * op(b)[..., k, n] (+ bias[..., m, n]).
@@ -148,4 +149,26 @@ def einsum_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
             else:
                 vector += terms
             acc = (acc | b) & keep
+    return Cost(matrix + vector, matrix, 0, read_bytes(ins), written_bytes(outs))
+
+
+# quantized_matmul: out[..., m, n] = sum_k a[..., m, k] * dequant(b)[k, n] (+ bias), with b stored
+# quantized (packed N-bit blocks with per-block scales, NF4 with absmax, FP8 with block scales).
+# The GEMM is the matmul's: 2 * numel(out) * K matrix flops, K = a.shape[-1]. Each of the K*N
+# weights is dequantized once per kernel, (q - zero_point) * scale: 2 vector flops each (an implicit
+# zero point, as MatMulNBits' 2**(bits-1), is still subtracted). A bias adds numel(out). Bytes: a,
+# the stored weights, scales and zero points (at their stored sizes) and the bias read once; the
+# output written once. The dequantized weights never reach memory (the fused kernel onnxruntime
+# runs on every execution provider).
+@register("quantized_matmul")
+def quantized_matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
+                          attrs: Mapping[str, Any]) -> Cost:
+    a = operand("quantized_matmul", ins, 0, "a")
+    operand("quantized_matmul", ins, 1, "b (stored weights)")
+    out = out0("quantized_matmul", outs)
+    if a.rank == 0 or out.rank == 0:
+        raise ValueError(f"quantized_matmul: a and out must have rank >= 1, got a {a} and out {out}")
+    k, n = a.shape[-1], out.shape[-1]
+    matrix = 2 * out.numel * k
+    vector = 2 * k * n + (out.numel if optional(ins, 4) is not None else 0)
     return Cost(matrix + vector, matrix, 0, read_bytes(ins), written_bytes(outs))

@@ -1,4 +1,4 @@
-"""Cost rules for layer_norm, rms_norm, batch_norm (inference and batch-statistics) and group_norm.
+"""Cost rules for layer_norm, rms_norm, batch_norm (inference and batch-statistics), group_norm and lrn.
 
 Guarantees: the per-element and per-row counts derived below, with n = numel(x); one rsqrt
 (transcendental) per normalised row (per channel for batch_norm); the affine weight and bias
@@ -16,7 +16,7 @@ from ..ir import TensorType
 from ._common import int_attr, operand, optional, out0, read_bytes, written_bytes
 from .registry import register
 
-__all__ = ["layer_norm_rule", "rms_norm_rule", "batch_norm_rule", "group_norm_rule",
+__all__ = ["layer_norm_rule", "rms_norm_rule", "batch_norm_rule", "group_norm_rule", "lrn_rule",
            "NORM_FLOPS_PER_ELEMENT", "NORM_FLOPS_PER_ROW", "RMS_FLOPS_PER_ELEMENT", "RMS_FLOPS_PER_ROW"]
 
 # layer_norm over rows of D elements, y = (x - mean) * rsqrt(var + eps) [* w] [+ b]:
@@ -103,3 +103,18 @@ def group_norm_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorTy
     rows = x.shape[0] * g
     per_elem = NORM_FLOPS_PER_ELEMENT + _affine(optional(ins, 1), optional(ins, 2))
     return Cost(per_elem * x.numel + NORM_FLOPS_PER_ROW * rows, 0, rows, read_bytes(ins), written_bytes(outs))
+
+
+# lrn (local response normalization) over channels, x [N, C, ...], window of `size` channels:
+#   y = x / (bias + alpha / size * sum_{window} x^2) ** beta
+#   per element: the window's squares and their sum (size mul + size add), the scale (mul, add),
+#   the power (1 transcendental: exp(beta * log s) counted once, as pow) and the divide (1)
+#   -> 2 * size + 3 flops, 1 transcendental.
+@register("lrn")
+def lrn_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
+    x = operand("lrn", ins, 0, "x")
+    out0("lrn", outs)
+    size = int_attr("lrn", attrs, "size", 1)
+    if x.rank < 2:
+        raise ValueError(f"lrn: x must be [N, C, ...], got {x}")
+    return Cost((2 * size + 3) * x.numel, 0, x.numel, read_bytes(ins), written_bytes(outs))

@@ -1,4 +1,5 @@
-"""Cost rules for reductions (`graphperf.ops.REDUCTIONS`), softmax/log_softmax, topk and sort.
+"""Cost rules for reductions (`graphperf.ops.REDUCTIONS`), softmax/log_softmax, topk, sort, nonzero and
+multinomial (the scans and searches).
 
 Guarantees: the per-element and per-row counts derived below, with n = numel(input) and
 m = numel(output); compares count as flops; bytes are every input read once and every output
@@ -15,7 +16,8 @@ from ..ir import TensorType
 from ._common import axis_of, int_attr, operand, out0, read_bytes, written_bytes
 from .registry import Rule, register
 
-__all__ = ["reduce_rule", "mean_rule", "var_rule", "std_rule", "softmax_rule", "topk_rule", "sort_rule"]
+__all__ = ["reduce_rule", "mean_rule", "var_rule", "std_rule", "softmax_rule", "topk_rule", "sort_rule",
+           "logsumexp_rule", "nonzero_rule", "multinomial_rule"]
 
 
 # Reductions: one op (add, multiply, compare, logical and/or) per input element, n flops. The
@@ -117,3 +119,37 @@ def sort_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], a
     out0("sort", outs)
     rows, d = _row("sort", x, attrs)
     return Cost(rows * d * (d - 1).bit_length() if d else 0, 0, 0, read_bytes(ins), written_bytes(outs))
+
+
+# logsumexp over the reduced axes, numerically stable: max (1 compare per element), x - max (1),
+# exp (1 transcendental), sum (1 add); per output element: log (1 transcendental), + max (1):
+#     flops = 3n + m, transcendentals = n + m.
+@register("reduce_logsumexp")
+def logsumexp_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
+    n = operand("reduce_logsumexp", ins, 0, "x").numel
+    m = out0("reduce_logsumexp", outs).numel
+    return Cost(3 * n + m, 0, n + m, read_bytes(ins), written_bytes(outs))
+
+
+# nonzero: one compare per element, and a prefix sum over the hits that gives each its output row
+# (one add per element): 2n flops; it writes the index tensor.
+@register("nonzero")
+def nonzero_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
+    n = operand("nonzero", ins, 0, "x").numel
+    out0("nonzero", outs)
+    return Cost(2 * n, 0, 0, read_bytes(ins), written_bytes(outs))
+
+
+# multinomial from log-probabilities x [B, C], out [B, S] samples. Per row: exp (C transcendentals)
+# and a running sum (C adds) build the cumulative distribution; per sample: one draw (counted as one
+# op, as dropout_train) and a binary search of ceil(log2 C) compares:
+#     flops = B*C + B*S*(1 + ceil(log2 C)), transcendentals = B*C.
+@register("multinomial")
+def multinomial_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
+    x = operand("multinomial", ins, 0, "x")
+    out = out0("multinomial", outs)
+    if x.rank != 2 or out.rank != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"multinomial: expected x [B, C] and out [B, samples], got x {x} and out {out}")
+    classes = x.shape[1]
+    search = 1 + (classes - 1).bit_length()
+    return Cost(x.numel + out.numel * search, 0, x.numel, read_bytes(ins), written_bytes(outs))

@@ -1,4 +1,4 @@
-"""Normalization rules: layer_norm, rms_norm, batch_norm, group_norm."""
+"""Normalization rules: layer_norm, rms_norm, batch_norm, group_norm, lrn."""
 
 import pytest
 
@@ -43,6 +43,9 @@ NORMS = [
     norm("group_norm", [xi, cw, cb], {"num_groups": g}, (5 + 2) * ni + 3 * n_ * g, n_ * g, "affine"),
     norm("group_norm", [xi], {"num_groups": 1}, 5 * ni + 3 * n_, n_, "one-group"),
     norm("group_norm", [xi], {"num_groups": c}, 5 * ni + 3 * n_ * c, n_ * c, "instance-norm"),
+    # lrn: size squares and size adds over the channel window, scale (mul, add), divide + one pow per element
+    norm("lrn", [xi], {"size": 5}, (5 + 5 + 2 + 1) * ni, ni, "size-5"),
+    norm("lrn", [xi], {"size": 1}, (1 + 1 + 2 + 1) * ni, ni, "size-1"),
 ]
 
 ERRORS = [
@@ -54,6 +57,7 @@ ERRORS = [
     bad("batch_norm", [xi, cw, cb, mean], [xi], {}, "both running_mean and running_var", "half-stats"),
     bad("group_norm", [xi], [xi], {}, "num_groups", "no-groups"),
     bad("group_norm", [xi], [xi], {"num_groups": 4}, "divisible", "groups-not-dividing"),
+    bad("lrn", [xi], [xi], {}, "missing required attribute 'size'", "no-size"),
 ]
 
 COVERED_OPS = ops_in(NORMS)

@@ -57,7 +57,21 @@ SELECTION = [
     case("sort", [x], sort_outs, {"axis": 0}, Cost(d * r * 3, 0, 0, *io([x], sort_outs)), "axis-0"),  # ceil(log2 6) = 3
 ]
 
+# scans and searches: logsumexp, nonzero, multinomial
+classes, draws = 10, 3
+SCANS = [
+    # max, sub, sum per element + exp per element; log and + max per output element (+ 1 log)
+    case("reduce_logsumexp", [x], [row_out], {}, Cost(3 * n + m, 0, n + m, *IO), "stable"),
+    # a compare and a prefix-sum add per element
+    case("nonzero", [x], [T(2, 7, dtype="int64")], {}, Cost(2 * n, 0, 0, *io([x], [T(2, 7, dtype="int64")])), "2d"),
+    # exp and running sum per class; per sample a draw and ceil(log2 10) = 4 compares
+    case("multinomial", [T(r, classes)], [T(r, draws, dtype="int64")], {},
+         Cost(r * classes + r * draws * (1 + 4), 0, r * classes, *io([T(r, classes)], [T(r, draws, dtype="int64")])),
+         "binary-search"),
+]
+
 ERRORS = [
+    bad("multinomial", [T(classes)], [T(draws)], {}, "expected x", "1-d"),
     bad("reduce_sum", [], [row_out], {}, "missing required input 0", "no-input"),
     bad("reduce_var", [x], [], {}, "no output", "no-output"),
     bad("softmax", [x], [x], {"axis": 2}, "axis=2", "bad-axis"),
@@ -67,10 +81,10 @@ ERRORS = [
     bad("sort", [x], [x], {"axis": -3}, "axis=-3", "bad-axis"),
 ]
 
-COVERED_OPS = ops_in(REDUCTIONS, SOFTMAX, SELECTION)
+COVERED_OPS = ops_in(REDUCTIONS, SOFTMAX, SELECTION, SCANS)
 
 
-@pytest.mark.parametrize("op, ins, outs, attrs, expected", REDUCTIONS + SOFTMAX + SELECTION)
+@pytest.mark.parametrize("op, ins, outs, attrs, expected", REDUCTIONS + SOFTMAX + SELECTION + SCANS)
 def test_reduction_family(op, ins, outs, attrs, expected):
     check_cases(op, ins, outs, attrs, expected)
 
