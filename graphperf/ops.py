@@ -11,6 +11,11 @@ matmul       (a, b, [bias]); attrs trans_a=False, trans_b=False. out = op(a) @ o
              batch dims broadcast. K = a.shape[-2] if trans_a else a.shape[-1] (a.shape[0] for 1-D a).
              Covers mm, bmm, matmul, linear (weight [N, K] with trans_b=True), addmm, baddbmm, Gemm.
 einsum       (operands...); attrs equation="ij,jk->ik".
+grouped_matmul  (a, b, [offsets]); one matmul per group, the groups laid along one dimension: a [S, K] with
+             b [G, K, N] (rows of a sorted by group, `offsets` [G] their cumulative ends: MoE experts) ->
+             [S, N]; a [G, M, K] with b [G, K, N] -> [G, M, N]; a [M, Ktot] with b [Ktot, N] (K split by
+             offsets) -> [G, M, N]. FLOPs 2*M*K*N summed over the groups. (aten._grouped_mm,
+             transformers::grouped_mm_fallback.)
 conv         (x, w, [bias]); attrs transposed=False. x [N, Cin, *spatial]; w [Cout, Cin/groups, *k]
              (transposed: w [Cin, Cout/groups, *k]); out [N, Cout, *out_spatial]. 1d/2d/3d.
 attention    (q, k, v, [mask]); attrs is_causal=False, q_num_heads=None, kv_num_heads=None.
@@ -31,6 +36,9 @@ gather       (data, indices); reads only the gathered elements (embedding, index
 scatter      (data, indices, updates); attrs reduce="none"|"add"|"mul"|"max"|"min"
              (scatter, scatter_add, index_add, index_put, ScatterElements, ScatterND).
 Elementwise ops (inputs broadcast to the output): see ELEMENTWISE below. `where` is (cond, a, b).
+pointwise    (inputs...); the generic elementwise op for a frontend op without an entry of its own
+             (graphperf/capture/aten_pointwise.py derives it from torch.Tag.pointwise): attrs
+             flops_per_element, transcendentals_per_element (per output element), as an ELEMENTWISE entry.
 Data movement, no arithmetic: concat, split, slice, pad, transpose, copy, cast, expand, fill
 (constant creation: full, zeros, arange, ConstantOfShape, Range), reshape_copy (a reshape the
 runtime must materialise).
@@ -187,6 +195,7 @@ _OTHERS = (
     "max_pool", "avg_pool", "topk", "sort", "gather", "scatter", "view", "fused",
     "linalg",  # MLIR level (graphperf/mlir/): one rule from iteration domain, body and indexing maps
     "quantized_matmul", "rnn", "fft", "interpolate", "rotary", "lrn", "det", "inverse", "nonzero", "multinomial",
+    "pointwise", "grouped_matmul",
 )
 
 CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS, *ELEMENTWISE_TRAINING,

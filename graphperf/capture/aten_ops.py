@@ -5,21 +5,29 @@ canonical inputs (in canonical order), and how to derive the canonical attribute
 bound arguments. Keys are op objects, never strings. Ops whose cost depends on the runtime
 layout (reshape, to) are resolved by `resolve` from the traced tensor metadata.
 
-An ATen op not in this table is captured as OpId("aten", "<name>.<overload>") and reported
-as unknown by the count layer.
+`alias_for` also derives aliases from torch's metadata for ops the table does not name: an in-place
+op (``relu_``, ``add_.Tensor``, ``__iand__``) is its functional op (`functional_overload`); an
+``out=`` overload is already in its functional op's packet and its out arguments are not inputs;
+an op tagged ``torch.Tag.pointwise`` gets the canonical elementwise op or the generic ``pointwise``
+one (`aten_pointwise`); custom ops of other libraries are keyed by their torch.library name
+(`CUSTOM_ALIASES`). An op with none of these is captured as OpId("aten", "<name>.<overload>") and
+reported as unknown by the count layer; `tests/test_aten_coverage.py` lists the core and pointwise
+ops that would be, against the reasoned exclusions in `aten_coverage.EXCLUDED`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 aten = torch.ops.aten
 
-__all__ = ["AtenAlias", "ALIASES", "OVERLOADS", "TRAINING_ALIASES", "alias_for"]
+__all__ = ["AtenAlias", "ALIASES", "OVERLOADS", "TRAINING_ALIASES", "CUSTOM_ALIASES", "alias_for",
+           "functional_overload"]
 
 Attrs = Callable[[Mapping[str, Any], list, list], dict]
 
@@ -75,6 +83,30 @@ def _scatter_reduce(bound, ins, outs):
     return {"reduce": {"sum": "add", "prod": "mul", "amax": "max", "amin": "min", "mean": "add"}.get(r, r)}
 
 
+def _sampling(mode: str, spatial: int) -> Attrs:
+    return lambda bound, ins, outs: {"mode": mode, "spatial": spatial}
+
+
+_GRID_MODES = {0: "linear", 1: "nearest", 2: "cubic"}  # grid_sampler's interpolation_mode enum
+
+
+def _grid_sampling(spatial: int) -> Attrs:
+    return lambda bound, ins, outs: {"mode": _GRID_MODES[int(bound["interpolation_mode"])], "spatial": spatial}
+
+
+def _fft(real: bool, from_output: bool) -> Attrs:
+    """length = points per transform (the product of the transformed dims: a d-dim FFT of N points costs
+    5 N log2 N like a 1-D one), transforms = the rest; c2r counts on its real output's sizes."""
+
+    def attrs(bound, ins, outs):
+        t = outs[0] if from_output else ins[0]
+        dims = [d % t.dim() for d in bound["dim"]]
+        length = math.prod(int(t.shape[d]) for d in dims)
+        return {"length": length, "transforms": t.numel() // max(length, 1), "real": real}
+
+    return attrs
+
+
 _ELEMENTWISE_ATEN = {
     "add": "add", "sub": "sub", "rsub": "sub", "mul": "mul", "div": "div", "true_divide": "div",
     "neg": "neg", "abs": "abs", "maximum": "maximum", "minimum": "minimum", "clamp": "clamp",
@@ -88,6 +120,9 @@ _ELEMENTWISE_ATEN = {
     "bitwise_not": "bitwise_not", "floor": "floor", "ceil": "ceil", "round": "round", "sign": "sign",
     "remainder": "mod", "fmod": "mod", "floor_divide": "floor_div", "isnan": "isnan", "isinf": "isinf",
     "dropout": "dropout", "tril": "where", "triu": "where",
+    # Python operators on tensors (transformers' mask code: `causal & padding`); on bool they are the
+    # logical ops, which cost the same
+    "__and__": "bitwise_and", "__or__": "bitwise_or", "__xor__": "bitwise_xor",
 }
 
 _VIEWS = (
@@ -96,12 +131,19 @@ _VIEWS = (
     "tensor_split", "detach", "alias", "lift_fresh_copy", "flatten", "unflatten", "view_as",
     "movedim", "as_strided", "numpy_T", "unfold", "diagonal", "_assert_tensor_metadata",
     "_assert_scalar", "sym_constrain_range_for_size",
+    "positive", "conj", "resolve_conj", "resolve_neg", "view_as_real", "view_as_complex",  # identities / views
 )
 
+# allocations: free, no kernel runs until something writes the memory (that node counts the write); no
+# inputs, so liveness allocates the buffer rather than aliasing a template tensor
+_EMPTIES = ("empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided", "empty_permuted")
+
+# creation ops write their output once and read nothing (a random draw counts no arithmetic)
 _FILLS = (
-    "full", "zeros", "ones", "empty", "arange", "full_like", "zeros_like", "ones_like", "empty_like",
-    "new_zeros", "new_ones", "new_full", "new_empty", "scalar_tensor", "rand", "randn", "rand_like",
-    "randn_like", "linspace", "eye", "scalar_tensor",
+    "full", "zeros", "ones", "arange", "full_like", "zeros_like", "ones_like",
+    "new_zeros", "new_ones", "new_full", "scalar_tensor", "rand", "randn", "rand_like",
+    "randn_like", "linspace", "logspace", "eye", "fill", "zero", "randperm", "randint", "randint_like",
+    "tril_indices", "triu_indices",
 )
 
 ALIASES: dict[Any, AtenAlias] = {
@@ -156,6 +198,10 @@ ALIASES: dict[Any, AtenAlias] = {
     aten._adaptive_avg_pool2d: AtenAlias("avg_pool", ("self",), _adaptive_kernel),
     aten.adaptive_avg_pool3d: AtenAlias("avg_pool", ("self",), _adaptive_kernel),
     aten.adaptive_max_pool2d: AtenAlias("max_pool", ("self",), _adaptive_kernel),
+    aten.adaptive_max_pool1d: AtenAlias("max_pool", ("self",), _adaptive_kernel),
+    aten.adaptive_max_pool3d: AtenAlias("max_pool", ("self",), _adaptive_kernel),
+    aten._adaptive_avg_pool3d: AtenAlias("avg_pool", ("self",), _adaptive_kernel),
+    aten.max_pool3d_with_indices: AtenAlias("max_pool", ("self",), _kernel),
     # reductions
     aten.sum: _reduce("reduce_sum"), aten.mean: _reduce("reduce_mean"), aten.amax: _reduce("reduce_max"),
     aten.amin: _reduce("reduce_min"), aten.max: _reduce("reduce_max"), aten.min: _reduce("reduce_min"),
@@ -189,8 +235,49 @@ ALIASES: dict[Any, AtenAlias] = {
     aten.copy: AtenAlias("copy", ("src",)),
     aten._to_copy: AtenAlias("cast", ("self",)),
     aten.type_as: AtenAlias("cast", ("self",)),
-    aten.one_hot: AtenAlias("fill", ("self",)),
     aten.pow: AtenAlias("pow", None, _pow),
+    # diff(x, n): x[1:] - x[:-1] along dim (prepend/append joined first), n times: n subs per output element
+    aten.diff: AtenAlias("pointwise", ("self", "prepend", "append"),
+                         lambda b, i, o: {"flops_per_element": int(b.get("n") or 1), "transcendentals_per_element": 0}),
+    # weight norm w = g * v / ||v|| (wav2vec2's positional conv): v*v and the sum (2), the scale (1) per element
+    aten._weight_norm: AtenAlias("pointwise", ("v", "g"),
+                                 lambda b, i, o: {"flops_per_element": 3, "transcendentals_per_element": 0}),
+    aten._weight_norm_interface: AtenAlias("pointwise", ("v", "g"),
+                                           lambda b, i, o: {"flops_per_element": 3, "transcendentals_per_element": 0}),
+    # a histogram reduces its input into bins: one op per input element, as every reduction (MoE token counts)
+    aten.histc: _reduce("reduce_sum"), aten.bincount: _reduce("reduce_sum"),
+    # nonzero: the output's size is data-dependent (a --dim u0=N binds it)
+    aten.nonzero: AtenAlias("nonzero", ("self",)),
+    aten.one_hot: AtenAlias("one_hot", ("self",)),
+    aten._grouped_mm: AtenAlias("grouped_matmul", ("self", "mat2", "offs")),
+    # resampling (rules/sampling.py): the mode and the number of interpolated dims
+    **{getattr(aten, f"{prefix}{d}d"): AtenAlias("interpolate", None, _sampling("nearest", d))
+       for prefix in ("upsample_nearest", "_upsample_nearest_exact") for d in (1, 2, 3)},
+    aten.upsample_linear1d: AtenAlias("interpolate", None, _sampling("linear", 1)),
+    aten.upsample_bilinear2d: AtenAlias("interpolate", None, _sampling("linear", 2)),
+    aten._upsample_bilinear2d_aa: AtenAlias("interpolate", None, _sampling("linear", 2)),
+    aten.upsample_trilinear3d: AtenAlias("interpolate", None, _sampling("linear", 3)),
+    aten.upsample_bicubic2d: AtenAlias("interpolate", None, _sampling("cubic", 2)),
+    aten._upsample_bicubic2d_aa: AtenAlias("interpolate", None, _sampling("cubic", 2)),
+    aten.grid_sampler_2d: AtenAlias("interpolate", ("input", "grid"), _grid_sampling(2)),
+    aten.grid_sampler_3d: AtenAlias("interpolate", ("input", "grid"), _grid_sampling(3)),
+    # FFTs (rules/spectral.py): r2c reads and c2r writes real data (half the work)
+    aten._fft_r2c: AtenAlias("fft", ("self",), _fft(real=True, from_output=False)),
+    aten._fft_c2r: AtenAlias("fft", ("self",), _fft(real=True, from_output=True)),
+    aten._fft_c2c: AtenAlias("fft", ("self",), _fft(real=False, from_output=False)),
+    # copies: reversed, rotated, padded from the edges, patches unfolded, a slice written into a copy
+    aten.flip: AtenAlias("copy", ("self",)), aten.roll: AtenAlias("copy", ("self",)),
+    aten.im2col: AtenAlias("copy", ("self",)),
+    aten.col2im: _reduce("reduce_sum"),  # folds patches back: one add per input element
+    aten.reflection_pad1d: AtenAlias("pad", ("self",)), aten.reflection_pad2d: AtenAlias("pad", ("self",)),
+    aten.reflection_pad3d: AtenAlias("pad", ("self",)), aten.replication_pad1d: AtenAlias("pad", ("self",)),
+    aten.replication_pad2d: AtenAlias("pad", ("self",)), aten.replication_pad3d: AtenAlias("pad", ("self",)),
+    aten.slice_scatter: AtenAlias("copy", ("self", "src")), aten.select_scatter: AtenAlias("copy", ("self", "src")),
+    aten.diagonal_scatter: AtenAlias("copy", ("self", "src")),
+    aten.as_strided_scatter: AtenAlias("copy", ("self", "src")),
+    aten.masked_scatter: AtenAlias("copy", ("self", "mask", "source")),
+    aten._index_put_impl: AtenAlias("scatter", ("self", "indices", "values"),
+                                    lambda b, i, o: {"reduce": "add" if b.get("accumulate") else "none"}),
     aten.gelu: AtenAlias("gelu", ("self",)),  # resolved to gelu_tanh by approximate="tanh"
     # resolved from layout or dtype by the frontend: view vs reshape_copy, view vs cast
     aten.reshape: AtenAlias("view", ("self",)),
@@ -205,6 +292,9 @@ for _name in _VIEWS:
 for _name in _FILLS:
     if hasattr(aten, _name):
         ALIASES.setdefault(getattr(aten, _name), AtenAlias("fill"))
+for _name in _EMPTIES:
+    if hasattr(aten, _name):
+        ALIASES.setdefault(getattr(aten, _name), AtenAlias("view", ()))
 
 
 # Training graphs (aot_autograd forward and backward): backward ops, losses, training-mode ops.
@@ -290,9 +380,64 @@ OVERLOADS: dict[Any, AtenAlias] = {
 }
 
 
+# Custom ops of other libraries, keyed by their torch.library name (the op object exists only once the
+# library is imported: `--import transformers`).
+CUSTOM_ALIASES: dict[str, AtenAlias] = {
+    # transformers' MoE experts when torch._grouped_mm cannot run (float32, CPU): input [S, K] sorted by
+    # expert, weight [E, K, N], offs [E] cumulative token counts
+    "transformers::grouped_mm_fallback": AtenAlias("grouped_matmul", ("input", "weight", "offs")),
+}
+
+
+def functional_overload(overload: Any) -> Any:
+    """The functional ATen op an in-place one stands for (``relu_`` -> ``relu``, ``add_.Tensor`` ->
+    ``add.Tensor``, ``__iand__.Tensor`` -> ``__and__.Tensor``); any other op is returned as is.
+
+    ATen names every in-place variant after its functional op with a trailing underscore (dunders:
+    ``__iop__``), with the same overload names; out= overloads live in the functional op's packet.
+    """
+    if getattr(overload, "namespace", None) != "aten":
+        return overload
+    name = overload.overloadpacket.__name__
+    if name.startswith("__i") and name.endswith("__"):
+        base = "__" + name[3:]
+    elif name.endswith("_") and not name.endswith("__"):
+        base = name[:-1]
+    else:
+        return overload
+    packet = getattr(aten, base, None)
+    if not isinstance(packet, torch._ops.OpOverloadPacket):
+        return overload
+    # functional overloads: a tensor first argument (ldexp.default is the math-library float one), no out=
+    functional = {o: getattr(packet, o) for o in packet.overloads()}
+    functional = {o: op for o, op in functional.items() if op._schema.arguments
+                  and isinstance(op._schema.arguments[0].type, torch.TensorType)
+                  and not any(a.is_out for a in op._schema.arguments)}
+    for candidate in (overload._overloadname, "default"):
+        if candidate in functional:
+            return functional[candidate]
+    return next(iter(functional.values())) if len(functional) == 1 else overload  # ldexp_.default -> ldexp.Tensor
+
+
 def alias_for(overload: Any) -> Optional[AtenAlias]:
-    """The alias of an ATen OpOverload: its own entry, else its packet's."""
+    """The alias of an ATen OpOverload: its own entry, else its packet's, else one derived from torch's
+    metadata (in-place -> functional, pointwise tag, a custom op's library name); None if none."""
     found = OVERLOADS.get(overload)
     if found is None:
         found = ALIASES.get(getattr(overload, "overloadpacket", None))
+    if found is None and isinstance(overload, torch._ops.OpOverload):
+        found = _derived(overload)
     return found
+
+
+@lru_cache(maxsize=None)
+def _derived(overload: Any) -> Optional[AtenAlias]:
+    functional = functional_overload(overload)
+    if functional is not overload:
+        return alias_for(functional)
+    custom = CUSTOM_ALIASES.get(overload._schema.name)
+    if custom is not None:
+        return custom
+    from .aten_pointwise import pointwise_alias  # imports this module
+
+    return pointwise_alias(overload)

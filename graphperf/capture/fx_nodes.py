@@ -21,7 +21,7 @@ import torch
 from ..errors import AnalysisError
 from ..ir import Graph, Node, OpId, TensorType, Value
 from ..ops import canonical
-from .aten_ops import AtenAlias, alias_for
+from .aten_ops import AtenAlias, alias_for, functional_overload
 from .shapes import DimBinder
 
 __all__ = ["FxNodeCapture", "torch_dtype_name", "source_name", "flat_tensor_args"]
@@ -43,9 +43,12 @@ def torch_dtype_name(dtype: torch.dtype) -> str:
 
 
 def _bind(fx_node: torch.fx.Node) -> dict[str, Any]:
+    """Schema argument name -> value; out= arguments are left out (they are the node's outputs)."""
     schema = fx_node.target._schema
     bound: dict[str, Any] = {}
     for i, arg in enumerate(schema.arguments):
+        if arg.is_out:
+            continue
         if i < len(fx_node.args) and not arg.kwarg_only:
             bound[arg.name] = fx_node.args[i]
         elif arg.name in fx_node.kwargs:
@@ -156,7 +159,8 @@ class FxNodeCapture:
         results = fx_node.meta["val"]
         out_vals = list(results) if isinstance(results, (tuple, list)) else [results]
         attrs = alias.attrs(bound, in_vals, out_vals) if alias.attrs else {}
-        name = _resolve(target, alias, bound, in_vals, out_vals, lambda dims: self._ints(dims, fx_node.name))
+        name = _resolve(functional_overload(target), alias, bound, in_vals, out_vals,
+                        lambda dims: self._ints(dims, fx_node.name))
         return canonical(name), inputs, attrs
 
     def _ints(self, dims: Any, where: str) -> tuple[int, ...]:

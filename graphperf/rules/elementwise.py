@@ -4,6 +4,7 @@ Guarantees: an elementwise op with (f, t) in the table costs f flops and t trans
 output element (inputs broadcast to the output, so the output counts the work); bytes are
 every input read once (at its own, un-broadcast size) and every output written once.
 `pow` with a scalar int exponent is repeated multiplication and no transcendental (see below).
+The generic `pointwise` op costs what its node's attributes say per output element, the same way.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from ..cost import Cost
 from ..ir import TensorType
 from ..ops import ELEMENTWISE
-from ._common import out0, read_bytes, written_bytes
+from ._common import int_attr, out0, read_bytes, written_bytes
 from .registry import Rule, register
 
-__all__ = ["elementwise_rule", "pow_flops_per_element"]
+__all__ = ["elementwise_rule", "pow_flops_per_element", "pointwise_rule"]
 
 
 def elementwise_rule(name: str, flops: int, transcendentals: int) -> Rule:
@@ -47,6 +48,19 @@ def pow_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], at
         return _pow_generic(ins, outs, attrs)
     n = out0("pow", outs).numel
     return Cost(pow_flops_per_element(e) * n, 0, 0, read_bytes(ins), written_bytes(outs))
+
+
+# pointwise: the generic elementwise op. A frontend op without a canonical entry of its own (the long
+# tail of torch.Tag.pointwise: graphperf/capture/aten_pointwise.py) carries its per-output-element
+# counts as attributes, derived beside its mapping; the rule applies them as the table does.
+@register("pointwise")
+def pointwise_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
+    n = out0("pointwise", outs).numel
+    flops = int_attr("pointwise", attrs, "flops_per_element")
+    trans = int_attr("pointwise", attrs, "transcendentals_per_element")
+    if flops + trans == 0:
+        raise ValueError("pointwise: an op with no flop and no transcendental per element is not pointwise work")
+    return Cost(flops * n, 0, trans * n, read_bytes(ins), written_bytes(outs))
 
 
 def _register_all() -> None:

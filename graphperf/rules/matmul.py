@@ -17,7 +17,7 @@ from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
 
-__all__ = ["matmul_rule", "einsum_rule", "quantized_matmul_rule"]
+__all__ = ["matmul_rule", "grouped_matmul_rule", "einsum_rule", "quantized_matmul_rule"]
 
 
 # matmul: out[..., m, n] = sum_k op(a)[..., m, k] * op(b)[..., k, n] (+ bias[..., m, n]).
@@ -49,6 +49,33 @@ def matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
     bias = optional(ins, 2)
     vector = out.numel if bias is not None else 0
     return Cost(matrix + vector, matrix, 0, read_bytes(ins), written_bytes(outs))
+
+
+# grouped_matmul: one matmul per group (MoE experts). Each output element is still a dot product over
+# its group's K, so as for matmul flops = 2 * numel(out) * K, all on the matrix unit:
+#   a [S, K]    @ b [G, K, N] -> [S, N]     each row of a (a token, sorted by expert) times its group's [K, N]
+#   a [G, M, K] @ b [G, K, N] -> [G, M, N]  a batched matmul
+#   a [M, Ktot] @ b [Ktot, N] -> [G, M, N]  K split by offsets: group g sums over its K_g, and
+#                                           sum_g K_g = Ktot, so flops = 2 * (numel(out) / G) * Ktot
+# Bytes: every input read once (each group's weights loaded once), the output written once.
+@register("grouped_matmul")
+def grouped_matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
+                        attrs: Mapping[str, Any]) -> Cost:
+    a = operand("grouped_matmul", ins, 0, "a")
+    b = operand("grouped_matmul", ins, 1, "b")
+    out = out0("grouped_matmul", outs)
+    if a.rank not in (2, 3) or b.rank not in (2, 3):
+        raise ValueError(f"grouped_matmul: operands must be 2-D or 3-D, got a {a} and b {b}")
+    k = a.shape[-1]
+    if b.shape[-2] != k:
+        raise ValueError(f"grouped_matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={b.shape[-2]}")
+    if a.rank == 2 and b.rank == 2:  # K split into the groups of the output's first dimension
+        if out.rank != 3 or out.shape[0] == 0:
+            raise ValueError(f"grouped_matmul: a 2-D x 2-D grouped matmul writes [G, M, N], got {out}")
+        matrix = 2 * (out.numel // out.shape[0]) * k
+    else:
+        matrix = 2 * out.numel * k
+    return Cost(matrix, matrix, 0, read_bytes(ins), written_bytes(outs))
 
 
 # einsum.

@@ -54,12 +54,25 @@ EXPLICIT = [
     case("pow", [x, row], [out], {}, Cost(0, 0, r * c, F32 * (r * c + c), F32 * r * c), "tensor"),
 ]
 
-ERRORS = [bad(name, [x], [], {}, "no output", "no-output") for name in ("add", "exp", "pow")]
+# pointwise: the generic elementwise op; its per-output-element counts arrive as attributes
+# (lerp a + w * (b - a): 3 flops; log10 = log(x) / ln 10: 1 flop + 1 transcendental)
+GENERIC = [
+    case("pointwise", [x, row, x], [out], {"flops_per_element": 3, "transcendentals_per_element": 0},
+         Cost(3 * r * c, 0, 0, F32 * (2 * r * c + c), F32 * r * c), "lerp"),
+    case("pointwise", [x], [out], {"flops_per_element": 1, "transcendentals_per_element": 1},
+         Cost(r * c, 0, r * c, F32 * r * c, F32 * r * c), "log10"),
+]
 
-COVERED_OPS = ops_in(TABLE, EXPLICIT)
+ERRORS = [bad(name, [x], [], {}, "no output", "no-output") for name in ("add", "exp", "pow")] + [
+    bad("pointwise", [x], [out], {}, "flops_per_element", "no-counts"),
+    bad("pointwise", [x], [out], {"flops_per_element": 0, "transcendentals_per_element": 0}, "not pointwise work",
+        "zero"),
+]
+
+COVERED_OPS = ops_in(TABLE, EXPLICIT, GENERIC)
 
 
-@pytest.mark.parametrize("op, ins, outs, attrs, expected", TABLE + EXPLICIT)
+@pytest.mark.parametrize("op, ins, outs, attrs, expected", TABLE + EXPLICIT + GENERIC)
 def test_elementwise(op, ins, outs, attrs, expected):
     check_cases(op, ins, outs, attrs, expected)
 

@@ -67,7 +67,22 @@ EINSUM = [
               *io([T(i_, j_), T(k_), T(j_, k_, l_)], [T(i_, l_)])), "chain3-keep"),
 ]
 
+# grouped_matmul: g groups; s rows of a sorted by group (MoE tokens by expert), offsets [g] int32
+g, s = 4, 9
+GROUPED = [
+    case("grouped_matmul", [T(s, k), T(g, k, n), T(g, dtype="int32")], [T(s, n)], {},
+         Cost(2 * s * k * n, 2 * s * k * n, 0, F32 * (s * k + g * k * n) + 4 * g, F32 * s * n), "moe-2d-3d"),
+    case("grouped_matmul", [T(g, m, k), T(g, k, n)], [T(g, m, n)], {},
+         Cost(2 * g * m * k * n, 2 * g * m * k * n, 0, F32 * g * (m * k + k * n), F32 * g * m * n), "3d-3d"),
+    # K split by offsets: group i sums over its own K_i, and sum K_i = k
+    case("grouped_matmul", [T(m, k), T(k, n), T(g, dtype="int32")], [T(g, m, n)], {},
+         Cost(2 * m * k * n, 2 * m * k * n, 0, F32 * (m * k + k * n) + 4 * g, F32 * g * m * n), "k-split"),
+]
+
 ERRORS = [
+    bad("grouped_matmul", [T(s, k), T(g, k + 1, n)], [T(s, n)], {}, "contraction sizes differ", "k-mismatch"),
+    bad("grouped_matmul", [T(s), T(g, k, n)], [T(s, n)], {}, "2-D or 3-D", "rank"),
+    bad("grouped_matmul", [T(m, k), T(k, n)], [T(m, n)], {}, "writes \\[G, M, N\\]", "k-split-out"),
     bad("matmul", [T(m, k)], [T(m, n)], {}, "matmul: missing required input 1", "missing-b"),
     bad("matmul", [T(), T(k, n)], [T(n)], {}, "rank >= 1", "scalar"),
     bad("matmul", [T(m, k), T(k + 1, n)], [T(m, n)], {}, "contraction sizes differ", "k-mismatch"),
@@ -79,10 +94,10 @@ ERRORS = [
     bad("einsum", [T(i_, j_), T(j_, k_)], [T(i_, k_)], {"equation": "ij,jk->iz"}, "no operand has", "unknown-out"),
 ]
 
-COVERED_OPS = ops_in(MATMUL, EINSUM)
+COVERED_OPS = ops_in(MATMUL, EINSUM, GROUPED)
 
 
-@pytest.mark.parametrize("op, ins, outs, attrs, expected", MATMUL + EINSUM)
+@pytest.mark.parametrize("op, ins, outs, attrs, expected", MATMUL + EINSUM + GROUPED)
 def test_matmul_family(op, ins, outs, attrs, expected):
     check_cases(op, ins, outs, attrs, expected)
 
