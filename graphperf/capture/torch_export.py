@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import zipfile
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
@@ -122,15 +123,46 @@ def unregistered_ops(zf: zipfile.ZipFile, names: Iterable[str]) -> list[str]:
 
 
 @contextmanager
-def _quiet_deserializer() -> Iterator[None]:
-    """torch.export.load logs a multi-line traceback before raising; the raised error is what we report."""
+def _quiet_deserializer() -> Iterator[list[BaseException]]:
+    """torch.export.load logs the cause of a failure as a multi-line traceback and then raises a generic
+    error ("check the warnings above"); keep the log off the terminal and collect the logged causes."""
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                causes.append(record.exc_info[1])
+
+    causes: list[BaseException] = []
     logger = logging.getLogger("torch.export")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
+    logger.handlers, logger.propagate = [_Collect(logging.WARNING)], False
+    logger.setLevel(logging.WARNING)
     try:
-        yield
+        yield causes
     finally:
+        logger.handlers, logger.propagate = handlers, propagate
         logger.setLevel(level)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _load_failure(path: str, exc: BaseException, causes: list[BaseException]) -> UsageError:
+    """One line: the logged cause (the root of its chain) rather than torch's "check the warnings above";
+    a program whose outputs are a library's classes (transformers' ModelOutput) names the --import."""
+    cause = causes[-1] if causes else exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    reason = _first_line(cause)
+    unregistered = re.search(r"Deserializing ([A-Za-z_][\w.]*)\.\w+ in pytree is not registered", reason)
+    if unregistered:
+        package = unregistered.group(1).split(".")[0]
+        return UsageError(f"{path}: its inputs or outputs are {unregistered.group(1)} classes, which no imported "
+                          f"library registers with torch's pytree; pass --import {package} (import_modules="
+                          f"[{package!r}] in the API)")
+    return UsageError(f"{path}: torch.export.load failed: {reason}")
 
 
 def load_pt2(path: str | os.PathLike, import_modules: Sequence[str] = ()) -> ExportedProgram:
@@ -161,10 +193,10 @@ def load_pt2(path: str | os.PathLike, import_modules: Sequence[str] = ()) -> Exp
                          f"--import MODULE (import_modules=[...] in the API) naming the library that registers "
                          f"the {namespace!r} ops, e.g. --import {namespace}")
     try:
-        with _weights_only_loads(), _quiet_deserializer():
+        with _weights_only_loads(), _quiet_deserializer() as causes:
             return torch.export.load(path)
     except Exception as exc:
-        raise UsageError(f"{path}: torch.export.load failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise _load_failure(str(path), exc, causes) from None
 
 
 def _module_path(fx_node: torch.fx.Node) -> str:

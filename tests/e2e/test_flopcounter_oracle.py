@@ -27,7 +27,7 @@ def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, 
 
 
 _FAMILY = {
-    aten.mm: "matmul", aten.addmm: "matmul", aten.bmm: "matmul", aten.baddbmm: "matmul",
+    aten.mm: "matmul", aten.addmm: "matmul", aten.bmm: "matmul", aten.baddbmm: "matmul", aten._grouped_mm: "matmul",
     aten.convolution: "conv", aten._convolution: "conv",
     aten._scaled_dot_product_flash_attention_for_cpu: "attention",
     aten._scaled_dot_product_efficient_attention: "attention",
@@ -37,10 +37,20 @@ _FAMILY = {
 
 def oracle_flops(name: str, phase: str | None) -> dict[str, int]:
     wl = tiny_workload(name, phase)
+    return flopcounter_flops(wl.module, wl.args)
+
+
+def flopcounter_flops(module, args=(), kwargs=None, *, math_sdpa: bool = False) -> dict[str, int]:
+    """FlopCounterMode's FLOPs per family for one eager run of `module`. With `math_sdpa`, attention runs
+    the math SDPA backend, whose matmuls FlopCounterMode counts as bmm (family "matmul")."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     mode = FlopCounterMode(display=False, custom_mapping={
         aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops})
-    with mode, torch.no_grad():
-        wl.module(*wl.args)
+    with mode, torch.no_grad(), sdpa_kernel(SDPBackend.MATH) if math_sdpa else nullcontext():
+        module(*args, **(kwargs or {}))
     out: dict[str, int] = {}
     for op, flops in mode.get_flop_counts()["Global"].items():
         family = _FAMILY.get(op)
@@ -50,15 +60,19 @@ def oracle_flops(name: str, phase: str | None) -> dict[str, int]:
 
 
 def graphperf_flops(name: str, phase: str | None) -> tuple[dict[str, int], int]:
+    return matrix_flops_by_family(tiny_graph(name, phase))
+
+
+def matrix_flops_by_family(graph) -> tuple[dict[str, int], int]:
     """Matrix FLOPs per family with causal attention doubled back to FlopCounterMode's convention,
     and the causal attention matrix FLOPs as we count them."""
     out: dict[str, int] = {}
     causal = 0
-    for nc in count(tiny_graph(name, phase)):
+    for nc in count(graph):
         if nc.cost is None or not nc.cost.matrix_flops:
             continue
         family = "attention" if nc.node.op.name == "attention" else (
-            "matmul" if nc.node.op.name in ("matmul", "einsum") else nc.node.op.name)
+            "matmul" if nc.node.op.name in ("matmul", "einsum", "grouped_matmul") else nc.node.op.name)
         flops = nc.cost.matrix_flops
         if nc.node.op.name == "attention" and nc.node.attrs.get("is_causal"):
             causal += flops
