@@ -489,7 +489,39 @@ class _Capture:
         for vi in (*ig.input, *ig.value_info, *ig.output):  # a graph output may be declared untyped
             if vi.name not in self.inferred or vi.type.tensor_type.HasField("shape"):
                 self.inferred[vi.name] = vi.type
+        self._contrib_shapes(sk)
         return strict_error
+
+    def _static(self, name: str) -> bool:
+        tp = self.inferred.get(name)
+        return tp is not None and tp.HasField("tensor_type") and tp.tensor_type.HasField("shape") and \
+            all(d.HasField("dim_value") for d in tp.tensor_type.shape.dim)
+
+    def _contrib_shapes(self, sk: onnx.ModelProto) -> None:
+        """onnx has no shape inference for onnxruntime's contrib ops (Attention, SkipLayerNormalization,
+        MatMulNBits, ...): when an output of a non-default-domain node has no static shape, onnxruntime's
+        symbolic shape inference, which knows them, fills in the static shapes onnx left unknown."""
+        if not any(n.domain and not n.is_constant and any(o and not self._static(o) for o in n.outputs)
+                   for n in self.nodes):
+            return
+        try:
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+            # SymbolicShapeInference.infer_shapes, less its last step: when some shape stays unknown it saves
+            # the model into the working directory before raising; the partial result is what is wanted here
+            ssi = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+            ssi._preprocess(sk)
+            while ssi.run_:
+                ssi._infer_impl()
+            ssi._update_output_from_vi()
+            out = ssi.out_mp_
+        except Exception:  # no onnxruntime, or an op it cannot infer either: the outputs stay unknown
+            return
+        for vi in (*out.graph.value_info, *out.graph.output):
+            tt = vi.type.tensor_type
+            if vi.type.HasField("tensor_type") and tt.HasField("shape") and not self._static(vi.name) and \
+                    all(d.HasField("dim_value") for d in tt.shape.dim):
+                self.inferred[vi.name] = vi.type
 
     # -- folding small constant subgraphs --
 

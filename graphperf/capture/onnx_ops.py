@@ -17,13 +17,16 @@ Decisions:
 - Reshape, Squeeze, Unsqueeze, Flatten, Identity, Shape, Size -> ``view`` (onnxruntime does not copy).
   Transpose, DepthToSpace, SpaceToDepth -> ``transpose`` (ONNX materialises them); Expand ->
   ``expand``; Tile -> ``copy`` (writes the tiled output); Resize/Upsample in ``nearest`` mode ->
-  ``copy``; linear and cubic Resize interpolate (arithmetic with no canonical op) and stay unknown.
+  ``copy``; in linear and cubic modes -> ``interpolate`` over the dimensions whose size changes.
 - Variadic Sum/Max/Min with more than two inputs become a chain of binary nodes.
 - Attention with past_key/past_value becomes concat(past, new) -> attention on the concatenated
   keys and values, which is what the runtime does (the present_key/present_value outputs).
 - ReduceL1, ReduceL2, ReduceSumSquare and ReduceLogSum -> ``reduce_sum`` (their one extra
-  elementwise op per element, or one log per output, is not counted); ReduceLogSumExp, whose
-  exp per element would be lost, stays unknown.
+  elementwise op per element, or one log per output, is not counted); ReduceLogSumExp ->
+  ``reduce_logsumexp`` (its exp per element counted).
+- The less common default-domain ops are mapped in `onnx_tail_ops`, the ``com.microsoft`` contrib ops in
+  `onnx_contrib_ops` and `onnx_contrib_attention`; they register into this table when this module is imported. `onnx_coverage` lists
+  every op of both op sets and says, for each, how it is covered or why it is not.
 """
 
 from __future__ import annotations
@@ -276,7 +279,6 @@ _simple({
     "Trilu": "masked_fill",  # a masked copy: triu/tril select between x and 0 per element
 })
 _simple({"Dropout": "dropout"}, keep=(0,))  # ratio and training_mode are scalars
-_simple({"Gelu": "gelu", "FastGelu": "gelu_tanh"}, keep=(0,), domain="com.microsoft")
 
 
 @_register("Gelu", ("gelu", "gelu_tanh"))
@@ -329,13 +331,6 @@ _simple({"QLinearMatMul": "matmul"}, keep=(0, 3))  # (a, a_scale, a_zp, b, b_sca
 def _gemm(n: OnnxNode) -> Part:
     keep = (0, 1, 2) if float(n.attrs.get("beta", 1.0)) != 0.0 else (0, 1)
     return n.part("matmul", keep, trans_a=bool(n.attrs.get("transA", 0)), trans_b=bool(n.attrs.get("transB", 0)))
-
-
-@_register("FusedMatMul", ("matmul",), domain="com.microsoft")
-def _fused_matmul(n: OnnxNode) -> Part:
-    if n.attrs.get("transBatchA", 0) or n.attrs.get("transBatchB", 0):
-        raise KeepUnknown("transBatchA/transBatchB")
-    return n.part("matmul", (0, 1), trans_a=bool(n.attrs.get("transA", 0)), trans_b=bool(n.attrs.get("transB", 0)))
 
 
 @_register("Einsum", ("einsum",))
@@ -412,8 +407,6 @@ def _norm_numel(n: OnnxNode, default_axis: int = -1) -> int:
 
 _register("LayerNormalization", ("layer_norm",))(lambda n: n.part("layer_norm", (0, 1, 2), norm_numel=_norm_numel(n)))
 _register("RMSNormalization", ("rms_norm",))(lambda n: n.part("rms_norm", (0, 1), norm_numel=_norm_numel(n)))
-_register("SimplifiedLayerNormalization", ("rms_norm",), domain="com.microsoft")(
-    lambda n: n.part("rms_norm", (0, 1), norm_numel=_norm_numel(n)))
 _register("SimplifiedLayerNormalization", ("rms_norm",))(  # onnxruntime registers it in the default domain
     lambda n: n.part("rms_norm", (0, 1), norm_numel=_norm_numel(n)))
 _register("BatchNormalization", ("batch_norm",))(lambda n: n.part("batch_norm", (0, 1, 2, 3, 4)))
@@ -552,12 +545,23 @@ def _transpose(n: OnnxNode) -> Part:
 _simple({"DepthToSpace": "transpose", "SpaceToDepth": "transpose"}, keep=(0,))
 
 
-@_register(("Resize", "Upsample"), ("copy",))
+_INTERPOLATION = {"linear": "linear", "bilinear": "linear", "trilinear": "linear", "cubic": "cubic"}
+
+
+@_register(("Resize", "Upsample"), ("copy", "interpolate"))
 def _resize(n: OnnxNode) -> Part:
     mode = str(n.attrs.get("mode", "nearest"))
-    if mode != "nearest":  # linear/cubic interpolation is arithmetic graphperf has no op for
+    if mode == "nearest":
+        return n.part("copy", (0,), mode=mode)
+    if mode not in _INTERPOLATION:
         raise KeepUnknown(f"mode {mode!r}")
-    return n.part("copy", (0,), mode=mode)
+    x, out = n.in_type(0), n.out_type(0)
+    if x is None or out is None:
+        raise UnmappableNode("the input's or the output's shape is unknown")
+    spatial = sum(1 for a, b in zip(x.shape, out.shape) if a != b)
+    if spatial == 0:
+        return n.part("copy", (0,), mode=mode)
+    return n.part("interpolate", (0,), mode=_INTERPOLATION[mode], spatial=spatial)
 
 
 # --- evaluating small constant subgraphs ------------------------------------------------------------
@@ -627,3 +631,8 @@ def fold(node: onnx.NodeProto, opset: int, const: Callable[[str], Optional[np.nd
     if len(outputs) < sum(map(bool, node.output)) or any(o.size > limit or o.dtype == object for o in outputs):
         return None
     return outputs
+
+
+# the less common default-domain ops and the com.microsoft contrib ops register into _TABLE (they import
+# the helpers above, so they come last)
+from . import onnx_contrib_attention, onnx_contrib_ops, onnx_tail_ops  # noqa: E402,F401
