@@ -41,13 +41,12 @@ from ..ops import canonical
 from . import onnx_ops
 from .files import require_file
 from .onnx_ops import DTYPES, KeepUnknown, OnnxNode, UnmappableNode, module_path
+from .onnx_shapes import MAX_DIM, MAX_NUMEL, contrib_shapes, data_problem, declared_shape_problem, is_static
 
 __all__ = ["capture_onnx", "module_path", "SMALL_NUMEL", "FOLD_NUMEL", "MAX_DIM", "MAX_NUMEL"]
 
 SMALL_NUMEL = 64  # constants this small are read (shapes, axes, pads, exponents); larger ones never
 FOLD_NUMEL = 4096  # values computed from constants at capture time (see _fold) are at most this big
-MAX_DIM = 2**31
-MAX_NUMEL = 2**40
 _SMALL_BYTES = SMALL_NUMEL * 16
 
 _READABLE_EXTERNAL = {  # element types whose external bytes map to numpy one to one
@@ -56,16 +55,6 @@ _READABLE_EXTERNAL = {  # element types whose external bytes map to numpy one to
     TensorProto.UINT64, TensorProto.BOOL,
 }
 _STAND_IN_CODES = {getattr(TensorProto, name): name.lower() for name in onnx_ops.DTYPE_STAND_INS}
-# bits per element in raw_data, and the typed field that holds one value per element (checked against shapes)
-_SUB_BYTE_BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}
-_ELEMENT_BITS = {code: _SUB_BYTE_BITS.get(name) or 8 * onnx.helper.tensor_dtype_to_np_dtype(code).itemsize
-                 for name, code in TensorProto.DataType.items()
-                 if name not in ("UNDEFINED", "STRING") and not name.startswith("FLOAT6")
-                 and code in onnx.helper.get_all_tensor_dtypes()}
-_TYPED_FIELD = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data", TensorProto.INT64: "int64_data",
-                **{code: "int32_data" for code in (TensorProto.INT32, TensorProto.INT16, TensorProto.INT8,
-                                                   TensorProto.UINT16, TensorProto.UINT8, TensorProto.BOOL,
-                                                   TensorProto.FLOAT16, TensorProto.BFLOAT16)}}
 
 
 def capture_onnx(model: Union[str, os.PathLike, onnx.ModelProto], dims: Optional[Mapping[str, int]] = None) -> Graph:
@@ -309,43 +298,15 @@ class _Capture:
         if name in self.weights:
             raise self.fail(f"invalid ONNX model: '{name}' is defined twice: re-export the model")
         self._check_declared(what, name, shape)
-        if t is not None:
-            self._check_data(what, name, t, shape)
+        problem = None if t is None else data_problem(what, name, t, shape)
+        if problem:
+            raise self.fail(problem)
         self.weights[name] = (t, shape, dtype)
 
     def _check_declared(self, what: str, name: str, dims: Any, empty_ok: bool = True) -> None:
-        """A shape written in the file: no negative dimension, within MAX_DIM and MAX_NUMEL, and (for
-        graph inputs, `empty_ok=False`) no zero-size dimension."""
-        sizes = [d for d in dims if isinstance(d, int)]
-        shown = "[" + ", ".join(str(d) for d in dims) + "]"
-        if any(d < 0 for d in sizes):
-            neg = next(d for d in sizes if d < 0)
-            raise self.fail(f"{what} '{name}' has a negative dimension {neg} (shape {shown}): fix the shape in "
-                            "the model (a dynamic dimension is a name, dim_param, never a negative size)")
-        if any(d > MAX_DIM for d in sizes) or math.prod(sizes) > MAX_NUMEL:
-            raise self.fail(f"{what} '{name}' has shape {shown}, above the limit of 2**31 per dimension and "
-                            "2**40 elements: the shape is corrupt: re-export the model")
-        if not empty_ok and 0 in sizes:
-            raise self.fail(f"{what} '{name}' has a zero-size dimension (shape {shown}): an empty input makes the "
-                            "model do no work: give it a size in the model (or name it and bind it with --dim)")
-
-    def _check_data(self, what: str, name: str, t: TensorProto, shape: tuple[int, ...]) -> None:
-        """Inline data that contradicts the declared shape (e.g. dims [0, 8] holding 32 floats). Tensors
-        with no inline data (external, or weights stripped from the file) are not checked."""
-        n = math.prod(shape)
-        if t.data_location == TensorProto.EXTERNAL:
-            return
-        if t.raw_data:
-            bits = _ELEMENT_BITS.get(t.data_type)
-            held, need = len(t.raw_data), None if bits is None else (n * bits + 7) // 8
-            unit = "bytes"
-        else:
-            field = _TYPED_FIELD.get(t.data_type)
-            held = len(getattr(t, field)) if field else 0
-            need, unit = (n if held else None), "values"
-        if need is not None and held != need:
-            raise self.fail(f"{what} '{name}' declares shape {list(shape)} ({n} elements) but holds {held} {unit} "
-                            f"of data ({need} expected): the file is corrupt: re-export the model")
+        problem = declared_shape_problem(what, name, dims, empty_ok)
+        if problem:
+            raise self.fail(problem)
 
     # -- dims --
 
@@ -492,36 +453,13 @@ class _Capture:
         self._contrib_shapes(sk)
         return strict_error
 
-    def _static(self, name: str) -> bool:
-        tp = self.inferred.get(name)
-        return tp is not None and tp.HasField("tensor_type") and tp.tensor_type.HasField("shape") and \
-            all(d.HasField("dim_value") for d in tp.tensor_type.shape.dim)
-
     def _contrib_shapes(self, sk: onnx.ModelProto) -> None:
-        """onnx has no shape inference for onnxruntime's contrib ops (Attention, SkipLayerNormalization,
-        MatMulNBits, ...): when an output of a non-default-domain node has no static shape, onnxruntime's
-        symbolic shape inference, which knows them, fills in the static shapes onnx left unknown."""
-        if not any(n.domain and not n.is_constant and any(o and not self._static(o) for o in n.outputs)
-                   for n in self.nodes):
-            return
-        try:
-            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-            # SymbolicShapeInference.infer_shapes, less its last step: when some shape stays unknown it saves
-            # the model into the working directory before raising; the partial result is what is wanted here
-            ssi = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
-            ssi._preprocess(sk)
-            while ssi.run_:
-                ssi._infer_impl()
-            ssi._update_output_from_vi()
-            out = ssi.out_mp_
-        except Exception:  # no onnxruntime, or an op it cannot infer either: the outputs stay unknown
-            return
-        for vi in (*out.graph.value_info, *out.graph.output):
-            tt = vi.type.tensor_type
-            if vi.type.HasField("tensor_type") and tt.HasField("shape") and not self._static(vi.name) and \
-                    all(d.HasField("dim_value") for d in tt.shape.dim):
-                self.inferred[vi.name] = vi.type
+        """Contrib-op outputs onnx left without a static shape take onnxruntime's (`onnx_shapes.contrib_shapes`)."""
+        if any(n.domain and not n.is_constant and any(o and not is_static(self.inferred.get(o)) for o in n.outputs)
+               for n in self.nodes):
+            for name, tp in contrib_shapes(sk).items():
+                if not is_static(self.inferred.get(name)):
+                    self.inferred[name] = tp
 
     # -- folding small constant subgraphs --
 
