@@ -116,8 +116,9 @@ def _or(value: Optional[float], default: float) -> float:
     return default if value is None else value
 
 
-#: Ops whose class depends on their shapes: an elementwise op with a broadcast operand is `strided`.
-BROADCASTING_OPS = frozenset(ELEMENTWISE)
+#: Ops whose class depends on their shapes: an elementwise op (or the generic `pointwise` op) with a broadcast
+#: operand is `strided`.
+BROADCASTING_OPS = frozenset((*ELEMENTWISE, "pointwise"))
 
 
 def stream_class(op: str, input_shapes, output_shape) -> str:
