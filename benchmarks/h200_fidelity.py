@@ -211,6 +211,10 @@ READING = """\
   and the write-back of the flush's dirty lines that the kernel's reads evict; both are fitted with the model
   (the "sweep timer" above) and added to sweep rows only. Traces report the kernels' own time (CUPTI), which
   device_s is; the "device_s alone" column shows how far the raw kernel time is from do_bench's.
+- Why the timer model is needed, in one example: llama3-8b decode's gate/up projection (m=16, n=14336, k=4096,
+  bf16) runs 31.5 us per kernel in the trace (CUPTI) and 41.2 us in the do_bench sweep: the same kernel, timed
+  two ways. `device_s` is the kernel time; the shared/hooks/h200_kernels.py figure compares it with do_bench
+  time directly (no timer model), so it reads higher (GEMM 23%, attention 16%, elementwise 36% at this commit).
 - Held out: about a third of the sweep rows (by a hash of the row: the same split on every machine), the two
   decode traces for the kernel fit, gpt2 decode for the host fit, the CUDA-graph replay (gap measured from the
   traces' kernel-to-kernel gaps, not fitted). compiled_launch_us is fitted to bert-base compiled, the only
