@@ -33,6 +33,7 @@ from typing import Optional, Sequence, Union
 from ..target import FIGURE_FIELDS
 from .html_assets import (BOUND_COLOURS, OP_PALETTE, LogScale, Section, bar_cell, document, esc, hbar_chart,
                           kv_table, loglog_frame, pct, sort_key, table)
+from .memory_fit import does_not_fit_note, fit_line
 from .model import SCHEMA, NodeRecord, Report
 from .units import seconds, si
 
@@ -122,7 +123,7 @@ def totals_body(report: Report) -> str:
                          for b, s in t["latency_by_bound_s"].items() if s > 0 and t["latency_s"] > 0) or "-"
     unknown = ", ".join(f"{esc(op)} x{n}" for op, n in t["unknown_ops"].items()) or "none"
     rows = [
-        ("projected latency", seconds(t["latency_s"]) + lower),
+        ("projected latency", esc(does_not_fit_note(t)) + seconds(t["latency_s"]) + lower),
         ("time by bound", by_bound),
         ("sum of compute / memory time", f"{seconds(t['compute_s'])} / {seconds(t['memory_s'])}"),
         ("FLOPs", f"{si(t['flops'], 'FLOP')} ({si(t['matrix_flops'], 'FLOP')} on matrix units)"),
@@ -132,6 +133,7 @@ def totals_body(report: Report) -> str:
         ("weights", f"{si(t['weight_bytes'], 'B')} ({si(t['parameters'], '')} parameters)"),
         ("graph inputs", si(t["input_bytes"], "B")),
         ("peak live activations", si(t["peak_activation_bytes"], "B")),
+        ("memory", esc(fit_line(t))),
         ("coverage", f"{pct(t['coverage'])}: {t['counted_nodes']} of {t['nodes']} nodes have a cost rule"),
         ("unknown ops", unknown),
     ]

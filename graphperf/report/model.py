@@ -27,6 +27,7 @@ from ..count import NodeCount
 from ..execution import Execution, simulate
 from ..ir import Graph
 from ..project import NodeTime
+from .memory_fit import memory_fit
 
 __all__ = ["NodeRecord", "Report", "Rollup", "build_report", "SCHEMA"]
 
@@ -45,6 +46,9 @@ CONVENTIONS = {
                "(latency_s) is the host issue queue of the execution mode (graph | eager | compiled) over the "
                "device times; a node's latency_s is the wall time it adds; unknown nodes are excluded, never zero",
     "weights": "weight_bytes counts every parameter, buffer and constant the model holds; activations apart",
+    "memory": "memory_needed_bytes = weight_bytes + peak_activation_bytes; fits compares it with the target's "
+              "memory_gb * 1e9 (None when the target states no memory_gb); latency_s of a model that does not "
+              "fit is the time of the work alone, labelled 'does not fit'",
     "alignment": "a GEMM dimension is misaligned when the row stride it sets (its size times the element size) is "
                  "not a multiple of 16 bytes; operands with a single row have no stride (graphperf/alignment.py)",
 }
@@ -222,6 +226,7 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
         "parameters": int(graph.meta.get("parameter_count", sum(v.type.numel for v in graph.weights() if v.type))),
         "input_bytes": input_bytes,
         "peak_activation_bytes": peak_activation_bytes,
+        **memory_fit(weight_bytes, peak_activation_bytes, getattr(target, "memory_gb", None)),
         "latency_s": ex["latency_s"],
         "mode": ex["mode"],
         "device_s": ex["device_s"],

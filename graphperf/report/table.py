@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console, Group
 from rich.table import Table
 
+from .memory_fit import does_not_fit_note, fit_line
 from .model import Report
 from .units import seconds, si
 
@@ -18,7 +19,7 @@ def _totals(report: Report) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     lower = " (lower bound: unknown ops excluded)" if t["latency_is_lower_bound"] else ""
-    table.add_row("projected latency", seconds(t["latency_s"]) + lower + f" ({t['mode']} mode)")
+    table.add_row("projected latency", does_not_fit_note(t) + seconds(t["latency_s"]) + lower + f" ({t['mode']} mode)")
     table.add_row("device / host / idle", f"device {seconds(t['device_s'])}, host issue {seconds(t['host_s'])}, "
                                           f"device idle {seconds(t['idle_s'])}, wall {seconds(t['latency_s'])}")
     note = launch_bound_note(t)
@@ -32,6 +33,7 @@ def _totals(report: Report) -> Table:
     table.add_row("bytes moved", si(t["bytes"], "B"))
     table.add_row("weights", f"{si(t['weight_bytes'], 'B')} ({si(t['parameters'], '')} parameters)")
     table.add_row("peak live activations", si(t["peak_activation_bytes"], "B"))
+    table.add_row("memory", fit_line(t))
     table.add_row("coverage", f"{t['coverage']:.1%} of {t['nodes']} nodes have a cost rule")
     if t["unknown_ops"]:
         table.add_row("unknown ops", ", ".join(f"{op} x{n}" for op, n in t["unknown_ops"].items()))
