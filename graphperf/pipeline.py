@@ -42,6 +42,12 @@ class ModelRequest:
 
 _SHAPING = ("phase", "batch", "seq", "kv_len", "dtype", "attention")
 
+# Absurd workload shapes are refused before anything is built or traced (exit 2, one line): a batch above
+# MAX_BATCH, or any example input above MAX_INPUT_NUMEL elements, the limit ONNX files get
+# (graphperf/capture/onnx_shapes.py). --seq and --kv-len are bounded by the model's max_positions already.
+MAX_BATCH = 2**20
+MAX_INPUT_NUMEL = 2**40
+
 
 @contextmanager
 def gc_paused():
@@ -112,15 +118,42 @@ def _load_workload(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
         names = ", ".join(m.name for m in models.list_models())
         raise UsageError(f"unknown model {req.ref!r}: not a file and not a workload; choose one of {names} "
                          "(see `graphperf models`)") from None
+    if req.batch is not None and req.batch > MAX_BATCH:
+        raise UsageError(f"{req.ref}: --batch {req.batch} is above the limit of {MAX_BATCH:,} (2**20); "
+                         "pass a smaller --batch")
     try:
         wl = models.build(req.ref, config=req.config, phase=req.phase, batch=req.batch, seq=req.seq,
                           kv_len=req.kv_len, dtype=req.dtype, device="meta", attention=req.attention or "sdpa")
     except (ValueError, KeyError) as exc:
         raise UsageError(f"{req.ref}: {str(exc).strip(chr(39))}") from None
+    _check_input_sizes(req, wl.args)
     graph = capture_module(wl.module, wl.args, name=req.ref)
     info = {"name": req.ref, "frontend": "torch.export", "source": f"graphperf.models:{req.ref}",
             "config": req.config, "description": wl.description, "family": spec.family}
     return graph, info
+
+
+def _check_input_sizes(req: ModelRequest, args) -> None:
+    """Refuse a workload whose example inputs (token ids, KV cache, images) exceed MAX_INPUT_NUMEL elements."""
+    for t in _tensors(args):
+        if t.numel() > MAX_INPUT_NUMEL:
+            flags = ", ".join(f"--{k.replace('_', '-')} {getattr(req, k)}" for k in ("batch", "seq", "kv_len")
+                              if getattr(req, k) is not None) or "the default shape"
+            raise UsageError(f"{req.ref}: {flags} gives an input of shape {list(t.shape)} ({t.numel():.3g} "
+                             f"elements), above the limit of 2**40 elements; pass a smaller --batch, --seq or "
+                             "--kv-len")
+
+
+def _tensors(value) -> list:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
 
 
 def mode_graph(graph: Graph, target, mode: str = DEFAULT_MODE) -> tuple[Graph, Optional[dict[str, Any]]]:
