@@ -245,3 +245,28 @@ def test_fit_separates_the_conv_class_from_the_matmul_class(tmp_path):
     assert result.efficiencies["conv"] == pytest.approx(0.3, rel=1e-3)
     assert fitted.matrix_efficiency_for("conv") == pytest.approx(0.3, rel=1e-3)
     assert "attention" not in result.efficiencies and fitted.matrix_efficiency_attention is None
+
+
+def test_a_fit_that_fails_says_so_and_keeps_the_base_figure(synthetic, tmp_path):
+    # the synthetic profile with matmul times that fall as their work grows: no positive matrix efficiency
+    # explains them, and the overhead fitted alongside goes negative; both keep the base figures (not the
+    # optimistic efficiency 1.0, not a zero overhead) and the notes say the fit failed
+    model, prof, _ = synthetic
+    base = load_target("host").with_overrides(matrix_efficiency=0.4, launch_overhead_us=2.0)
+    assert fit_target([Case(model, prof)], base)[0].failed == []
+    events = json.load(open(prof))
+    mm = [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).startswith("mm")]
+    hi = max(e["dur"] for e in mm)
+    for e in mm:
+        e["dur"] = (hi - e["dur"]) * 10 + 0.01
+    path = tmp_path / "falling.json"
+    path.write_text(json.dumps(events))
+    result, fitted = fit_target([Case(model, str(path))], base)
+    assert "matrix" in result.failed and "matrix" not in result.efficiencies
+    assert fitted.matrix_efficiency == pytest.approx(0.4)
+    assert any(n.startswith("matrix: the fit failed") and "kept the base efficiency 0.4" in n for n in result.clipped)
+    assert "launch overhead" in result.failed and fitted.launch_overhead_us == pytest.approx(2.0)
+    data = fitted_target_dict(base, result, "2026-12-07", "graphperf calibrate --fit x")
+    assert not data["sources"].get("matrix_efficiency", "").startswith("fit:")
+    assert not data["sources"].get("launch_overhead_us", "").startswith("fit:")
+    assert any("matrix: the fit failed" in line for line in data["notes"].splitlines())

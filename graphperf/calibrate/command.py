@@ -180,7 +180,7 @@ def _fit(fit_specs, holdout_specs, target_name, output, fmt) -> None:
     if fmt == "json":
         click.echo(json.dumps({"schema": "graphperf.calibrate-fit/1", "base": base.name, "fit": {
             "efficiencies": result.efficiencies, "launch_overhead_us": result.launch_overhead_us,
-            "clipped": result.clipped, "rows": result.rows, "profiles": result.cases},
+            "clipped": result.clipped, "failed": result.failed, "rows": result.rows, "profiles": result.cases},
             "evaluation_on": scope, "residuals_by_op": by_op,
             "evaluation": [{"model": e["model"], "profile": e["profile"], "before": e[0], "after": e[1]}
                            for e in evaluation]}, indent=1))

@@ -23,10 +23,13 @@ counted nodes to sum to the profile's whole measured time (weight sqrt(rows)): s
 nodes graphperf counts free but onnxruntime runs (layout copies) is spread over the launch
 overhead rather than ignored. Which side bounds a node depends on k, so the fit reassigns sides
 and solves again, 5 times. Efficiencies stay in (0, 1]: a compute class that ran faster than its
-peak is clipped to 1.0 (reported) and the others refitted. The memory class may run faster than the
+peak is clipped to 1.0 (reported) and the others refitted. A class whose fitted time per unit of work
+is zero or negative (its times fall as its work grows) did not fit: that is reported as a failed fit,
+the class keeps the base target's efficiency (never the optimistic 1.0) and the others are refitted.
+The memory class may run faster than the
 measured DRAM bandwidth (small models' tensors stay in cache): its fitted speed-up is written as a
-higher effective ``hbm_gbps`` with ``memory_efficiency = 1.0``, and reported. A negative L is clipped
-to 0.
+higher effective ``hbm_gbps`` with ``memory_efficiency = 1.0``, and reported. A zero or negative L is a
+failed fit too: the base ``launch_overhead_us`` stays. `FitResult.failed` names what did not fit.
 
 Guarantees: the fitted target is the base target with only the efficiencies of the fitted classes
 (matrix_efficiency, matrix_efficiency_conv, matrix_efficiency_attention, vector_efficiency,
@@ -163,6 +166,7 @@ class FitResult:
     cases: list[str]  # profile paths fitted on
 
     bandwidth_scale: float = 1.0  # > 1: the memory class ran faster than hbm_gbps (cache-resident data)
+    failed: list[str] = field(default_factory=list)  # classes whose fit failed: they keep the base efficiency
 
     def overrides(self, base) -> dict[str, float]:
         out = {**{_EFF[c]: min(e, 1.0) for c, e in self.efficiencies.items()},
@@ -179,6 +183,14 @@ def _solve(a: list[list[float]], b: list[float], free: list[int], fixed: dict[in
     rhs = np.asarray(b, dtype=float) - sum(A[:, j] * v for j, v in fixed.items()) if fixed else np.asarray(b)
     sol = np.linalg.lstsq(A[:, free], rhs, rcond=None)[0] if free else []
     return {**fixed, **{j: float(x) for j, x in zip(free, sol)}}
+
+
+def _failed_note(name: str, k: float, base_k: float) -> str:
+    if name == "launch overhead":
+        return (f"launch overhead: the fit failed (it gave {k * 1e6:.3g} us per node); kept the base "
+                f"{base_k * 1e6:.3g} us")
+    return (f"{name}: the fit failed (it gave a non-positive time per unit of work, k = {k:.3g}); kept the base "
+            f"efficiency {1 / base_k:.3g}")
 
 
 def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
@@ -199,8 +211,10 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
                 "attention": base.matrix_efficiency_for("attention"), "vector": base.vector_efficiency,
                 "memory": base.memory_efficiency}
     k = [1.0 / base_eff[c] for c in CLASSES] + [base.launch_overhead_us * 1e-6]
+    base_k = list(k)
     names = CLASSES + ("launch overhead",)
     clipped: list[str] = []
+    failed: set[int] = set()
     for _ in range(_ROUNDS):
         a, b = [], []
         for rows, total in per_case:
@@ -213,10 +227,20 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
                 b.append(w)
         used = [j for j in range(n) if any(row[j] for row in a)]
         fixed = {j: k[j] for j in range(n) if j not in used}
-        clipped = []
+        clipped, failed = [], set()
         while True:
-            sol = _solve(a, b, [j for j in used if j not in fixed], fixed)
-            bad = [j for j in used if j not in fixed and (sol[j] < _K_MIN[j])]
+            free = [j for j in used if j not in fixed]
+            sol = _solve(a, b, free, fixed)
+            # a parameter fitted to zero or less did not fit (a class whose times fall as its work grows, or
+            # an overhead below nothing): keep the base figure, never the most optimistic bound, and refit
+            nonpositive = [j for j in free if sol[j] <= 0]
+            if nonpositive:
+                j = min(nonpositive, key=lambda i: sol[i])
+                fixed[j] = base_k[j]
+                failed.add(j)
+                clipped.append(_failed_note(names[j], sol[j], base_k[j]))
+                continue
+            bad = [j for j in free if sol[j] < _K_MIN[j]]
             if not bad:
                 break
             j = min(bad, key=lambda i: sol[i] - _K_MIN[i])
@@ -230,11 +254,11 @@ def fit_target(cases: Sequence[Case], base) -> tuple[FitResult, Any]:
                 note = f"{sol[j]:.3g}, clipped to {fixed[j]:g}"
             clipped.append(f"{names[j]}: fit gave {note}")
         k = [sol[j] for j in range(n)]
-    fitted = [c for j, c in enumerate(CLASSES) if any(row[j] for row in a)]
+    fitted = [c for j, c in enumerate(CLASSES) if any(row[j] for row in a) and j not in failed]
     clipped += [f"{c}: no node of this class in the profiles; kept the base efficiency"
                 for c in CLASSES if c not in fitted]
     result = FitResult({c: 1.0 / k[CLASSES.index(c)] for c in fitted}, k[_LAUNCH] * 1e6, clipped, n_rows,
-                       [c.profile for c in cases])
+                       [c.profile for c in cases], failed=[names[j] for j in sorted(failed)])
     if "memory" in fitted and k[_MEMORY] < 1.0:
         clipped.append(f"memory: ran {1 / k[_MEMORY]:.3g}x faster than hbm_gbps {base.hbm_gbps:g} (working sets "
                        f"in cache): written as hbm_gbps {base.hbm_gbps / k[_MEMORY]:.4g} with memory_efficiency 1.0")
@@ -297,7 +321,9 @@ def fitted_target_dict(base, result: FitResult, date: str, command: str) -> dict
                                f"{result.efficiencies['memory']:.4g} x the base {base.hbm_gbps:g} GB/s "
                                f"({base.sources.get('hbm_gbps', 'base target')})")
         sources["memory_efficiency"] = f"fit: {stamp}: 1.0, the fitted bandwidth is in hbm_gbps"
-    sources["launch_overhead_us"] = f"fit: {stamp}: launch overhead per counted node {result.launch_overhead_us:.4g} us"
+    if "launch overhead" not in result.failed:
+        sources["launch_overhead_us"] = (f"fit: {stamp}: launch overhead per counted node "
+                                         f"{result.launch_overhead_us:.4g} us")
     data["sources"] = sources
     data["references"] = {**dict(base.references), "fit": f"`{command}` run {date}; profiles: {profiles}"}
     data["derived"] = {k: v for k, v in base.derived.items() if k in data and k not in result.overrides(base)}
