@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 
 import numpy as np
@@ -114,12 +115,12 @@ def test_error_stats_formulas():
     assert s["whole_model_error"] == pytest.approx(0.4)
 
 
-def _mlp(path):
+def _mlp(path, hidden=128, seed=0):
     vi = helper.make_tensor_value_info
-    rng = np.random.default_rng(0)
-    w = onnx.numpy_helper.from_array(rng.standard_normal((128, 128)).astype(np.float32), "w")
-    b = onnx.numpy_helper.from_array(rng.standard_normal(128).astype(np.float32), "b")
-    w2 = onnx.numpy_helper.from_array(rng.standard_normal((128, 64)).astype(np.float32), "w2")
+    rng = np.random.default_rng(seed)
+    w = onnx.numpy_helper.from_array(rng.standard_normal((128, hidden)).astype(np.float32), "w")
+    b = onnx.numpy_helper.from_array(rng.standard_normal(hidden).astype(np.float32), "b")
+    w2 = onnx.numpy_helper.from_array(rng.standard_normal((hidden, 64)).astype(np.float32), "w2")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
              helper.make_node("Add", ["y", "b"], ["z"], name="add"),
              helper.make_node("Relu", ["z"], ["h"], name="relu"),
@@ -287,3 +288,55 @@ def test_onnxruntime_layout_ops_are_projected_as_the_copies_it_runs(tmp_path):
     assert row.projected_s == pytest.approx(expected)
     g, info = load_graph(ModelRequest(path))
     assert next(n for n in analyze_graph(g, host, info).nodes if n.name == "tr").bound == "free"
+
+
+# -- a profile of another model or other dims is refused (issue 17) ----------------------------------
+
+
+def test_a_profile_of_another_model_is_refused_saying_how_the_models_were_compared(profiled, tmp_path, capsys):
+    import shutil
+
+    model, prof = profiled
+    wide = _mlp(tmp_path / "wide.onnx", hidden=512)  # same node names, four times the work
+    (tmp_path / "same").mkdir()
+    reseeded = _mlp(tmp_path / "same" / "mlp.onnx", seed=1)  # same name and size, other weights
+    for other in (wide, reseeded):
+        code = main(["correlate", other, "--profile", prof, "--target", "host", "--dim", "batch=64"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert "another model" in err and "compared by sha256" in err and f"graphperf profile {other}" in err
+    meta = read_profile(prof).meta
+    assert meta["model_bytes"] == os.path.getsize(model) and len(meta["model_sha256"]) == 64
+    # the same bytes under another name are the same model
+    copy = shutil.copy(model, tmp_path / "renamed.onnx")
+    assert correlate_onnx(str(copy), prof, load_target("host")).rows
+
+
+@pytest.mark.parametrize("recorded, how", [({"model_bytes": 1}, "compared by file name and size"),
+                                           ({}, "compared by file name")])
+def test_profiles_that_record_less_are_compared_by_what_they_record(profiled, recorded, how):
+    from graphperf.correlate.provenance import onnx_profile_dims
+
+    model, _ = profiled
+    meta = {"model": "/elsewhere/mlp.onnx", "dims": {"batch": 64}, **recorded}
+    if recorded:  # right name, wrong size
+        with pytest.raises(UsageError, match=how):
+            onnx_profile_dims(meta, "p.json", model, None)
+    else:  # right name: accepted; wrong name: refused
+        assert onnx_profile_dims(meta, "p.json", model, None) == {"batch": 64}
+        with pytest.raises(UsageError, match=how):
+            onnx_profile_dims({**meta, "model": "/elsewhere/other.onnx"}, "p.json", model, None)
+    assert onnx_profile_dims({}, "p.json", model, {"batch": 2}) == {"batch": 2}  # no metadata: nothing to check
+
+
+def test_the_profile_dims_are_the_default_and_a_differing_dim_is_refused(profiled, capsys):
+    model, prof = profiled
+    host = load_target("host")
+    assert main(["correlate", model, "--profile", prof, "--target", "host", "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    pinned = correlate_onnx(model, prof, host, dims={"batch": 64})
+    assert [r["projected_s"] for r in got["rows"]] == pytest.approx([r.projected_s for r in pinned.rows])
+    assert main(["correlate", model, "--profile", prof, "--target", "host", "--dim", "batch=4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "recorded at batch=64, projected at --dim batch=4" in err
+    assert "drop --dim" in err

@@ -354,3 +354,79 @@ def test_cpu_trace_rows_include_the_host_issue_time_and_cli_takes_the_mode(trace
     assert main(["correlate", pt2, "--profile", trace, "--target", "host", "--mode", "async"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+# -- a trace of other shapes, another dtype or another model is refused (issue 17) --------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_decode(tmp_path_factory):
+    """A CPU torch.profiler trace of the tiny llama3-8b decode step at batch 2, kv_len 16, float32."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from graphperf import models
+
+    wl = models.build("llama3-8b", config="tiny", phase="decode", batch=2, kv_len=16, dtype="float32", device="cpu")
+    with torch.no_grad():
+        wl.module(*wl.args)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            wl.module(*wl.args)
+    path = tmp_path_factory.mktemp("tiny") / "llama_decode.json"
+    prof.export_chrome_trace(str(path))
+    return str(path)
+
+
+def _tiny(**shape):
+    return ModelRequest("llama3-8b", config="tiny", phase="decode", **{"batch": 2, "kv_len": 16, "dtype": "float32",
+                                                                       **shape})
+
+
+def test_tensor_dtypes_are_read_from_the_recorded_input_types(tiny_decode):
+    from graphperf.correlate.kineto import KinetoOp
+
+    op = KinetoOp("aten::pow", [[2, 1, 64], [], [4]], 0, [1.0], [], ["c10::BFloat16", "Scalar", "long int"])
+    assert op.tensor_dtypes == ["bfloat16", "int64"]
+    assert "float32" in read_kineto(tiny_decode).ops[1].tensor_dtypes
+
+
+def test_the_trace_of_the_projected_workload_correlates(tiny_decode):
+    c = correlate_kineto(_tiny(), tiny_decode, load_target("host"))
+    assert c.rows and not c.unmatched
+
+
+@pytest.mark.parametrize("shape, differs, flag", [({"kv_len": 32}, "aten::scaled_dot_product_attention", "--kv-len 16"),
+                                                   ({"batch": 4}, "aten::embedding#0", "--batch 2")])
+def test_a_trace_at_other_shapes_is_refused_with_the_flags_that_match(tiny_decode, capsys, shape, differs, flag):
+    from graphperf.cli import main
+
+    with pytest.raises(UsageError) as e:
+        correlate_kineto(_tiny(**shape), tiny_decode, load_target("host"))
+    msg = str(e.value)
+    assert "match no graph node" in msg and differs in msg and msg.endswith(f"project it with {flag}")
+    argv = ["correlate", "llama3-8b", "--config", "tiny", "--phase", "decode", "--dtype", "float32", "--profile",
+            tiny_decode, "--target", "host", *(f"--{k.replace('_', '-')}={v}" for k, v in shape.items())]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and flag in err
+
+
+def test_a_trace_of_another_dtype_is_refused(tiny_decode):
+    with pytest.raises(UsageError) as e:
+        correlate_kineto(_tiny(dtype="bfloat16"), tiny_decode, load_target("host"))
+    msg = str(e.value)
+    assert "the trace runs float32, the projection bfloat16" in msg and "aten::embedding#0 traced float32" in msg
+    assert msg.endswith("project it with --dtype float32")
+
+
+def test_a_trace_that_mostly_matches_no_node_is_refused(traced, tmp_path):
+    # the two linears traced at another batch: only the relu matches, under half of the ops and the time
+    pt2, trace = traced
+    data = json.load(open(trace))
+    for e in data["traceEvents"]:
+        if e.get("name") == "aten::linear" and e.get("cat") == "cpu_op":
+            e["args"]["Input Dims"] = [[4, d[1]] if len(d) == 2 and d[0] == 8 else d for d in e["args"]["Input Dims"]]
+    path = tmp_path / "batch4.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=r"2 of 3 timed ops .* match no graph node \(aten::linear#0 traced "
+                                         r"\(4x32, 64x32, 64\), graph \(8x32, 64x32, 64\).*another model or other"):
+        correlate_kineto(ModelRequest(pt2), str(path), load_target("host"))

@@ -5,7 +5,8 @@ Guarantees:
 - Ops are the ``cat == "cpu_op"`` complete events (``ph == "X"``); an op is *top-level* when no other
   cpu_op on its thread contains it (``aten::linear`` is top-level, the ``aten::addmm`` it calls is not).
   Input shapes come from ``args["Input Dims"]`` (export the trace with ``record_shapes=True``); ops
-  without them still match by name and order.
+  without them still match by name and order. Input dtypes come from ``args["Input type"]`` where
+  recorded (`KinetoOp.tensor_dtypes`, canonical names through `TORCH_TYPE_NAMES`).
 - Kernels are the ``cat`` ``kernel`` / ``gpu_memcpy`` / ``gpu_memset`` events. Each is attributed to
   the op that launched it: the cpu_op with the kernel's ``External id``; else, through its
   ``correlation`` id, the ``cuda_runtime``/``cuda_driver`` launch event, and the cpu_op containing that
@@ -35,6 +36,12 @@ from ..errors import UsageError
 
 __all__ = ["KinetoOp", "KinetoTrace", "read_kineto", "is_kineto"]
 
+# torch.profiler's ``Input type`` spellings (c10 scalar type names as C++ prints them) -> canonical dtypes
+TORCH_TYPE_NAMES = {"float": "float32", "double": "float64", "c10::Half": "float16", "c10::BFloat16": "bfloat16",
+                    "c10::Float8_e4m3fn": "float8_e4m3fn", "c10::Float8_e5m2": "float8_e5m2", "long int": "int64",
+                    "int": "int32", "short int": "int16", "signed char": "int8", "unsigned char": "uint8",
+                    "bool": "bool", "c10::complex<float>": "complex64", "c10::complex<double>": "complex128"}
+
 _KERNEL_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
 _LAUNCH_CATS = ("cuda_runtime", "cuda_driver", "hip_runtime")
 
@@ -46,6 +53,7 @@ class KinetoOp:
     index: int  # position among the step's top-level ops
     durations_us: list[float]  # per measured step: CPU time, or kernel time on a GPU trace
     kernels: list[str] = field(default_factory=list)  # kernel names (first measured step)
+    input_types: list = field(default_factory=list)  # per input, as recorded: "float", "c10::BFloat16", "Scalar", ...
 
     @property
     def median_us(self) -> float:
@@ -61,6 +69,16 @@ class KinetoOp:
                 out += [tuple(x) for x in d if x]
             elif isinstance(d, list) and d and all(isinstance(x, int) for x in d):
                 out.append(tuple(d))
+        return out
+
+    @property
+    def tensor_dtypes(self) -> list[str]:
+        """Canonical dtypes (graphperf.dtypes) of the inputs that are tensors (a non-empty dims list and a
+        recorded ``Input type`` torch names a dtype by), in input order; empty where the trace has no types."""
+        out: list[str] = []
+        for d, t in zip(self.input_dims, self.input_types):
+            if isinstance(d, list) and d and all(isinstance(x, int) for x in d) and t in TORCH_TYPE_NAMES:
+                out.append(TORCH_TYPE_NAMES[t])
         return out
 
 
@@ -205,8 +223,9 @@ def _read(path: str, events: list, warmup_runs: Optional[int]) -> KinetoTrace:
                 durs.append(device_time.get(id(s), 0.0) if device == "cuda" else float(s["dur"]))
         args = e.get("args") or {}
         dims = args.get("Input Dims") or []
+        types = args.get("Input type") or []
         out.append(KinetoOp(e["name"], dims if isinstance(dims, list) else [], i, durs,
-                            device_names.get(id(e), [])))
+                            device_names.get(id(e), []), types if isinstance(types, list) else []))
     walls = step_durs[warmup_runs:]
     kernel_totals = [sum(device_time.get(id(e), 0.0) for e in step) for step in measured] if device == "cuda" else []
     return KinetoTrace(path, out, runs, warmup_runs, device, orphans, steps_from, walls, kernel_totals)

@@ -10,7 +10,9 @@ Guarantees:
 - Profiled nodes that map to no report node are listed in `unmatched` with their time, never
   dropped; report nodes that do work and have no profiled node are listed in `unmeasured`; rows
   holding a node without a cost rule are kept out of the statistics and listed in `unknown`.
-- A profile that matches no node of the model raises `UsageError` (it is from another model).
+- A profile that matches no node of the model raises `UsageError` (it is from another model), and so
+  does one that `provenance` shows to be of another model, other dims, shapes or dtype; an onnxruntime
+  profile's recorded dims are projected at when the caller gives none (`provenance.onnx_profile_dims`).
 - The projection is of what onnxruntime runs: its CPU kernels execute Transpose, Split and Slice as
   copies, so the ONNX side is canonicalized with `layout_as_views=False` (they are projected as the
   data movement they are; `graphperf analyze` keeps them as views, what graph compilers make of them).
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
 from ..errors import UsageError
+from .provenance import check_kineto_trace, onnx_profile_dims
 from .reader import Profile, onnx_nodes_of, read_profile
 from .stats import error_stats
 
@@ -129,6 +132,7 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
     from ..pipeline import ModelRequest, analyze_graph, load_graph
 
     prof = profile if isinstance(profile, Profile) else read_profile(profile, warmup_runs)
+    dims = onnx_profile_dims(prof.meta, prof.path, model_path, dims)
     graph, info = load_graph(ModelRequest(model_path, dims=dict(dims or {})))
     report = analyze_graph(graph, target, info, layout_as_views=False, mode=mode)
     canon = canonicalize(graph, layout_as_views=False).graph
@@ -367,13 +371,14 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
         raise UsageError(f"{tr.path}: no traced op carries input shapes, and shapes are how ops are matched to "
                          "graph nodes: record the trace with torch.profiler.profile(..., record_shapes=True)")
     graph, info = load_graph(request)
+    matched, why = match_kineto_ops(tr.ops, graph)
+    check_kineto_trace(tr, graph, matched, request.ref, info)  # before the projection: a refusal is quick
     report = analyze_graph(graph, target, info, mode=mode)
     canon = canonicalize(graph).graph
     to_report = _through_fusion(_report_nodes_of_captured(graph, canon), canon, target, mode)
     figure = _device if tr.device == "cuda" else _host_and_device(target)
     records = {r.name: r for r in report.nodes}
     order = {r.name: i for i, r in enumerate(report.nodes)}
-    matched, why = match_kineto_ops(tr.ops, graph)
     unmatched: list[dict[str, Any]] = []
     groups: dict[str, dict[str, Any]] = {}
     zero = 0

@@ -10,8 +10,8 @@ Guarantees:
   runs as written). Under ``"basic"`` the optimized model is saved beside the profile
   (``PROFILE.optimized.onnx``) so fused nodes map back to the nodes they replaced.
 - The profile is onnxruntime's own Chrome-trace JSON plus one metadata event (cat ``graphperf``)
-  recording the warm-up and measured run counts, threads, optimization level and the optimized
-  model's path; `graphperf.correlate.reader` reads it.
+  recording the model (path, size, sha256), the dims bound, the warm-up and measured run counts,
+  threads, optimization level and the optimized model's path; `graphperf.correlate.reader` reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import tempfile
 from typing import Mapping, Optional
 
 from ..errors import UsageError
+from .provenance import model_fingerprint
 
 __all__ = ["profile_onnx", "OPTIMIZATIONS", "META_NAME"]
 
@@ -129,7 +130,7 @@ def profile_onnx(model_path: str, output: Optional[str] = None, dims: Optional[M
         if opt_path:
             shutil.move(os.path.join(tmp, "optimized.onnx"), opt_path)
     meta = {"cat": "graphperf", "name": META_NAME, "ph": "M", "pid": 0, "tid": 0, "ts": 0,
-            "args": {"model": os.path.abspath(model_path), "warmup_runs": warmup, "measured_runs": runs,
+            "args": {**model_fingerprint(model_path), "warmup_runs": warmup, "measured_runs": runs,
                      "intra_op_threads": threads, "optimization": optimization,
                      "optimized_model": os.path.basename(opt_path) if opt_path else None,
                      "dims": dict(sorted((dims or {}).items())), "onnxruntime": ort.__version__}}
