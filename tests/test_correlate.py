@@ -334,9 +334,12 @@ def test_the_profile_dims_are_the_default_and_a_differing_dim_is_refused(profile
     host = load_target("host")
     assert main(["correlate", model, "--profile", prof, "--target", "host", "--format", "json"]) == 0
     got = json.loads(capsys.readouterr().out)
+    assert got["profile"]["dims"] == {"batch": 64}  # the recorded dims, said in the result
     pinned = correlate_onnx(model, prof, host, dims={"batch": 64})
     assert [r["projected_s"] for r in got["rows"]] == pytest.approx([r.projected_s for r in pinned.rows])
     assert main(["correlate", model, "--profile", prof, "--target", "host", "--dim", "batch=4"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "recorded at batch=64, projected at --dim batch=4" in err
     assert "drop --dim" in err
+    assert main(["correlate", model, "--profile", prof, "--target", "host"]) == 0
+    assert "dims batch=64" in " ".join(capsys.readouterr().out.split())  # the header wraps

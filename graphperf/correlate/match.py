@@ -185,7 +185,7 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
                  cpu_figure)
             for g in groups.values()]
     profile_info = {"path": prof.path, "format": "onnxruntime", "runs": prof.runs, "warmup_runs": prof.warmup_runs,
-                    "optimized_model": os.path.basename(opt_path) if opt_path else None,
+                    "optimized_model": os.path.basename(opt_path) if opt_path else None, "dims": dict(dims),
                     **{k: prof.meta[k] for k in ("intra_op_threads", "optimization", "onnxruntime") if k in prof.meta}}
     run_median_s = prof.run_median_us * 1e-6 if prof.run_median_us is not None else None
     measured_total_s = sum(t.median_us for t in prof.nodes.values()) * 1e-6

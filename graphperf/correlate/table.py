@@ -44,7 +44,8 @@ def render_correlation(c: Correlation, console: Console, top: int = 10) -> None:
     p = c.profile
     console.print(f"[bold]{c.model}[/bold] projected on [bold]{c.target}[/bold] vs measured "
                   f"({p.get('path')}: {p['runs'] - p['warmup_runs']} measured runs, {p['warmup_runs']} warm-up skipped"
-                  f"{', optimization ' + p['optimization'] if p.get('optimization') else ''})")
+                  f"{', optimization ' + p['optimization'] if p.get('optimization') else ''}"
+                  f"{', dims ' + ' '.join(f'{k}={v}' for k, v in sorted(p['dims'].items())) if p.get('dims') else ''})")
     run = "" if s["run_median_s"] is None else f"; model_run median {_us(s['run_median_s'])} us"
     console.print(f"whole model: projected {_us(s['projected_total_s'])} us, measured {_us(s['measured_total_s'])} us "
                   f"(sum of node medians{run}), error {_signed(s['whole_model_error'])}")
