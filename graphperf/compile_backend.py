@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional
 
 from .errors import GraphperfError, UsageError
+from .report.memory_fit import memory_fit
 from .report.model import Report
 
 __all__ = ["graphperf_backend", "last_reports", "clear_reports", "CompileReports", "CompiledGraph",
@@ -181,6 +182,8 @@ def combine(reports: list[Report], weights: Optional[Mapping[int, tuple[int, int
         out["weight_bytes"] = sum(r.totals["weight_bytes"] for r in reports)
         out["parameters"] = sum(r.totals["parameters"] for r in reports)
     out["peak_activation_bytes"] = max((r.totals["peak_activation_bytes"] for r in reports), default=0)
+    memory_gb = getattr(reports[0].target, "memory_gb", None) if reports else None
+    out.update(memory_fit(out["weight_bytes"], out["peak_activation_bytes"], memory_gb))
     bounds: dict[str, float] = {}
     unknown: dict[str, int] = {}
     for r in reports:

@@ -55,3 +55,18 @@ def test_a_target_without_memory_gb(capsys, tmp_path):
     assert t["fits"] is None and t["memory_shortfall_bytes"] is None and t["memory_capacity_bytes"] is None
     assert t["memory_needed_bytes"] == t["weight_bytes"] + t["peak_activation_bytes"]
     assert "whether it fits is unknown" in _analyze(capsys, path, "--target", "xeon-8480")
+
+
+def test_the_multi_target_comparison_marks_a_model_that_does_not_fit(tmp_path):
+    from graphperf import api
+    from graphperf.report.html import comparison_section
+    from graphperf.target import load_target
+
+    path = _mlp_onnx(tmp_path / "mlp.onnx")
+    fits = api.analyze(path, target="h100", batch=4)
+    small = api.analyze(path, target=load_target("h100").with_overrides(memory_gb=1e-6), batch=4)
+    body = comparison_section([fits, small]).body
+    assert body.count("(does not fit in memory)") == 1
+    from graphperf.compile_backend import combine
+
+    assert combine([small], None)["fits"] is False and combine([fits], None)["fits"] is True

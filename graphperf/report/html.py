@@ -456,7 +456,8 @@ def comparison_section(reports: Sequence[Report]) -> Section:
         share = {b: (s / lat if lat else 0.0) for b, s in t["latency_by_bound_s"].items()}
         rate = t["flops"] / lat if lat else None
         rows.append([(f'<a href="#{esc(tg.name)}">{esc(tg.name)}</a>', None, "mono"), (esc(tg.label), None, ""),
-                     (seconds(lat) + (" (lower bound)" if t["latency_is_lower_bound"] else ""), sort_key(lat), ""),
+                     (seconds(lat) + (" (lower bound)" if t["latency_is_lower_bound"] else "")
+                      + (" (does not fit in memory)" if t.get("fits") is False else ""), sort_key(lat), ""),
                      (f"{lat / fastest:.2f}x", sort_key(lat / fastest), ""),
                      ("-" if rate is None else si(rate, "FLOP/s"), sort_key(rate), "")]
                     + [(pct(share.get(b, 0.0)), sort_key(share.get(b, 0.0)), "") for b in ("compute", "memory", "overhead")]
