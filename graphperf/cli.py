@@ -42,6 +42,38 @@ def _pairs(values: tuple[str, ...], flag: str, as_int: bool) -> dict:
     return out
 
 
+#: Report formats by the extension of -o's file.
+_FORMAT_OF_EXTENSION = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _output_format(fmt: str, output: Optional[str], choices: tuple[str, ...]) -> str:
+    """The format to write: --format as given; without it, the one -o's extension names (`r.html` -> html).
+    Refused: an explicit --format that contradicts -o's extension, and HTML printed to a terminal."""
+    import os
+
+    implied = _FORMAT_OF_EXTENSION.get(os.path.splitext(output)[1].lower()) if output else None
+    explicit = click.get_current_context().get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT
+    if implied is not None and implied in choices:
+        if not explicit:
+            fmt = implied
+        elif implied != fmt:
+            raise UsageError(f"-o {output} with --format {fmt}: the file's extension says {implied}; pass "
+                             f"--format {implied}, or a file name that fits {fmt}")
+    if fmt == "html" and not output and _stdout_is_terminal():
+        raise UsageError("--format html writes a page, not terminal text: pass -o FILE.html")
+    return fmt
+
+
+def _wrote(output: Optional[str], fmt: str) -> None:
+    """Say where a report went when it went to a file (stderr: stdout stays free for a pipe)."""
+    if output:
+        click.echo(f"wrote {output} ({fmt})", err=True)
+
+
 def _emit(text: str, output: Optional[str]) -> None:
     """Write a rendered report to `output`, or to stdout when none is given."""
     if output:
@@ -144,6 +176,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
             attention="sdpa", level="graph", mode="graph", imports=()):
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
     imports = _import(imports)
+    fmt = _output_format(fmt, output, FORMATS)
     from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
     from .report.json_report import to_json
@@ -182,6 +215,7 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
             render_table(report, _console(fh), top)
     else:
         _emit(to_json(report) if fmt == "json" else to_csv(report), output)
+    _wrote(output, fmt)
     unknown = report.totals["unknown_ops"]
     if unknown and not allow_unknown:
         listed = ", ".join(f"{op} x{n}" for op, n in unknown.items())
@@ -307,6 +341,7 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
     """Compare MODEL's projection on TARGET with a measured profile, node by node: an onnxruntime profile
     of an .onnx file, or a torch.profiler trace of a models/ workload or .pt2 file."""
     imports = _import(imports)
+    fmt = _output_format(fmt, output, ("table", "json", "html"))
     import json
     import os
 
@@ -343,6 +378,7 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_correlation(result, _console(fh), top)
+    _wrote(output, fmt)
 
 
 @cli.command()
@@ -372,6 +408,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     """Rewrite MODEL (fusion rules and named groups, tiling, precision, padding) and/or change the target, and compare
     the projection before and after."""
     imports = _import(imports)
+    fmt = _output_format(fmt, output, ("table", "json", "html"))
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
     from graphperf.passes.fuse_named import parse_group
@@ -410,6 +447,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     else:
         with open(output, "w") if output else nullcontext(sys.stdout) as fh:
             render_whatif(result, _console(fh), top)
+    _wrote(output, fmt)
 
 
 cli.add_command(__import__("graphperf.calibrate.command", fromlist=["calibrate"]).calibrate)

@@ -339,6 +339,7 @@ def test_cpu_trace_rows_include_the_host_issue_time_and_cli_takes_the_mode(trace
     host = load_target("host")
     assert main(["correlate", pt2, "--profile", trace, "--target", "host", "--mode", "eager", "--format", "json",
                  "-o", str(out)]) == 0
+    assert f"wrote {out} (json)" in capsys.readouterr().err  # a report written to a file is announced on stderr
     doc = json.loads(out.read_text())
     s = doc["stats"]
     assert s["mode"] == "eager" and s["per_row_projection"] == "device_s + max(host_s, launch gap)"
