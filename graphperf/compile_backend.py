@@ -10,7 +10,8 @@ the backend is registered through the ``torch_dynamo_backends`` entry point. Opt
   is logged on the ``graphperf`` logger at INFO either way).
 - ``output``: a path, (re)written after every graph: with one graph, that graph's report
   (schema ``graphperf.report/1``); with several, a ``graphperf.compile/1`` document holding every
-  graph's report and their combined ``totals`` (both have ``totals["flops"]`` etc.).
+  graph's report, their combined ``totals`` for one step (below) and ``totals_by_compile_id``
+  (both documents have ``totals["flops"]`` etc.).
 - ``then``: what runs: ``"eager"`` (default: the ATen graphs aot_autograd traced, run eagerly, as
   ``backend="aot_eager"`` does) or ``"inductor"`` (dynamo's graph handed to inductor untouched).
 - ``name``: the model name in reports (default: the compiled module's class name).
@@ -23,7 +24,9 @@ Guarantees:
   failure is logged as a warning and kept on the `CompiledGraph` (``error``).
 - One report per compiled graph. Graph breaks give several graphs, recompilations (new shapes, a
   grad-mode change) add more; each carries dynamo's compile id ``"frame/recompile"`` and
-  ``recompile`` is true from a frame's second compilation on. When the forward is differentiable
+  ``recompile`` is true from a frame's second compilation on. Combined ``totals`` are those of one
+  step at the latest shapes: each frame's latest compilation (a recompilation replaces the graphs it
+  recompiles, it is not added to them); ``by_compile_id()`` has each compilation's own. When the forward is differentiable
   (an input requires grad under grad mode) the ATen forward and backward graphs are both captured
   and projected at compile time (a training step); otherwise the inference graph is.
 - A dynamic-shape graph is projected at the sizes it was compiled for (``model["dims"]``).
@@ -145,12 +148,31 @@ class CompileReports:
         """Dynamo graphs compiled again for a frame compiled before (new shapes, guard failures)."""
         return len({(g.graph, g.compile_id) for g in self.graphs if g.recompile})
 
+    def step(self) -> list[CompiledGraph]:
+        """The graphs one call of the model runs at the latest shapes: of each dynamo frame (a graph
+        break starts another), the graphs of its latest compilation (forward and backward, or the
+        inference graph). A recompilation replaces its frame's earlier graphs; it is not added to them."""
+        latest: dict[str, int] = {}
+        for g in self.graphs:
+            frame, attempt = _frame_attempt(g.compile_id)
+            latest[frame] = max(latest.get(frame, attempt), attempt)
+        return [g for g in self.graphs if latest[_frame_attempt(g.compile_id)[0]] == _frame_attempt(g.compile_id)[1]]
+
+    def by_compile_id(self) -> dict[str, dict[str, Any]]:
+        """Combined totals per dynamo compile id ("frame/attempt"): one compilation's forward and backward."""
+        ids = list(dict.fromkeys(g.compile_id for g in self.graphs))
+        return {cid: combine([g.report for g in self.graphs if g.compile_id == cid and g.report is not None], None)
+                for cid in ids}
+
     @property
     def totals(self) -> dict[str, Any]:
-        """Combined totals over every graph (see `combine`), plus graph and recompilation counts."""
-        totals = combine(self.reports(), self.weights)
+        """Combined totals (see `combine`) of one step, `step()`: earlier compilations of a frame are
+        counted in `by_compile_id()`, not here. Plus graph and recompilation counts."""
+        step = self.step()
+        totals = combine([g.report for g in step if g.report is not None], self.weights)
         totals.update(graphs=len(self.graphs), failed_graphs=sum(g.report is None for g in self.graphs),
-                      recompilations=self.recompilations)
+                      recompilations=self.recompilations, step_compile_ids=list(dict.fromkeys(g.compile_id for g in step)),
+                      graphs_not_in_step=len(self.graphs) - len(step))
         return totals
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,10 +185,18 @@ class CompileReports:
         return {"schema": COMPILE_SCHEMA, "tool": {"name": "graphperf", "version": __version__},
                 "target": self.options.target.to_dict(), "totals": self.totals,
                 "totals_by_kind": {k: combine(self.reports(k), None) for k in kinds},
+                "totals_by_compile_id": self.by_compile_id(),
                 "graphs": [g.to_dict() for g in self.graphs]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+
+def _frame_attempt(compile_id: str) -> tuple[str, int]:
+    """dynamo's compile id "frame/attempt" (e.g. "0/1", or "!0/0/1" under compiled autograd) as
+    (frame, attempt); an id without a numeric attempt is a frame of its own."""
+    frame, _, attempt = compile_id.rpartition("/")
+    return (frame, int(attempt)) if frame and attempt.isdigit() else (compile_id, 0)
 
 
 def combine(reports: list[Report], weights: Optional[Mapping[int, tuple[int, int]]]) -> dict[str, Any]:
@@ -356,9 +386,12 @@ def _announce(session: CompileReports, entry: CompiledGraph) -> None:
         render_table(report, console)
         if len(session.reports()) > 1:
             c = session.totals
-            console.print(f"graphperf: {c['graphs']} graphs so far ({c['recompilations']} recompilations): "
-                          f"{si(c['flops'], 'FLOP')}, {si(c['bytes'], 'B')} moved, projected "
-                          f"{seconds(c['latency_s'])} on {report.target.name} in total")
+            earlier = (f"; {c['graphs_not_in_step']} graphs of earlier compilations not added"
+                       if c["graphs_not_in_step"] else "")
+            console.print(f"graphperf: {c['graphs']} graphs so far ({c['recompilations']} recompilations); one step "
+                          f"(compile {', '.join(c['step_compile_ids'])}): {si(c['flops'], 'FLOP')}, "
+                          f"{si(c['bytes'], 'B')} moved, projected {seconds(c['latency_s'])} on {report.target.name}"
+                          f"{earlier}")
 
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')

@@ -4,7 +4,8 @@ Weights are excluded (reported apart as `weight_bytes`). A graph input that is n
 (token ids, a KV cache) is live from the start until its last use. Every other activation is
 allocated when its producer runs and freed after its last consumer; graph outputs stay live to
 the end. Free ops (views) allocate nothing: their outputs alias their first input, whose lifetime
-extends to the views' last use. The peak is taken while a node runs: its inputs and outputs are
+extends to the views' last use; a view of a weight (a transposed weight before a GEMM, as
+torch.compile's ATen graphs have) is weight memory and allocates nothing. The peak is taken while a node runs: its inputs and outputs are
 both live.
 """
 
@@ -34,7 +35,11 @@ def peak_activation_memory(graph: Graph) -> PeakMemory:
             base[name] = name
             start[name] = 0
             end[name] = 0
+    weight_views = {name for name, value in graph.values.items() if value.kind == "weight"}
     for i, node in enumerate(graph.nodes):
+        if is_free(node.op) and node.inputs and node.inputs[0] in weight_views:
+            weight_views.update(node.outputs)
+            continue
         aliases = is_free(node.op) and node.inputs and node.inputs[0] in base
         for name in node.inputs:
             if name is not None and name in base:

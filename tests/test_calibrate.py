@@ -87,6 +87,17 @@ def test_calibrate_cli_writes_a_target_that_loads_with_medians_and_sources(tmp_p
     assert "1 thread(s)" in t.notes
 
 
+def test_a_calibrated_target_is_named_after_the_machine_not_host(tmp_path, capsys):
+    import platform
+
+    out = tmp_path / "mine.toml"
+    assert main(["calibrate", "--sizes", "tiny", "--repeats", "2", "-o", str(out)]) == 0
+    t = load_target(str(out))
+    host = "".join(c if c.isalnum() else "-" for c in platform.node().lower()).strip("-")
+    assert t.name != "host" and t.name == f"{host}-cpu"
+    assert f"use it with --target {out}" in capsys.readouterr().out
+
+
 def test_strict_fails_when_a_spread_is_over_the_limit(monkeypatch, capsys):
     import graphperf.calibrate.measure as measure
 

@@ -428,3 +428,33 @@ def test_every_workload_compiles_in_a_fresh_process_and_matches_analyze(tmp_path
             assert doc["totals"][key] == pytest.approx(expected[key], rel=0.01), (name, phase, key)
         # aot_autograd graphs keep some layout copies torch.export folds into views (measured: 0.96-1.01x)
         assert doc["totals"]["bytes"] == pytest.approx(expected["bytes"], rel=0.05), (name, phase)
+
+
+def test_a_recompilation_replaces_its_frame_in_the_step_totals(tmp_path):
+    path = tmp_path / "graphs.json"
+    compiled_model = torch.compile(MLP().eval(), backend="graphperf", dynamic=False,
+                                   options={"report": "none", "output": str(path)})
+    with torch.no_grad():
+        for batch in (4, 6):
+            compiled_model(torch.randn(batch, 16))
+    reports = graphperf.last_reports()
+    per_batch = {b: 2 * b * (16 * 32 + 32 * 8) for b in (4, 6)}
+    assert reports.totals["matrix_flops"] == per_batch[6]  # the step at the latest shapes, not 4 + 6
+    assert reports.totals["step_compile_ids"] == [reports[1].compile_id]
+    assert reports.totals["graphs_not_in_step"] == 1
+    by_id = reports.by_compile_id()
+    assert [t["matrix_flops"] for t in by_id.values()] == [per_batch[4], per_batch[6]]
+    doc = json.loads(path.read_text())
+    assert doc["totals"]["matrix_flops"] == per_batch[6]
+    assert doc["totals_by_compile_id"][reports[0].compile_id]["matrix_flops"] == per_batch[4]
+
+
+def test_peak_activation_is_one_definition_across_compile_and_analyze():
+    """A transposed weight before a GEMM (aot_autograd's t + addmm) is a view of weight memory, not an
+    activation: the compiled MLP's peak equals analyze's, the relu's input and output live together."""
+    model, x = MLP().eval(), torch.randn(16, 16)
+    with torch.no_grad():
+        torch.compile(model, backend="graphperf", options={"report": "none"})(x)
+    compiled = graphperf.last_reports()[0].report.totals["peak_activation_bytes"]
+    analyzed = graphperf.analyze(model, (x,), target="h100").totals["peak_activation_bytes"]
+    assert compiled == analyzed == 2 * 16 * 32 * 4

@@ -50,7 +50,8 @@ def _command_line(*parts: str) -> str:
               help="Benchmark sizes (tiny: tests only).")
 @click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
               help="Measure the CPU, or the CUDA GPU (needs torch with CUDA and a GPU).")
-@click.option("--name", default=None, help="Target name written to the file (default: host, or cuda).")
+@click.option("--name", default=None,
+              help="Target name written to the file (default: this machine's host name, e.g. build-07-cpu).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any measurement's spread is over the limit.")
 @click.option("--fit", "fit_specs", multiple=True, metavar="[MODEL.onnx=]PROFILE.json|SWEEPS.json|[WORKLOAD=]TRACE",
               help="Fit to this onnxruntime profile (efficiencies and launch overhead), or to GPU kernel sweeps and "
@@ -92,6 +93,7 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
     if holdout_specs:
         raise UsageError("--holdout needs --fit: give the profiles to fit on with --fit PROFILE.json")
     from .measure import SPREAD_LIMIT
+    from . import system
     from .target_file import cpu_target, cuda_target, measurement_lines, write
 
     date = _today()
@@ -104,7 +106,7 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
         from .cuda_bench import run_cuda
 
         results = run_cuda(512 if quick else 4096, (64 if quick else 1024) * 2**20, repeats)
-        data = cuda_target(results, date, name or "cuda",
+        data = cuda_target(results, date, name or system.machine_name(str(results.get("device_name", "cuda"))),
                            _command_line("--device cuda", "--quick" if quick else "", f"--repeats {repeats}"))
     else:
         from . import cpu_bench
@@ -117,7 +119,7 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
                                     else None)
         cmd = _command_line(f"--threads {threads}", f"--repeats {repeats}", "--quick" if quick else "",
                             f"--sizes {size_name}" if size_name else "")
-        data = cpu_target(results, threads, date, name or "host", cmd)
+        data = cpu_target(results, threads, date, name or system.machine_name("cpu"), cmd)
         import torch
 
         if torch.cuda.is_available():
@@ -143,8 +145,8 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
                    "running on this machine: rerun when it is quiet, or with more --repeats", err=True)
     if output:
         write(data, output, header=f"Target measured by graphperf calibrate on {date}; see notes for the command.")
-        click.echo(f"wrote {output} (target {data['name']}, {threads} thread(s), calibrated = true)",
-                   err=fmt == "json")
+        click.echo(f"wrote {output} (target {data['name']}, {threads} thread(s), calibrated = true); use it with "
+                   f"--target {output}", err=fmt == "json")
     if noisy and strict:
         raise _TooNoisy(f"{len(noisy)} measurement(s) too noisy (spread over {SPREAD_LIMIT:.0%}); --strict")
 

@@ -84,3 +84,12 @@ def memory_bytes() -> Optional[int]:
 
 def describe() -> str:
     return f"{cpu_model()} ({os.cpu_count()} logical CPUs, {platform.machine()})"
+
+
+def machine_name(suffix: str) -> str:
+    """A target name for what `graphperf calibrate` measured here: this machine's host name, lower case,
+    with `suffix` ("cpu", or the GPU's name), e.g. "build-07-cpu" -- never the bundled "host", which is
+    the graphperf developers' recorded machine."""
+    host = "".join(c if c.isalnum() else "-" for c in platform.node().lower()).strip("-") or "this-machine"
+    tail = "".join(c if c.isalnum() else "-" for c in suffix.lower()).strip("-")
+    return f"{host}-{tail}" if tail else host
