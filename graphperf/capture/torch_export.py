@@ -11,6 +11,10 @@ refused, and every ``torch.load`` inside runs with ``weights_only`` forced on. C
 that registers them is imported: `import_libraries` imports the modules named by ``--import`` /
 ``import_modules=``, and a program that still calls an unregistered op is refused in one line that
 names the op and the option, before torch's deserializer runs.
+
+Dynamic dimensions are bound by the user's Dim names, torch's symbols or input axes, within the
+ranges the program was exported for; `export_dims` says which names a program keeps and refuses
+unknown names, out-of-range values and unbound dimensions in one line.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch.export import ExportedProgram
 
 from ..errors import AnalysisError, UsageError
 from ..ir import Graph
+from .export_dims import bind_dims
 from .files import require_file
 from .fx_nodes import FxNodeCapture, torch_dtype_name
 
@@ -225,5 +230,10 @@ def _run(ep: ExportedProgram, name: str, dims: Optional[Mapping[str, int]]) -> G
 
 
 def capture_exported(ep: ExportedProgram, name: str = "model", dims: Optional[Mapping[str, int]] = None) -> Graph:
-    """Capture an ExportedProgram; `dims` binds symbolic sizes by symbol name (e.g. {"s0": 8})."""
-    return _run(ep, name, dims)
+    """Capture an ExportedProgram; `dims` binds its dynamic sizes by ``torch.export.Dim`` name (``{"B": 8}``,
+    in-memory programs only: a .pt2 file does not keep them), torch's symbol (``{"s77": 8}``) or input
+    axis (``{"x.shape[0]": 8}``), within the exported ranges (`export_dims.bind_dims`)."""
+    graph = _run(ep, name, bind_dims(name, ep, dims))
+    if dims:
+        graph.meta["dims"] = dict(sorted(dims.items()))
+    return graph
