@@ -125,7 +125,7 @@ def _load_workload(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
         wl = models.build(req.ref, config=req.config, phase=req.phase, batch=req.batch, seq=req.seq,
                           kv_len=req.kv_len, dtype=req.dtype, device="meta", attention=req.attention or "sdpa")
     except (ValueError, KeyError) as exc:
-        raise UsageError(f"{req.ref}: {str(exc).strip(chr(39))}") from None
+        raise UsageError(f"{req.ref}: {exc.args[0] if exc.args else exc}") from None  # KeyError's str() adds quotes
     _check_input_sizes(req, wl.args)
     graph = capture_module(wl.module, wl.args, name=req.ref)
     info = {"name": req.ref, "frontend": "torch.export", "source": f"graphperf.models:{req.ref}",

@@ -66,10 +66,13 @@ from typing import Any
 from graphperf.dtypes import DTYPE_BITS
 from graphperf.errors import AnalysisError, UsageError
 
-__all__ = ["Target", "load_target", "list_targets", "KINDS", "FIGURE_FIELDS", "MODEL_FIELDS", "OP_MATRIX_EFFICIENCY",
+__all__ = ["Target", "load_target", "list_targets", "KINDS", "IDENTITY_FIELDS", "FIGURE_FIELDS", "MODEL_FIELDS", "OP_MATRIX_EFFICIENCY",
            "EFFICIENCY_FIELDS", "matrix_family"]
 
 KINDS = ("gpu", "tpu", "npu", "cpu")
+
+#: Fields that say which target this is, not how fast it is: a file sets them, `--set` does not.
+IDENTITY_FIELDS = ("name", "label", "vendor", "kind", "reference_id")
 
 # Scalar fields in schema order: name -> (type, required, unit/meaning for messages and README).
 _SCALARS: dict[str, tuple[type, bool, str]] = {
@@ -313,6 +316,19 @@ class Target:
             out[f.name] = value
         return out
 
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The fields changed by ``--set`` (`with_overrides`), with their values, in schema order."""
+        return {k: getattr(self, k) for k in _SCALARS if k in self.overridden}
+
+    @property
+    def title(self) -> str:
+        """The label, plus the ``--set`` overrides when there are any: what report titles say the target is."""
+        if not self.overridden:
+            return self.label
+        return f"{self.label} with --set " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                   for k, v in self.overrides.items())
+
     def with_overrides(self, **values: Any) -> Target:
         """A copy with fields replaced; string values are parsed like ``--set key=value``.
 
@@ -324,7 +340,11 @@ class Target:
         for key, raw in values.items():
             if key not in _SCALARS:
                 raise UsageError(f"{where}: unknown field {key!r}{_suggest(key)}; valid fields: "
-                                 + ", ".join(_SCALARS))
+                                 + ", ".join(k for k in _SCALARS if k not in IDENTITY_FIELDS))
+            if key in IDENTITY_FIELDS:
+                raise UsageError(f"{where}: {key} names the target and is not a figure; --set changes figures "
+                                 f"(hbm_gbps, matrix_bf16_tflops, ...). To rename it, copy its file (graphperf "
+                                 f"targets --format json shows the path) and edit {key} there")
             value = _parse_value(key, raw, where) if isinstance(raw, str) else raw
             if _SCALARS[key][0] is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)

@@ -37,6 +37,10 @@ def fuse_named(graph: Graph, specs: list[list[str]]) -> FusionResult:
         names = [n.name for n in graph.nodes if not is_free(n.op)
                  and any(fnmatchcase(n.name, p) or fnmatchcase(n.module or "", p) for p in patterns)]
         where = {"group": spec, "nodes": names}
+        if not names:
+            raise UsageError(f"--group {spec!r} matches no node that does work; patterns match node names "
+                             f"(e.g. {_examples(graph, lambda n: n.name)}) or module paths (e.g. "
+                             f"{_examples(graph, lambda n: n.module)})")
         if len(names) < 2:
             g.refuse("too_small", f"{spec!r} matches {len(names)} node(s) that do work; a group needs two", **where)
             continue
@@ -50,3 +54,9 @@ def fuse_named(graph: Graph, specs: list[list[str]]) -> FusionResult:
             continue
         g.add(names, group=spec)
     return g.result()
+
+
+def _examples(graph: Graph, key) -> str:
+    """Two distinct names or module paths of nodes that do work, for an error message."""
+    seen = list(dict.fromkeys(key(n) for n in graph.nodes if not is_free(n.op) and key(n)))[:2]
+    return ", ".join(repr(x) for x in seen) or "none in this graph"

@@ -159,7 +159,8 @@ def correlate_onnx(model_path: str, profile: "str | Profile", target, dims: Opti
         rnodes = [r for o in covers[name] for r in to_report.get(o, []) if r in records]
         if not rnodes:
             if covers[name] == [name]:
-                why = "a node graphperf folded at capture (constant once dims are bound) or has no graph node for"
+                why = ("a node graphperf folded at capture (constant once dims are bound), or an op with no "
+                       "graph node (graphperf captures no node for it)")
             elif covers[name]:
                 why = "a fusion of nodes graphperf folded at capture"
             else:

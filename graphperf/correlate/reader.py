@@ -76,7 +76,7 @@ class Profile:
 
 
 def load_events(path: str, what: str = "onnxruntime profile",
-                hint: str = "write one with `graphperf profile MODEL.onnx -o {path}`") -> list[dict]:
+                hint: str = "write one with `graphperf profile MODEL.onnx` (it writes MODEL.profile.json)") -> list[dict]:
     """The trace events of a Chrome-trace JSON file (a list, or {"traceEvents": [...]}); one-line
     `UsageError`s naming `what` was expected for a missing, unreadable or malformed file."""
     if not os.path.isfile(path):

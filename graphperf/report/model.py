@@ -11,7 +11,8 @@ wall time it adds (end of its kernel minus the end of the previous one), so node
 by-op and by-module roll-ups and `latency_by_bound_s` all sum to `totals["latency_s"]`, the
 simulated wall time of `totals["mode"]`.
 
-The methods are conveniences over the renderers (`to_json`, `to_csv`, `to_dict`), a node table
+The methods are conveniences over the renderers (`to_json`, `to_csv`, `to_dict`, `save` by file
+extension), a node table
 for pandas (`to_pandas`, only when pandas is installed: an ImportError saying so otherwise) and a
 before/after diff (`compare`); none of them changes the report.
 """
@@ -105,10 +106,24 @@ class Report:
         self.by_module = Rollup(self.by_module)
 
     def __repr__(self) -> str:
+        from .units import seconds, si
+
         t = self.totals
-        return (f"<graphperf Report {self.model.get('name', '?')!r} on {getattr(self.target, 'name', '?')}: "
-                f"{t.get('nodes', len(self.nodes))} nodes, {t.get('flops')} FLOPs, {t.get('bytes')} bytes, "
-                f"latency {t.get('latency_s', 0.0):.3g} s, coverage {t.get('coverage', 0.0):.1%}>")
+        target = getattr(self.target, "name", "?")
+        overrides = getattr(self.target, "overrides", None)
+        if overrides:
+            target += " --set " + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                           for k, v in overrides.items())
+        return (f"<graphperf Report {self.model.get('name', '?')!r} on {target}: "
+                f"{t.get('nodes', len(self.nodes))} nodes, {si(t.get('flops'), 'FLOP')}, {si(t.get('bytes'), 'B')} "
+                f"moved, latency {seconds(t.get('latency_s'))}, coverage {t.get('coverage', 0.0):.1%}>")
+
+    def save(self, path) -> str:
+        """Write the report to `path` in the format its extension names (.json, .csv, .html, .txt for the
+        terminal table), as ``-o`` does; returns the format. UsageError for another extension."""
+        from .save import save_report
+
+        return save_report(self, path)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (schema graphperf.report/1) as Python objects."""

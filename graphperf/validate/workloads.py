@@ -120,7 +120,8 @@ def _elementwise(rec: dict) -> Union[Case, Skip]:
     dtype = gemm_dtype(p.get("dtype", ""))
     kind = rec["workload"].split()[0].lower()
     if rec["unit"] != "Gelements/s" or dtype is None:
-        return Skip(f"unit {rec['unit']!r} / dtype {p.get('dtype')!r} not modelled")
+        return Skip(f"unit {rec['unit']!r} / dtype {p['dtype']!r} not modelled" if p.get("dtype")
+                    else f"unit {rec['unit']!r} with no dtype in the params not modelled")
     if kind in ("softmax", "layernorm") and isinstance(p.get("M"), int):
         x = TensorType((p["M"], p["N"]), dtype)
         if kind == "softmax":
@@ -147,7 +148,7 @@ def _stream(rec: dict) -> Union[Case, Skip]:
     p = rec["params"]
     kind = str(p.get("kernel", "")).lower()
     if kind not in _STREAM:
-        return Skip(f"kernel {p.get('kernel')!r} not modelled")
+        return Skip(f"kernel {p['kernel']!r} not modelled" if p.get("kernel") else "no kernel named in the params")
     scale = {"GB/s": 1e9, "TB/s": 1e12}.get(rec["unit"])
     if scale is None:
         return Skip(f"unit {rec['unit']!r} is not a bandwidth")
