@@ -17,6 +17,8 @@ Guarantees:
 - The report's ``model["mlir"]["by_graph_node"]`` is `rollup_by_graph_node` (MLIR figures per graph
   node) and ``model["mlir"]["contraction_tiles"]`` holds the best tile of every linalg
   contraction on the target (graphperf.mlir.tiling, the what-if tile model).
+- An ONNX file's dynamic dimensions are bound from ``req.dims`` before lowering, as at the graph level (same
+  errors for an unknown or unbound dimension); ``--dim`` on a .pt2 file or a workload is a `UsageError`.
 - Workloads are built with real (random) weights, because torch-mlir imports parameters as
   constants; configs above `MAX_WEIGHT_BYTES` of weights are refused with a `UsageError`.
 """
@@ -83,13 +85,15 @@ def load_mlir(req: ModelRequest, *, stage: str = "linalg", keep_ops: Iterable[st
 
     t0 = time.perf_counter()
     ref = req.ref
-    if req.dims:
-        raise UsageError(f"{ref}: --dim is not supported at the MLIR level (torch-mlir needs static shapes from the "
-                         "file); export the model with static shapes, or use --level graph")
     if ref.lower().endswith(".onnx"):
-        graph_level, info = load_graph(req)
-        lowered = lower_onnx(ref, stage=stage)
+        graph_level, info = load_graph(req)  # refuses unknown --dim names and unbound dynamic dimensions
+        lowered = lower_onnx(ref, stage=stage, dims=graph_level.meta.get("dims", req.dims))
     else:
+        if req.dims:
+            what = ("--dim binds dynamic dimensions of .onnx files at the MLIR level; export the .pt2 with static "
+                    "shapes, or use --level graph") if ref.lower().endswith(".pt2") else \
+                "--dim binds dimensions of .onnx/.pt2 files; shape workloads with --batch, --seq, --kv-len"
+            raise UsageError(f"{ref}: {what}")
         if ref.lower().endswith(".pt2"):
             ep = load_pt2(ref)
             info = {"name": os.path.basename(ref), "frontend": "torch.export", "source": ref}

@@ -1,9 +1,10 @@
-"""`graphperf mlir MODEL [-o out.mlir] [--stage torch|linalg] [--target NAME]`: annotated MLIR.
+"""`graphperf mlir MODEL [-o out.mlir] [--stage torch|linalg] [--target NAME] [--dim NAME=N]`.
 
-Lowers MODEL through torch-mlir (graphperf.mlir.lower), costs it (linalg stage: the MLIR-level
-report; torch stage: the graph-level report of the same program) and writes the module with
-``graphperf.*`` attributes on each op (graphperf.mlir.annotate) to `-o` or stdout. Errors are
-one line (UsageError exit 2, AnalysisError exit 1), as for every graphperf command.
+Lowers MODEL through torch-mlir (graphperf.mlir.lower; an ONNX file's dynamic dimensions bound by
+``--dim``, as for ``analyze``), costs it (linalg stage: the MLIR-level report; torch stage: the
+graph-level report of the same program) and writes the module with ``graphperf.*`` attributes on
+each op (graphperf.mlir.annotate) to `-o` or stdout. Errors are one line (UsageError exit 2,
+AnalysisError exit 1), as for every graphperf command.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def _options(fn):
         click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders)."),
         click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode."),
         click.option("--dtype", help="Workload dtype: bfloat16, float16, float32."),
+        click.option("--dim", "dims", multiple=True, metavar="NAME=N",
+                     help="Bind a dynamic dimension of an .onnx file (repeatable)."),
     )):
         fn = option(fn)
     return fn
@@ -37,7 +40,7 @@ def _options(fn):
 @click.option("--target", "-t", default="h100", show_default=True, help="Target for graphperf.latency_s.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
 @_options
-def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, dtype):
+def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, dtype, dims):
     """Write MODEL as MLIR (through torch-mlir) with graphperf's figures on every op."""
     from ..cli import _pairs
     from ..pipeline import ModelRequest, analyze_graph
@@ -46,7 +49,8 @@ def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, 
     from .annotate import annotate, to_text
 
     tgt = load_target(target, _pairs(sets, "--set", as_int=False))
-    req = ModelRequest(model, config=config, phase=phase, batch=batch, seq=seq, kv_len=kv_len, dtype=dtype)
+    req = ModelRequest(model, config=config, phase=phase, batch=batch, seq=seq, kv_len=kv_len, dtype=dtype,
+                       dims=_pairs(dims, "--dim", as_int=True))
     capture = load_mlir(req, stage=stage)
     if stage == "linalg":
         report = analyze_mlir(capture, tgt)

@@ -8,7 +8,10 @@ Two frontends, one result (`Lowered`: an MLIR module plus what could not be lowe
   it came from, i.e. the name of the node in graphperf's graph-level `Graph`. MLIR passes carry
   locations through lowering, so every linalg op names its graph node (`origin_of`).
 - ONNX: `torch_mlir.extras.onnx_importer` imports the model (ONNX node names become locations),
-  then ``torch-onnx-to-torch-backend-pipeline`` lowers it to the torch dialect.
+  then ``torch-onnx-to-torch-backend-pipeline`` lowers it to the torch dialect. torch-mlir needs static
+  shapes: `lower_onnx` binds the model's named dynamic dimensions from `dims` first (the graph level's
+  binding, graphperf.capture.onnx_capture), and a graph input dimension left dynamic is a `UsageError`
+  naming it and the ``--dim`` that binds it.
 
 The torch -> linalg lowering runs torch-mlir's conversion passes without the final backend
 contract check: an op torch-mlir cannot lower stays a ``torch.*`` op in the module and is listed
@@ -24,7 +27,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Optional
 
 from ..errors import AnalysisError, UsageError
 
@@ -255,8 +258,34 @@ def lower_exported(ep, *, stage: str = "linalg", keep_ops: Iterable[str] = ()) -
     return lowered
 
 
-def lower_onnx(path: str, *, stage: str = "linalg") -> Lowered:
-    """Lower an ONNX file (weights inside it or beside it) to `stage`."""
+def _bind_onnx_dims(path: str, proto, dims: Mapping[str, int]) -> None:
+    """Write `dims` over the named dynamic dimensions of `proto` (inputs, value_info, outputs), in place, as the
+    graph level binds them; a graph input dimension left dynamic is a one-line `UsageError`."""
+    from ..capture.onnx_capture import _bind
+
+    g = proto.graph
+    weights = {t.name for t in g.initializer} | {s.values.name for s in g.sparse_initializer}
+    unbound: dict[str, list[str]] = {}
+    for vi in g.input:
+        if vi.name in weights:
+            continue
+        _bind(vi, dims)
+        tt = vi.type.tensor_type
+        for axis, d in enumerate(tt.shape.dim if vi.type.HasField("tensor_type") else ()):
+            if not d.HasField("dim_value"):
+                unbound.setdefault(d.dim_param or "?", []).append(f"input '{vi.name}' dim {axis}")
+    if unbound:
+        parts = "; ".join(f"{name} ({', '.join(where)})" for name, where in unbound.items())
+        todo = " ".join(f"--dim {name}=N" for name in unbound if name != "?") or "--dim NAME=N"
+        raise UsageError(f"{path}: unbound dynamic dimensions {parts}: torch-mlir needs static shapes; "
+                         f"bind them with {todo}")
+    for vi in (*g.value_info, *g.output):
+        _bind(vi, dims, exprs=True)
+
+
+def lower_onnx(path: str, *, stage: str = "linalg", dims: Optional[Mapping[str, int]] = None) -> Lowered:
+    """Lower an ONNX file (weights inside it or beside it) to `stage`, its dynamic dimensions bound from `dims`
+    (names the graph level validated: ``capture_onnx(path, dims)`` refuses unknown ones)."""
     import time
 
     import onnx
@@ -269,7 +298,12 @@ def lower_onnx(path: str, *, stage: str = "linalg") -> Lowered:
         raise UsageError(f"--stage {stage!r}: choose one of {', '.join(STAGES)}")
     t0 = time.perf_counter()
     try:
-        proto = onnx.shape_inference.infer_shapes(onnx.load(path), data_prop=True)
+        proto = onnx.load(path)
+    except Exception as exc:
+        raise UsageError(f"{path}: cannot load the ONNX model for torch-mlir: {_first_line(exc)}") from None
+    _bind_onnx_dims(path, proto, dims or {})
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
     except Exception as exc:
         raise UsageError(f"{path}: cannot load the ONNX model for torch-mlir: {_first_line(exc)}") from None
     context = ir.Context()
