@@ -147,9 +147,23 @@ def test_two_dims_shared_and_derived(program):
                              dynamic_shapes={"x": {0: b, 1: Dim("W")}, "y": {0: 2 * b, 1: Dim.AUTO}})
     by_name = {d.label: d for d in program_dims(ep)}
     assert set(by_name) >= {"B", "W"} and by_name["B"].places == ("x.shape[0]",)
+    assert by_name["B"].derived == ("y.shape[0] = 2*B",)
     with pytest.raises(UsageError, match=r"x.shape\[0\] is dynamic \(B, 1..64\); x.shape\[1\] is dynamic \(W, "):
         graphperf.capture(ep)
     auto = [d for d in program_dims(ep) if d.name is None]
     extra = {d.symbol: 7 for d in auto}
     graph = graphperf.capture(ep, B=3, W=5, **extra)
     assert graph.values["y"].type.shape[0] == 6
+
+
+def test_a_dim_only_derived_keeps_its_root_name():
+    """y.shape[0] is 2*B and no input is B itself: B still names the root symbol, the error shows the axis."""
+
+    class Sum(torch.nn.Module):
+        def forward(self, y):
+            return y.sum(0)
+
+    ep = torch.export.export(Sum(), (torch.randn(6, 7),), dynamic_shapes={"y": {0: 2 * Dim("B", min=1, max=64)}})
+    with pytest.raises(UsageError, match=r"y.shape\[0\] = 2\*B is dynamic \(B, \d+..64\): pass --dim B=VALUE$"):
+        graphperf.capture(ep)
+    assert graphperf.capture(ep, B=3).values["y"].type.shape == (6, 7)

@@ -21,6 +21,7 @@ their symbol name and reported unbound by `shapes.DimBinder`, where the graph us
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -37,14 +38,15 @@ __all__ = ["ExportDim", "program_dims", "bind_dims"]
 @dataclass(frozen=True)
 class ExportDim:
     """One dynamic dimension: torch's `symbol`, the user's Dim `name` (None when the program lost it),
-    the input axes that are exactly this size (`places`, ``"x.shape[0]"``) and the exported range
-    (`high` None: unbounded)."""
+    the input axes that are exactly this size (`places`, ``"x.shape[0]"``), the exported range (`high`
+    None: unbounded), and the input axes derived from it (`derived`, ``"y.shape[0] = 2*B"``)."""
 
     symbol: str
     name: Optional[str]
     places: tuple[str, ...]
     low: int
     high: Optional[int]
+    derived: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -71,7 +73,8 @@ def _shape_env(ep: ExportedProgram) -> Any:
 def dim_names(ep: ExportedProgram) -> dict[str, str]:
     """Symbol -> the user's Dim name, from an in-memory program's shape environment ({} after a .pt2
     round trip). A Dim's sources may have been traced as other symbols that export then unified
-    (``s79 -> s77``): each is followed to the symbol the graph keeps; a derived Dim (``2*B``) names none."""
+    (``s79 -> s77``): each is followed to the expression the graph keeps; a derived Dim (``2*B``, which
+    torch allows only as a function of one root Dim) names the one symbol of its expression."""
     env = _shape_env(ep)
     debug = getattr(env, "source_name_to_debug_name", None) or {}
     out: dict[str, str] = {}
@@ -80,12 +83,14 @@ def dim_names(ep: ExportedProgram) -> dict[str, str]:
             final = env.replace(sym)
         except Exception:  # a shape environment of another torch: no names rather than a wrong one
             continue
-        if not getattr(final, "is_Symbol", False):
+        symbols = getattr(final, "free_symbols", ())
+        if len(symbols) != 1:
             continue
         for source in sources:
             name = debug.get(source.name if isinstance(source.name, str) else source.name())
-            if isinstance(name, str) and name.isidentifier():
-                out.setdefault(str(final), name)
+            roots = re.findall(r"[A-Za-z_]\w*", name) if isinstance(name, str) else []
+            if len(roots) == 1 and (name == roots[0]) == final.is_Symbol:
+                out.setdefault(str(next(iter(symbols))), roots[0])
                 break
     return out
 
@@ -99,6 +104,7 @@ def program_dims(ep: ExportedProgram) -> list[ExportDim]:
     user = {spec.arg.name for spec in ep.graph_signature.input_specs
             if spec.kind.name == "USER_INPUT" and hasattr(spec.arg, "name")}
     places: dict[str, list[str]] = {}
+    derived: dict[str, list[str]] = {}
     for node in ep.graph.nodes:
         val = node.meta.get("val")
         if node.op != "placeholder" or node.name not in user or not isinstance(val, torch.Tensor):
@@ -110,19 +116,23 @@ def program_dims(ep: ExportedProgram) -> list[ExportDim]:
                     where = places.setdefault(str(sym), [])
                     if expr == sym:
                         where.append(f"{node.name}.shape[{axis}]")
+                    else:
+                        derived.setdefault(str(sym), []).append(f"{node.name}.shape[{axis}] = {expr}")
     ranges = {str(k): v for k, v in ep.range_constraints.items() if getattr(k, "is_Symbol", False)}
     names = dim_names(ep) if places else {}
     out = []
     for sym, where in places.items():
         rng = ranges.get(sym)
         low = _bound(rng.lower) if rng is not None else None
-        out.append(ExportDim(sym, names.get(sym), tuple(where), max(1, low or 1),
-                             _bound(rng.upper) if rng is not None else None))
+        name = names.get(sym)
+        shown = tuple(re.sub(rf"\b{sym}\b", name or sym, text) for text in derived.get(sym, ()))  # 2*B, not 2*s44
+        out.append(ExportDim(sym, name, tuple(where), max(1, low or 1),
+                             _bound(rng.upper) if rng is not None else None, shown))
     return out
 
 
 def _axes(dim: ExportDim) -> str:
-    return " and ".join(dim.places) or "an input size"
+    return " and ".join(dim.places or dim.derived) or "an input size"
 
 
 def _listing(dims: list[ExportDim]) -> str:
