@@ -144,3 +144,13 @@ def test_malformed_records_are_skipped_with_the_reason(records, change, reason):
     rec = {k: v for k, v in rec.items() if v is not None}
     result = validate_records([rec])
     assert result.rows == [] and len(result.skipped) == 1 and reason in result.skipped[0]["reason"]
+
+
+def test_progress_is_reported_for_every_record_in_order():
+    from graphperf.validate.run import default_reference, load_records, validate_records
+
+    records = [r for r in load_records(default_reference()) if r["category"] == "memory_bandwidth"]
+    seen = []
+    validate_records(records, ("memory_bandwidth",), lambda done, total, rid: seen.append((done, total, rid)))
+    assert [s[0] for s in seen] == list(range(len(records))) and {s[1] for s in seen} == {len(records)}
+    assert [s[2] for s in seen] == [str(r.get("id", "?")) for r in records]

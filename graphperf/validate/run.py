@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from graphperf.errors import UsageError
 
@@ -106,17 +106,20 @@ def _stats(rows: list[dict]) -> dict:
     return out
 
 
-def validate_records(records: Iterable[dict], categories: Iterable[str] = ()) -> ValidationResult:
-    """Project every record (of `categories`, all when empty); see the module docstring."""
+def validate_records(records: Iterable[dict], categories: Iterable[str] = (),
+                     progress: Optional[Callable[[int, int, str], None]] = None) -> ValidationResult:
+    """Project every record (of `categories`, all when empty); see the module docstring. `progress` is
+    called before each record with (records done, records in all, the record's id)."""
     from graphperf.target import load_target
 
     wanted = set(categories)
+    chosen = [rec for rec in records if not wanted or rec["category"] in wanted]
     rows: list[dict] = []
     skipped: list[dict] = []
     targets: dict[tuple, Any] = {}
-    for rec in records:
-        if wanted and rec["category"] not in wanted:
-            continue
+    for done, rec in enumerate(chosen):
+        if progress is not None:
+            progress(done, len(chosen), str(rec.get("id", "?")))
         head = {"id": str(rec.get("id", "?")), "category": rec["category"], "hardware": str(rec.get("hardware", ""))}
         name, note = map_hardware(head["hardware"])
         if name is None:
