@@ -12,19 +12,24 @@ Attributes (all in the ``graphperf.`` namespace, so MLIR tools that do not know 
 - torch stage: the figures of the graph node (graph-level rules) on the first op of each graph node.
 
 The module is printed with locations (``loc("gp:<node>")``) and still parses with
-``torch_mlir.ir.Module.parse`` and ``torch-mlir-opt``.
+``torch_mlir.ir.Module.parse`` and ``torch-mlir-opt``; weights are elided unless asked for (`to_text`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from .convert import _main_block
 from .lower import origin_of
 
-__all__ = ["annotate", "to_text", "ATTRS"]
+__all__ = ["annotate", "to_text", "elision_note", "ATTRS", "ELIDE_ELEMENTS", "ELIDE_BYTES"]
 
 ATTRS = ("flops", "matrix_flops", "transcendentals", "bytes_read", "bytes_written")
+ELIDE_ELEMENTS = 64  # inline tensor constants over this many elements are weights: elided by default
+ELIDE_BYTES = 8 * ELIDE_ELEMENTS  # resource blobs (torch-mlir's weights) over this many bytes: elided
+# MLIR's resource limit counts the characters of a blob as printed: '"0x' + 4-byte alignment + 2 per byte + '"'
+_RESOURCE_CHARS = 2 * ELIDE_BYTES + 12
 
 
 def _set(op, record: Any, ir) -> None:
@@ -70,6 +75,69 @@ def annotate(lowered, report) -> int:
     return done
 
 
-def to_text(lowered) -> str:
-    """The module's text with locations, as torch-mlir-opt reads it."""
-    return lowered.module.operation.get_asm(enable_debug_info=True)
+def _is_resource(attr, ir) -> bool:
+    try:
+        ir.DenseResourceElementsAttr(attr)
+    except ValueError:
+        return False
+    return True
+
+
+def _elided(lowered) -> dict[str, int]:
+    """Bytes of every tensor constant that `to_text` elides, by attribute (a shared resource once; splats,
+    which print as one value, never)."""
+    from torch_mlir import ir
+
+    out: dict[str, int] = {}
+
+    def visit(op) -> None:
+        for name in op.attributes:
+            attr = op.attributes[name]
+            if isinstance(attr, ir.DenseElementsAttr):  # downcast by the bindings (DenseFPElementsAttr, ...)
+                if attr.is_splat:
+                    continue
+                resource = False
+            elif type(attr) is ir.Attribute and _is_resource(attr, ir):  # dense_resource is not downcast
+                resource = True
+            else:
+                continue
+            shaped = ir.ShapedType(attr.type)
+            if not shaped.has_static_shape:
+                continue
+            numel = math.prod(shaped.shape)
+            nbytes = numel * max(getattr(shaped.element_type, "width", 8), 8) // 8
+            if (nbytes > ELIDE_BYTES) if resource else (numel > ELIDE_ELEMENTS):
+                out[str(attr) if resource else f"{len(out)}"] = nbytes
+        for region in op.regions:
+            for block in region.blocks:
+                for inner in block.operations:
+                    visit(inner.operation)
+
+    with lowered.context:
+        visit(lowered.module.operation)
+    return out
+
+
+def elision_note(lowered) -> str:
+    """What `to_text` elides from `lowered` by default, as one line ("" if nothing): count, size, how to keep it."""
+    elided = _elided(lowered)
+    if not elided:
+        return ""
+    return (f"{len(elided)} weight tensors ({sum(elided.values()) / 1e6:.3g} MB) elided from the MLIR "
+            "(dense_resource without data); graphperf mlir --keep-weights writes them")
+
+
+def to_text(lowered, *, keep_weights: bool = False) -> str:
+    """The module's text with locations, as torch-mlir-opt reads it.
+
+    Weights (resource blobs over `ELIDE_BYTES` bytes, inline constants over `ELIDE_ELEMENTS` elements) are elided
+    unless `keep_weights`: a blob is left out of the ``dialect_resources`` section (its ops keep the
+    ``dense_resource<name>`` reference), an inline constant prints as ``dense_resource<__elided__>``; both parse
+    back (tested). The text then starts with a ``// graphperf:`` line, `elision_note`.
+    """
+    if keep_weights:
+        return lowered.module.operation.get_asm(enable_debug_info=True)
+    note = elision_note(lowered)
+    text = lowered.module.operation.get_asm(enable_debug_info=True, large_elements_limit=ELIDE_ELEMENTS,
+                                            large_resource_limit=_RESOURCE_CHARS)
+    return f"// graphperf: {note}\n{text}" if note else text

@@ -1,9 +1,10 @@
-"""`graphperf mlir MODEL [-o out.mlir] [--stage torch|linalg] [--target NAME] [--dim NAME=N]`.
+"""`graphperf mlir MODEL [-o out.mlir] [--stage torch|linalg] [--target NAME] [--dim NAME=N] [--keep-weights]`.
 
 Lowers MODEL through torch-mlir (graphperf.mlir.lower; an ONNX file's dynamic dimensions bound by
 ``--dim``, as for ``analyze``), costs it (linalg stage: the MLIR-level report; torch stage: the
 graph-level report of the same program) and writes the module with ``graphperf.*`` attributes on
-each op (graphperf.mlir.annotate) to `-o` or stdout. Errors are one line (UsageError exit 2,
+each op (graphperf.mlir.annotate) to `-o` or stdout. Weights are elided unless ``--keep-weights``
+(the text's first line and a stderr note say so). Errors are one line (UsageError exit 2,
 AnalysisError exit 1), as for every graphperf command.
 """
 
@@ -39,14 +40,16 @@ def _options(fn):
               help="torch: the torch dialect (graph-level figures); linalg: linalg-on-tensors (MLIR-level figures).")
 @click.option("--target", "-t", default="h100", show_default=True, help="Target for graphperf.latency_s.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@click.option("--keep-weights", is_flag=True,
+              help="Write the weights' values (elided by default: a real model's are gigabytes of hex).")
 @_options
-def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, dtype, dims):
+def mlir(model, output, stage, target, sets, keep_weights, config, phase, batch, seq, kv_len, dtype, dims):
     """Write MODEL as MLIR (through torch-mlir) with graphperf's figures on every op."""
     from ..cli import _pairs
     from ..pipeline import ModelRequest, analyze_graph
     from ..target import load_target
     from .analyze import analyze_mlir, load_mlir
-    from .annotate import annotate, to_text
+    from .annotate import annotate, elision_note, to_text
 
     tgt = load_target(target, _pairs(sets, "--set", as_int=False))
     req = ModelRequest(model, config=config, phase=phase, batch=batch, seq=seq, kv_len=kv_len, dtype=dtype,
@@ -57,7 +60,8 @@ def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, 
     else:
         report = analyze_graph(capture.graph_level, tgt, capture.info)
     annotate(capture.lowered, report)
-    text = to_text(capture.lowered)
+    note = "" if keep_weights else elision_note(capture.lowered)
+    text = to_text(capture.lowered, keep_weights=keep_weights)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -65,3 +69,5 @@ def mlir(model, output, stage, target, sets, config, phase, batch, seq, kv_len, 
         sys.stdout.write(text)
     for warning in capture.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if note:
+        click.echo(f"note: {note}", err=True)

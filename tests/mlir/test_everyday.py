@@ -1,4 +1,5 @@
-"""Everyday use of the MLIR level (issue 17): a dynamic ONNX file bound with --dim."""
+"""Everyday use of the MLIR level (issue 17): a dynamic ONNX file bound with --dim, and `graphperf mlir` on a
+model with real weights, whose literals are elided unless --keep-weights."""
 
 from __future__ import annotations
 
@@ -102,3 +103,58 @@ def test_dim_on_a_pt2_file_or_a_workload_is_refused_in_one_line(capsys, tmp_path
     assert code == 2 and err.count("\n") == 1 and ".onnx" in err
     code, _, err = run(capsys, "mlir", "gpt2", "--dim", "batch=2")
     assert code == 2 and err.count("\n") == 1 and "--batch" in err
+
+
+# --- item 2: weights elided unless --keep-weights ----------------------------------------------------------------
+
+def _linalg_ops(text):
+    from torch_mlir import ir
+
+    from graphperf.mlir.convert import _main_block
+    from graphperf.mlir.lower import parsing_context
+
+    with parsing_context():
+        module = ir.Module.parse(text)
+        out = []
+        for op in _main_block(module).operations:
+            attrs = {name: op.attributes[name] for name in op.attributes}
+            flops = ir.IntegerAttr(attrs["graphperf.flops"]).value if "graphperf.flops" in attrs else None
+            out.append((op.name, flops, "graphperf.graph_node" in attrs))
+        return out
+
+
+def test_weights_are_elided_and_the_mlir_still_parses_with_its_annotations(capsys, tmp_path):
+    path = _linear_pt2(tmp_path)
+    weight_bytes = (FEATURES * FEATURES + FEATURES) * 4
+    out = tmp_path / "linear.mlir"
+    code, _, err = run(capsys, "mlir", path, "-o", str(out))
+    assert code == 0, err
+    text = out.read_text()
+    assert len(text.encode()) < weight_bytes / 20  # the weights' hex alone would be 2x weight_bytes
+    header = text.split("\n")[0]
+    assert header.startswith(f"// graphperf: 2 weight tensors ({weight_bytes / 1e6:.3g} MB) elided")
+    assert "--keep-weights" in header
+    assert "note: 2 weight tensors" in err and "--keep-weights" in err
+    ops = _linalg_ops(text)
+    matmuls = [flops for name, flops, _ in ops if name == "linalg.matmul"]
+    assert matmuls == [2 * BATCH * FEATURES * FEATURES]
+    assert all(has_origin for name, _, has_origin in ops if name.startswith("linalg."))
+
+
+def test_keep_weights_writes_their_values(capsys, tmp_path):
+    path = _linear_pt2(tmp_path)
+    weight = torch.export.load(path).state_dict["0.weight"].detach()
+    out = tmp_path / "linear.mlir"
+    code, _, err = run(capsys, "mlir", path, "-o", str(out), "--keep-weights")
+    assert code == 0, err
+    text = out.read_text()
+    assert weight.numpy().tobytes().hex().upper() in text
+    assert not text.startswith("//") and "note:" not in err
+    assert [f for name, f, _ in _linalg_ops(text) if name == "linalg.matmul"] == [2 * BATCH * FEATURES * FEATURES]
+
+
+def test_onnx_weights_are_elided_at_the_torch_stage(capsys, tmp_path):
+    path = _dynamic_mlp(tmp_path / "mlp.onnx")  # one weight: K*N floats, elided; nothing else to elide
+    code, out, err = run(capsys, "mlir", path, "--dim", "batch=1", "--stage", "torch")
+    assert code == 0, err
+    assert out.startswith(f"// graphperf: 1 weight tensors ({K * N * 4 / 1e6:.3g} MB) elided")
