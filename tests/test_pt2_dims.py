@@ -167,3 +167,13 @@ def test_a_dim_only_derived_keeps_its_root_name():
     with pytest.raises(UsageError, match=r"y.shape\[0\] = 2\*B is dynamic \(B, \d+..64\): pass --dim B=VALUE$"):
         graphperf.capture(ep)
     assert graphperf.capture(ep, B=3).values["y"].type.shape == (6, 7)
+
+
+def test_one_dim_name_binds_the_program_and_its_onnx_export(program, tmp_path):
+    """Cross-frontend: the ONNX export of the same program names its dim_param B, and --dim B=8 gives the same
+    totals through both frontends."""
+    path = tmp_path / "linear.onnx"
+    torch.onnx.export(LinearRelu().eval(), (torch.randn(4, IN),), dynamo=True, opset_version=23, verbose=False,
+                      dynamic_shapes={"x": {0: Dim("B", min=1, max=MAX_B)}}).save(str(path))
+    from_onnx, from_program = graphperf.analyze(str(path), B=8), graphperf.analyze(program, B=8)
+    assert from_onnx.totals["matrix_flops"] == from_program.totals["matrix_flops"] == linear_flops(8)
