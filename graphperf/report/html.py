@@ -14,7 +14,9 @@ Guarantees:
   escaped with `html.escape`;
 - deterministic: the same reports give the same bytes (no clock, fixed number formatting);
 - it reads the report and computes no costs: the only derived figures are display ratios
-  (achieved FLOP/s = flops / latency_s, shares) and the target's ceilings (peak x efficiency).
+  (achieved FLOP/s = flops / latency_s, shares), the target's ceilings (peak x efficiency) and which
+  roofline points a fixed time sets (`fixed_time`: bound overhead, or a kernel floor of the target
+  above the node's work), drawn as rings with the target fields named in their legend.
 
 Adding a section: write a function returning a `html_assets.Section` from the building blocks in
 `html_assets` (`hbar_chart`, `paired_bars`, `line_chart`, `table`, `LogScale` + `loglog_frame`) and
@@ -30,6 +32,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Optional, Sequence, Union
 
+from ..execution import host_costs
+from ..kernel_time import kernel_params
 from ..target import FIGURE_FIELDS
 from .html_assets import (BOUND_COLOURS, OP_PALETTE, LogScale, Section, bar_cell, document, esc, hbar_chart,
                           kv_table, loglog_frame, pct, sort_key, table)
@@ -166,10 +170,29 @@ def model_section(report: Report) -> Section:
     return Section("model", "Model", kv_table((k, esc(_flat(v))) for k, v in report.model.items()))
 
 
+#: What a boolean target field means, said as yes / no in the target table.
+_SWITCHES = {
+    "calibrated": ("measured on the device by graphperf calibrate", "datasheet figures"),
+    "allow_tf32": ("float32 matmuls run on TF32 units",
+                   "float32 matmuls run on the fp32 vector peak (PyTorch's default)"),
+    "allow_tf32_conv": ("float32 convolutions run on TF32 units (PyTorch's cuDNN default)",
+                        "float32 convolutions run on the fp32 vector peak"),
+}
+
+
+def switch_text(name: str, value: bool) -> str:
+    """A boolean target field for people: "yes: <what it means>" or "no: <what happens instead>"."""
+    yes, no = _SWITCHES.get(name, ("", ""))
+    word, meaning = ("yes", yes) if value else ("no", no)
+    return f"{word}: {meaning}" if meaning else word
+
+
 def target_body(target) -> str:
     spec = target.to_dict()
-    head = [(k, esc(_flat(spec[k]))) for k in ("name", "label", "vendor", "kind", "calibrated", "allow_tf32",
-                                               "reference_id", "path") if spec.get(k) not in (None, "")]
+    switches = [k for k, v in spec.items() if isinstance(v, bool)]  # calibrated, allow_tf32, ...
+    head = [(k, esc(switch_text(k, spec[k]) if k in switches else _flat(spec[k])))
+            for k in ("name", "label", "vendor", "kind", *switches, "reference_id", "path")
+            if spec.get(k) not in (None, "")]
     if spec.get("overridden"):
         head.append(("overridden (--set)", esc(", ".join(spec["overridden"]))))
     rows = [[(esc(f), None, "mono"), (esc(f"{spec[f]:g}"), sort_key(spec[f]), ""),
@@ -187,7 +210,8 @@ def target_body(target) -> str:
 _CHART_NOTES = {
     "roofline": "each counted node is a point at (FLOPs / bytes moved, FLOPs / projected latency); solid lines "
                 "are the target's dense peaks, dashed lines the peaks times the target's efficiencies (the roof "
-                "the projection uses); launch overhead puts small nodes below the roof",
+                "the projection uses); rings are nodes whose time is set by a fixed time (the launch gap or the "
+                "target's kernel floor), not by a roof: they sit below the roofs",
 }
 
 
@@ -368,17 +392,86 @@ def roofline_body(report: Report, colours: dict[str, str]) -> str:
                        f'{y(bw * xa) + (12 if derated else -4):.1f}) rotate({angle:.1f})">{esc(text)}</text>')
     total = report.totals["latency_s"] or 1.0
     longest = max((r.latency_s for r in pts), default=1.0)
+    floors = floor_fields(t)
+    fixed: dict[str, list[str]] = {"launch": [], "floor": []}  # the target field that set each ring's time
     for r in sorted(pts, key=lambda r: (-r.latency_s, r.name)):
         rate = r.flops / r.latency_s
         radius = 2.5 + 9.5 * math.sqrt(r.latency_s / longest)
+        kind, field, why = fixed_time(r, floors)
+        if kind:
+            fixed[kind].append(field)
         tip = (f"{r.name}\n{r.op} ({r.source_op})" + (f" in {r.module}" if r.module else "")
                + f"\n{_shapes(r.inputs)} -> {_shapes(r.outputs)}\n{si(r.flops, 'FLOP')}, "
                f"{si(r.bytes_read + r.bytes_written, 'B')}, {r.intensity:.3g} FLOP/B\n"
-               f"{seconds(r.latency_s)} ({pct(r.latency_s / total)}), {r.bound}-bound, {si(rate, 'FLOP/s')}")
-        svg.append(f'<circle class="pt {colours.get(r.op, "cx")}" cx="{x(r.intensity):.1f}" cy="{y(rate):.1f}" '
+               f"{seconds(r.latency_s)} ({pct(r.latency_s / total)}), {r.bound}-bound, {si(rate, 'FLOP/s')}"
+               + (f"\n{kind}-bound: {why}" if kind else ""))
+        ring = f" ring {kind}" if kind else ""
+        svg.append(f'<circle class="pt {colours.get(r.op, "cx")}{ring}" cx="{x(r.intensity):.1f}" cy="{y(rate):.1f}" '
                    f'r="{radius:.1f}"><title>{esc(tip)}</title></circle>')
     svg.append("</svg>")
-    return "\n".join(svg) + "\n" + _legend(pts, colours) + _left_off(report, pts) + _roof_table(roofs)
+    return ("\n".join(svg) + "\n" + _legend(pts, colours) + _fixed_legend(report, fixed, floors) + _left_off(report, pts)
+            + _roof_table(roofs))
+
+
+#: The target fields of the size-aware kernel model's fixed device time per kernel class (graphperf/kernel_time.py).
+_FLOOR_FIELDS = (("stream", "kernel_floor_us"), ("matrix", "matrix_floor_us"), ("strided", "kernel_floor_strided_us"),
+                 ("row", "kernel_floor_row_us"))
+
+
+def floor_fields(target) -> dict[str, float]:
+    """The kernel floors the projection used (`kernel_time.kernel_params`), target field -> seconds: the fields the
+    target sets (an unset one takes kernel_floor_us); empty on a plain-roofline target."""
+    params = kernel_params(target)
+    if params is None:
+        return {}
+    by_class = {**params.floor_s, "matrix": params.matrix_floor_s}
+    return {name: by_class[klass] for klass, name in _FLOOR_FIELDS if getattr(target, name) is not None}
+
+
+def fixed_time(r: NodeRecord, floors: dict[str, float]) -> tuple[str, str, str]:
+    """(kind, target field, why) for a counted node: kind "launch" when the device waited for the launch (the
+    report's bound is overhead), "floor" when the fixed kernel floor it ran (one of `floors`, matched by value)
+    exceeds its work max(compute_s, memory_s), else ("", "", ""); the FLOP/s these nodes reach is set by a time,
+    not by a roof."""
+    if r.bound == "overhead":
+        wait = r.latency_s - (r.device_s or 0.0)
+        return "launch", "launch_overhead_us", f"waited {seconds(wait)} for the launch, ran {seconds(r.device_s)}"
+    if not floors or r.device_s is None or r.compute_s is None or r.memory_s is None:
+        return "", "", ""
+    work = max(r.compute_s, r.memory_s)
+    extra = r.device_s - work
+    for name, floor_s in floors.items():
+        if math.isclose(extra, floor_s, rel_tol=1e-6) and floor_s > work:
+            return "floor", name, f"{name} = {floor_s * 1e6:g} us fixed, work {seconds(work)}"
+    return "", "", ""
+
+
+def _fixed_legend(report: Report, fixed: dict[str, list[str]], floors: dict[str, float]) -> str:
+    """The legend of the rings: which target figure sets their time, and why no line on the chart shows it."""
+    t = report.target
+    items = []
+    if fixed["launch"]:
+        mode = report.totals.get("mode", "graph")
+        host_us = host_costs(t, mode).kernel_s * 1e6
+        host = {"eager": f"; eager host issue host_eager_us = {host_us:g} us per op",
+                "compiled": f"; compiled wrapper compiled_launch_us = {host_us:g} us per kernel"}.get(mode, "")
+        items.append(("launch", f"launch-bound ({_nodes(len(fixed['launch']))}): the device waits longer for the launch than the "
+                     f"kernel runs: launch_overhead_us = {t.launch_overhead_us:g} us between kernels{host}"))
+    if fixed["floor"]:
+        figures = ", ".join(f"{name} = {floors[name] * 1e6:g} us ({_nodes(fixed['floor'].count(name))})"
+                            for name in floors if name in fixed["floor"])
+        items.append(("floor", f"floor-bound ({_nodes(len(fixed['floor']))}): time = the fixed kernel floor, above "
+                               f"the node's work: {figures}"))
+    if not items:
+        return ""
+    rings = "".join(f'<span class="sw ring {kind}"></span>{esc(text)}' for kind, text in items)
+    return (f'<div class="legend roof-fixed">{rings}<br>Rings: a fixed time t caps '
+            "a node at FLOPs / t, which depends on the node's size, not on its intensity, so no line on this chart can "
+            "show it; these nodes sit below the roofs by the ratio of that time to their work.</div>\n")
+
+
+def _nodes(n: int) -> str:
+    return f"{n} node" if n == 1 else f"{n} nodes"
 
 
 def _legend(pts: list[NodeRecord], colours: dict[str, str]) -> str:
@@ -446,9 +539,9 @@ def _roof_table(roofs: list[Ceiling]) -> str:
 def comparison_section(reports: Sequence[Report]) -> Section:
     """Totals per target side by side, latency bars split by bound, and latency per op per target."""
     fastest = min((r.totals["latency_s"] for r in reports if r.totals["latency_s"] > 0), default=1.0)
-    cols = [("target", False), ("device", False), ("projected latency", True), ("vs fastest", True),
-            ("achieved FLOP/s", True), ("compute-bound", True), ("memory-bound", True), ("overhead-bound", True),
-            ("matrix peak used", True), ("HBM GB/s", True), ("efficiency m/v/mem", False)]
+    cols = [("target", False), ("device", False), ("latency", True), ("vs fastest", True), ("FLOP/s", True),
+            ("compute", True), ("memory", True), ("overhead", True), ("matrix peak", True), ("HBM GB/s", True),
+            ("eff. m / v / mem", False)]
     rows, bars = [], []
     for r in reports:
         t, tg = r.totals, r.target
@@ -462,11 +555,14 @@ def comparison_section(reports: Sequence[Report]) -> Section:
                      ("-" if rate is None else si(rate, "FLOP/s"), sort_key(rate), "")]
                     + [(pct(share.get(b, 0.0)), sort_key(share.get(b, 0.0)), "") for b in ("compute", "memory", "overhead")]
                     + [_peak_used(r), (f"{tg.hbm_gbps:g}", sort_key(tg.hbm_gbps), ""),
-                       (f"{tg.matrix_efficiency:g} / {tg.vector_efficiency:g} / {tg.memory_efficiency:g}", None, "")])
+                       (f"{tg.matrix_efficiency:.3g} / {tg.vector_efficiency:.3g} / {tg.memory_efficiency:.3g}", None, "")])
         bars.append((tg.name, [(s, f"b-{b}", f"{tg.name}: {b}-bound {seconds(s)}")
                                for b, s in t["latency_by_bound_s"].items() if b in BOUND_COLOURS]))
     legend = "".join(f'<span class="sw b-{b}"></span>{b}-bound' for b in BOUND_COLOURS)
-    body = (table(cols, rows) + "<h4>Projected latency by bound</h4>\n" + hbar_chart(bars)
+    caption = ("latency: projected; FLOP/s: achieved (FLOPs / latency); compute, memory, overhead: the latency's "
+               "share by bound; matrix peak: the TFLOP/s that ran most matrix FLOPs; eff.: the target's matrix, vector "
+               "and memory efficiencies; click a header to sort")
+    body = (table(cols, rows, caption=caption, fit=True) + "<h4>Projected latency by bound</h4>\n" + hbar_chart(bars)
             + f'<div class="legend">{legend}</div>\n' + "<h4>Latency per op on each target</h4>\n" + _op_matrix(reports))
     same = {r.totals["flops"] for r in reports}
     note = "" if len(same) == 1 else \

@@ -40,6 +40,8 @@ BOUND_COLOURS = {"compute": "#4e79a7", "memory": "#f28e2b", "overhead": "#bab0ac
 def _colour_rules() -> str:
     rules = [f".gp .c{i}{{fill:{c};background:{c}}}" for i, c in enumerate(OP_PALETTE)]
     rules.append(f".gp .cx{{fill:{OTHER_COLOUR};background:{OTHER_COLOUR}}}")
+    rules += [f".gp svg circle.ring.{cls}{{stroke:{c}}}" for cls, c in
+              [*((f"c{i}", c) for i, c in enumerate(OP_PALETTE)), ("cx", OTHER_COLOUR)]]
     rules += [f".gp .b-{b}{{fill:{c};background:{c}}}" for b, c in BOUND_COLOURS.items()]
     return "\n".join(rules)
 
@@ -54,6 +56,7 @@ CSS = """\
 .gp nav{margin:8px 0;font-size:13px}
 .gp nav a{margin-right:12px;color:#2f5fa7;text-decoration:none}
 .gp .tw{overflow-x:auto;max-width:100%}
+.gp .tw.fit th{white-space:normal}
 .gp table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
 .gp th,.gp td{padding:3px 8px;border-bottom:1px solid #e6e9ee;text-align:left;vertical-align:top}
 .gp th{background:#f3f5f8;font-weight:600;white-space:nowrap}
@@ -85,6 +88,10 @@ CSS = """\
 .gp svg text.lab.derated{fill:#c0392b}
 .gp svg circle.pt{fill-opacity:.72;stroke:#fff;stroke-width:.6}
 .gp svg circle.pt:hover{stroke:#000;stroke-width:2;fill-opacity:1}
+.gp svg circle.pt.ring{fill-opacity:.15;stroke-width:1.8;stroke-dasharray:3 2}
+.gp svg circle.pt.ring.launch{stroke-dasharray:1 2}
+.gp .sw.ring{background:none;border:1.8px dashed #1d2433;width:8px;height:8px}
+.gp .sw.ring.launch{border-style:dotted}
 .gp svg rect.seg:hover{opacity:.8}
 .gp .before{fill:#a0a0a0;background:#a0a0a0}
 .gp .after{fill:#4e79a7;background:#4e79a7}
@@ -208,8 +215,9 @@ def pct(x: float) -> str:
 
 
 def table(columns: Sequence[tuple[str, bool]], rows: Iterable[Sequence[tuple[str, Optional[str], str]]], *,
-          sortable: bool = True, foot: str = "", caption: str = "") -> str:
-    """A table: `columns` are (title, numeric); each cell is (html, sort key or None, extra class)."""
+          sortable: bool = True, foot: str = "", caption: str = "", fit: bool = False) -> str:
+    """A table: `columns` are (title, numeric); each cell is (html, sort key or None, extra class). `fit=True`
+    lets the headers wrap, for a wide table that must fit the page's width (it scrolls, in its box, if not)."""
     head = "".join(f'<th{" class=n" if num else ""}>{esc(t)}</th>' for t, num in columns)
     body = []
     for row in rows:
@@ -222,7 +230,8 @@ def table(columns: Sequence[tuple[str, bool]], rows: Iterable[Sequence[tuple[str
     cap = f"<caption class=note>{caption}</caption>" if caption else ""
     tfoot = f'<tfoot><tr><td colspan="{len(columns)}">{foot}</td></tr></tfoot>' if foot else ""
     cls = ' class="sortable"' if sortable else ""
-    return (f'<div class="tw"><table{cls}>{cap}<thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body)
+    box = "tw fit" if fit else "tw"
+    return (f'<div class="{box}"><table{cls}>{cap}<thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body)
             + f"\n</tbody>{tfoot}</table></div>\n")
 
 

@@ -11,11 +11,14 @@ at view time; the tables, the statistics and every point's ``<title>`` tooltip n
 every string from the model and the profile is escaped; the same correlation gives the same bytes.
 It reads the correlation and computes nothing but display figures: a row's error (p - m) / m and
 ratio p / m. A row that a log axis cannot place (projected unknown or 0, measured 0) is left off the
-chart and named under it, never drawn at a made-up value.
+chart and named under it, never drawn at a made-up value. onnxruntime measures whole microseconds, so
+rows often share a measured value: those are drawn spread within +-0.4 us of it (`spread_x`, said under
+the chart), their tooltips and tables keep the recorded value.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Optional
 
 from ..correlate.match import SCHEMA, Correlation, Row
@@ -23,7 +26,7 @@ from .html_assets import (BOUND_COLOURS, LogScale, Section, document, esc, kv_ta
                           table)
 from .units import seconds
 
-__all__ = ["render_correlate_html", "correlate_sections", "plotted_rows", "DEFAULT_TOP"]
+__all__ = ["render_correlate_html", "correlate_sections", "plotted_rows", "spread_x", "DEFAULT_TOP"]
 
 DEFAULT_TOP = 20  # outlier rows; the "every row" table holds all
 _SIDE = 560  # the plot area is a square: y = x is its diagonal
@@ -33,6 +36,28 @@ _BOX = (96, 16, 96 + _SIDE, 16 + _SIDE)  # left, top, right, bottom
 def plotted_rows(c: Correlation) -> list[Row]:
     """The rows the log-log chart places: projected and measured time both known and > 0."""
     return [r for r in c.rows if r.projected_s and r.measured_s > 0]
+
+
+#: onnxruntime records event durations in whole microseconds: a measured time is known to this step.
+ORT_RESOLUTION_S = 1e-6
+_SPREAD = 0.8  # the part of one resolution step that rows sharing a measured value are spread across
+
+
+def spread_x(pts: list[Row], resolution_s: float) -> dict[int, float]:
+    """The x (measured time) each row is drawn at, by id(row): rows that share a measured value, which a profile of
+    whole microseconds makes common, are spread evenly across the middle 80% of one resolution step around it (in
+    order of projected time, then name), so they do not hide each other; a row alone keeps its value. Deterministic:
+    the same rows give the same positions. `resolution_s` 0 spreads nothing."""
+    shared: dict[float, list[Row]] = {}
+    for r in pts:
+        shared.setdefault(r.measured_s, []).append(r)
+    out = {}
+    for value, rows in shared.items():
+        rows.sort(key=lambda r: (r.projected_s, r.name))
+        for i, r in enumerate(rows):
+            offset = ((i + 0.5) / len(rows) - 0.5) * _SPREAD * resolution_s if len(rows) > 1 else 0.0
+            out[id(r)] = value + offset
+    return out
 
 
 def render_correlate_html(c: Correlation, *, top: int = DEFAULT_TOP, fragment: bool = False) -> str:
@@ -108,7 +133,9 @@ def scatter_body(c: Correlation) -> str:
     pts = plotted_rows(c)
     if not pts:
         return "<p>No row has both a projected and a measured time above 0: nothing to plot.</p>\n" + _left_off(c, pts)
-    values = [v for r in pts for v in (r.projected_s, r.measured_s)]
+    resolution_s = ORT_RESOLUTION_S if c.measured_by == "onnxruntime" else 0.0
+    drawn_x = spread_x(pts, resolution_s)
+    values = [v for r in pts for v in (r.projected_s, r.measured_s, drawn_x[id(r)])]
     lo, hi = min(values) / 1.5, max(values) * 1.5
     x = LogScale(lo, hi, _BOX[0], _BOX[2])
     y = LogScale(lo, hi, _BOX[3], _BOX[1])
@@ -136,14 +163,20 @@ def scatter_body(c: Correlation) -> str:
         tip = (f"{r.name}{nodes}\nop {r.op}, {r.bound}-bound\nprojected {seconds(r.projected_s)}, measured "
                f"{seconds(r.measured_s)}\nerror {_signed(_error(r))} (projected / measured {r.ratio:.3g})\n"
                f"profiled as {', '.join(r.events)}")
-        svg.append(f'<circle class="pt {_bound_class(r.bound)}" cx="{x(r.measured_s):.1f}" cy="{y(r.projected_s):.1f}" '
+        cx = x(drawn_x[id(r)])
+        svg.append(f'<circle class="pt {_bound_class(r.bound)}" cx="{cx:.1f}" cy="{y(r.projected_s):.1f}" '
                    f'r="5"><title>{esc(tip)}</title></circle>')
     svg.append("</svg>")
     bounds = sorted({r.bound for r in pts})
     legend = "".join(f'<span class="sw {_bound_class(b)}"></span>{esc(b)}-bound' for b in bounds)
+    shared = Counter(r.measured_s for r in pts)
+    spread = sum(n for n in shared.values() if n > 1) if resolution_s else 0
+    note = (f"<p class=note>{c.measured_by} records whole microseconds: {spread} points that share a measured value "
+            f"with another are spread evenly across +-{_SPREAD / 2 * resolution_s * 1e6:g} us of it, in order of projected "
+            "time, so none hides another; the tooltip gives the recorded value.</p>\n") if spread else ""
     return ("\n".join(svg) + f'\n<div class="legend">Colour: the bound of the row\'s slowest projected node; '
             "above the diagonal the projection is slower than measured, below it faster; the shaded band is "
-            f"within 2x. Hover a point for its row. {legend}</div>\n" + _left_off(c, pts))
+            f"within 2x. Hover a point for its row. {legend}</div>\n" + note + _left_off(c, pts))
 
 
 def _left_off(c: Correlation, pts: list[Row]) -> str:

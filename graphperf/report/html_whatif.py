@@ -16,7 +16,8 @@ Guarantees (as the analyze page, `graphperf.report.html`):
   sum of its members' latencies in the before report (a member that an earlier rule fused counts
   as that group's before; a member without a cost rule makes the group's before unknown, never 0),
   its "after" is its fused node's latency in the after report (unknown when a later rule fused it
-  again: the later group shows it); changes are after - before and after / before.
+  again: the later group shows it); changes are after - before and after / before, and a change below
+  `NOISE_REL` (1e-9) of the larger side is floating-point noise, shown as "no change" (`change`).
 
 Fusion rules are read generically from the records they emit
 (``{"rewrite": "fuse", "rule", "groups": [{"node", "members", "member_ops", "inputs", "outputs"}]}``;
@@ -37,12 +38,22 @@ from .whatif_report import WHATIF_SCHEMA, GroupChange, by_change, fuse_records, 
 __all__ = ["render_whatif_html", "whatif_sections", "group_changes", "GroupChange", "DEFAULT_TOP"]
 
 DEFAULT_TOP = 30  # bar pairs per chart; the tables list every row
+#: A change smaller than this fraction of the larger side is floating-point noise (sums taken in another order,
+#: a figure set to itself): shown as no change.
+NOISE_REL = 1e-9
 _REFUSED_KEYS = ("rule", "kind", "producer", "consumer", "reason")
 
 
+def change(d: Delta) -> Optional[float]:
+    """after - before, 0.0 when it is floating-point noise (below `NOISE_REL` of the larger side); None if unknown."""
+    if d.delta is None:
+        return None
+    return 0.0 if abs(d.delta) <= NOISE_REL * max(abs(d.before), abs(d.after)) else d.delta
+
+
 def changed_ops(result) -> list:
-    """Ops whose latency changed, largest absolute change first (`Report.compare` order)."""
-    return [row for row in result.compare().by_op if row["latency_s"].delta]
+    """Ops whose latency changed (more than noise), largest absolute change first (`Report.compare` order)."""
+    return [row for row in result.compare().by_op if change(row["latency_s"])]
 
 
 # -- entry points -------------------------------------------------------------------------------
@@ -78,7 +89,14 @@ def _ratio(d: Delta) -> tuple[str, Optional[str], str]:
 def _signed(value: Optional[float], fmt) -> str:
     if value is None:
         return "-"
-    return ("+" if value > 0 else "-" if value < 0 else "") + fmt(abs(value))
+    if value == 0:
+        return "no change"
+    return ("+" if value > 0 else "-") + fmt(abs(value))
+
+
+def _change_cell(d: Delta, fmt) -> tuple[str, Optional[str], str]:
+    value = change(d)
+    return (esc(_signed(value, fmt)), sort_key(value), "")
 
 
 _TOTALS = (("latency_s", "projected latency", seconds), ("compute_s", "sum of compute time", seconds),
@@ -97,7 +115,7 @@ def totals_body(result) -> str:
         rows.append([(esc(label), None, ""),
                      (esc(fmt(delta.before)) if delta.before is not None else "?", sort_key(delta.before), ""),
                      (esc(fmt(delta.after)) if delta.after is not None else "?", sort_key(delta.after), ""),
-                     (esc(_signed(delta.delta, fmt)), sort_key(delta.delta), ""), _ratio(delta)])
+                     _change_cell(delta, fmt), _ratio(delta)])
     cols = [("total", False), ("before", True), ("after", True), ("after - before", True), ("after / before", True)]
     bars = []
     for name, rep in (("before", result.before), ("after", result.after)):
@@ -175,7 +193,7 @@ def groups_body(result, top: int) -> str:
     rows = [[(esc(g.node), None, "mono"), (esc(g.rule), None, ""), (str(len(g.members)), sort_key(len(g.members)), ""),
              (esc(" + ".join(g.member_ops)), None, "mono wrap"), (str(g.inputs), sort_key(g.inputs), ""),
              (str(g.outputs), sort_key(g.outputs), ""), (seconds(g.before_s), sort_key(g.before_s), ""),
-             (seconds(g.after_s), sort_key(g.after_s), ""), (esc(_signed(g.delta, seconds)), sort_key(g.delta), ""),
+             (seconds(g.after_s), sort_key(g.after_s), ""), _change_cell(Delta(g.before_s, g.after_s), seconds),
              (esc(g.note), None, "wrap")] for g in by_change(changes)]
     return "".join(parts) + f"<h3>Every group ({len(changes)})</h3>\n" + table(cols, rows)
 
@@ -198,7 +216,7 @@ def ops_body(result, top: int) -> str:
         body.append([(esc(row.op), None, "mono"), (str(n.before), sort_key(n.before), ""),
                      (str(n.after), sort_key(n.after), ""),
                      (seconds(lat.before), sort_key(lat.before), ""), (seconds(lat.after), sort_key(lat.after), ""),
-                     (esc(_signed(lat.delta, seconds)), sort_key(lat.delta), ""), _ratio(lat),
+                     _change_cell(lat, seconds), _ratio(lat),
                      (si(b.before, "B"), sort_key(b.before), ""), (si(b.after, "B"), sort_key(b.after), ""),
                      (si(f.before, "FLOP"), sort_key(f.before), ""), (si(f.after, "FLOP"), sort_key(f.after), "")])
     return (f"<p class=note>The {len(shown)} ops whose total latency changed most{more}; an op with 0 nodes on one "

@@ -63,10 +63,12 @@ def fuse_groups(result) -> dict[str, int]:
 
 
 def changed_ops(result) -> int:
-    """Ops whose summed latency differs between the two reports (an op on one side only counts)."""
+    """Ops whose summed latency differs between the two reports by more than float noise (1e-9 of the larger
+    side; an op on one side only counts)."""
     b = {g["name"]: g["latency_s"] for g in result.before.by_op}
     a = {g["name"]: g["latency_s"] for g in result.after.by_op}
-    return sum(1 for op in set(a) | set(b) if a.get(op, 0.0) != b.get(op, 0.0))
+    return sum(1 for op in set(a) | set(b)
+               if abs(a.get(op, 0.0) - b.get(op, 0.0)) > 1e-9 * max(a.get(op, 0.0), b.get(op, 0.0)))
 
 
 def expected_pairs(result, top: int) -> str:
