@@ -53,8 +53,9 @@ def capture(model: Any, example_inputs: Any = None, *, phase: Optional[str] = No
     import_modules : modules imported first (as the CLI's ``--import``): the libraries that register the
         custom ops a .pt2 calls (``import_modules=["transformers"]``).
     **dims : bind named dynamic dimensions of a file or program (``batch=8, sequence=128`` for an
-        ONNX file; symbol names such as ``s0=8`` for a .pt2). For files, `batch`/`seq`/`kv_len` are
-        dimension names too.
+        ONNX file; an ExportedProgram's ``torch.export.Dim`` names, ``B=8``; for a .pt2 file, which does
+        not keep Dim names, torch's symbol, ``s77=8``, or the input axis, ``**{"x.shape[0]": 8}``). Values
+        outside the exported range are refused. For files, `batch`/`seq`/`kv_len` are dimension names too.
     """
     _import_modules(import_modules)
     graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
