@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .units import delta_seconds, seconds, si
+
 __all__ = ["Delta", "OpDelta", "ReportDiff", "TOTALS_COMPARED"]
 
 TOTALS_COMPARED = (
@@ -94,12 +96,13 @@ class ReportDiff:
     def __str__(self) -> str:
         lines = [f"{self.before['model']} on {self.before['target']} -> {self.after['model']} on {self.after['target']}"]
         for key in ("latency_s", "flops", "bytes", "weight_bytes", "peak_activation_bytes", "coverage"):
-            lines.append(f"  {key:<22} {_fmt(self.totals[key])}")
+            lines.append(f"  {key:<22} {_fmt(self.totals[key], _UNITS.get(key))}")
         changed = [row for row in self.by_op if any(d.delta for d in row.figures.values())]
         if changed:
-            lines.append("  by op (latency_s, flops, bytes):")
+            lines.append("  by op (latency, FLOPs, bytes):")
             for row in changed[:10]:
-                lines.append(f"    {row.op:<20} {_fmt(row['latency_s'])}; {_fmt(row['flops'])}; {_fmt(row['bytes'])}")
+                lines.append(f"    {row.op:<20} {_fmt(row['latency_s'], 's')}; {_fmt(row['flops'], 'FLOP')}; "
+                             f"{_fmt(row['bytes'], 'B')}")
         return "\n".join(lines)
 
 
@@ -107,8 +110,19 @@ def _label(report) -> dict[str, str]:
     return {"model": str(report.model.get("name", "?")), "target": str(getattr(report.target, "name", "?"))}
 
 
-def _fmt(d: Delta) -> str:
+#: The unit each figure of the text summary is shown in ("s": `seconds`, else an SI unit; None: a fraction).
+_UNITS = {"latency_s": "s", "flops": "FLOP", "bytes": "B", "weight_bytes": "B", "peak_activation_bytes": "B"}
+
+
+def _fmt(d: Delta, unit: Optional[str]) -> str:
+    """`before -> after (change, xratio)` in units: `151 us -> 125 us (-26 us, x0.829)`; a time change under
+    1e-12 s (float noise) is 0."""
+    def show(v):
+        return seconds(v) if unit == "s" else f"{v:.1%}" if unit is None else si(v, unit)
+
     if d.delta is None:
-        return f"{d.before} -> {d.after}"
-    ratio = "" if d.ratio is None else f" (x{d.ratio:.3g})"
-    return f"{d.before:.4g} -> {d.after:.4g}{ratio}"
+        return f"{'?' if d.before is None else show(d.before)} -> {'?' if d.after is None else show(d.after)}"
+    change = (delta_seconds(d.delta) if unit == "s" else "0" if not d.delta
+              else ("+" if d.delta > 0 else "-") + show(abs(d.delta)))
+    ratio = "" if d.ratio is None else f", x{d.ratio:.3g}"
+    return f"{show(d.before)} -> {show(d.after)} ({change}{ratio})"

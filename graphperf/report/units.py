@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["si", "seconds"]
+__all__ = ["si", "seconds", "delta_seconds"]
+
+#: A difference of two latencies smaller than this is floating-point noise, shown as 0.
+NOISE_S = 1e-12
 
 _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -27,3 +30,13 @@ def seconds(value: Optional[float]) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value / 1e-9:.3g} ns"
+
+
+def delta_seconds(value: Optional[float]) -> str:
+    """A signed change of time (`after - before`): "+2.5 us", "-26 us"; |value| under `NOISE_S` is "0",
+    so that two sums of the same figures in another order do not print "-1.03e-07 ns"."""
+    if value is None:
+        return "?"
+    if abs(value) < NOISE_S:
+        return "0"
+    return ("+" if value > 0 else "-") + seconds(abs(value))

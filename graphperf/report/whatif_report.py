@@ -13,11 +13,11 @@ from typing import Any, Optional
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .diff import Delta
 from .json_report import report_to_dict
-from .units import seconds, si
+from .table import Col, fit_table
+from .units import delta_seconds, seconds, si
 
 __all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif", "refused_where", "GroupChange",
            "group_changes", "by_change", "fuse_records", "pad_summary"]
@@ -122,34 +122,37 @@ def _ratio(d) -> str:
 
 
 def render_whatif(result, console: Console, top: int = 10) -> None:
+    """The what-if as terminal tables laid out for the console's width (`fit_table`): totals, ops and fused
+    groups before and after with the latency change (`delta_seconds`: float noise is 0), the sweep."""
     diff = result.compare()
-    t = Table(title=f"what-if: {diff.before['model']} on {diff.before['target']} -> {diff.after['target']} "
-                    f"({result.after.totals.get('mode', 'graph')} mode)", title_justify="left")
-    for col in ("total", "before", "after", "after/before"):
-        t.add_column(col)
+    width = console.width
+    rows = []
     for key, fmt in (("latency_s", seconds), ("device_s", seconds), ("host_s", seconds), ("idle_s", seconds),
                      ("compute_s", seconds), ("memory_s", seconds),
                      ("flops", lambda v: si(v, "FLOP")), ("bytes", lambda v: si(v, "B")),
                      ("weight_bytes", lambda v: si(v, "B")), ("nodes", str), ("kernels", str)):
         d = diff.totals[key]
-        t.add_row(key, fmt(d.before), fmt(d.after), _ratio(d))
-    console.print(t)
-    ops = Table(title="by op (largest latency change first)", title_justify="left")
-    for col in ("op", "nodes", "latency before", "latency after", "bytes before", "bytes after"):
-        ops.add_column(col)
-    for row in [r for r in diff.by_op if any(d.delta for d in r.figures.values())][:top]:
-        ops.add_row(row.op, f"{row['nodes'].before} -> {row['nodes'].after}", seconds(row["latency_s"].before),
-                    seconds(row["latency_s"].after), si(row["bytes"].before, "B"), si(row["bytes"].after, "B"))
-    console.print(ops)
+        rows.append((key, fmt(d.before), fmt(d.after), _ratio(d)))
+    console.print(fit_table((Col("total"), Col("before", True), Col("after", True), Col("after/before", True)), rows,
+                            width, title=f"what-if: {diff.before['model']} on {diff.before['target']} -> "
+                                         f"{diff.after['target']} ({result.after.totals.get('mode', 'graph')} mode)",
+                            title_justify="left"))
+    cols = (Col("op"), Col("nodes", True), Col("latency before", True), Col("latency after", True),
+            Col("latency change", True), Col("bytes before", True, drop=2), Col("bytes after", True, drop=1))
+    rows = [(row.op, f"{row['nodes'].before} -> {row['nodes'].after}", seconds(row["latency_s"].before),
+             seconds(row["latency_s"].after), delta_seconds(row["latency_s"].delta), si(row["bytes"].before, "B"),
+             si(row["bytes"].after, "B"))
+            for row in [r for r in diff.by_op if any(d.delta for d in r.figures.values())][:top]]
+    console.print(fit_table(cols, rows, width, title="by op (largest latency change first)", title_justify="left"))
     groups = by_change(group_changes(result))
     if groups:
-        gt = Table(title=f"by fused group (largest latency change first, {min(top, len(groups))} of {len(groups)})",
-                   title_justify="left")
-        for col in ("group", "rule", "members", "latency before", "latency after"):
-            gt.add_column(col)
-        for g in groups[:top]:
-            gt.add_row(g.node, g.rule, "+".join(g.member_ops), seconds(g.before_s), seconds(g.after_s))
-        console.print(gt)
+        cols = (Col("group"), Col("rule", drop=1, min_width=8), Col("members", min_width=16),
+                Col("latency before", True), Col("latency after", True), Col("latency change", True))
+        rows = [(g.node, g.rule, "+".join(g.member_ops), seconds(g.before_s), seconds(g.after_s),
+                 delta_seconds(g.delta)) for g in groups[:top]]
+        console.print(fit_table(cols, rows, width, title=f"by fused group (largest latency change first, "
+                                                         f"{min(top, len(groups))} of {len(groups)})",
+                                title_justify="left"))
     for r in result.rewrites:
         if r["rewrite"] == "fuse":
             console.print(f"fusion ({r['rule']}): {r['groups_formed']} groups from {r['nodes_fused']} nodes")
@@ -176,13 +179,13 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
     if result.flags:
         console.print(f"no peak: {len(result.flags)} matrix nodes; e.g. {result.flags[0]['reason']}")
     if result.sweep:
-        s = Table(title=f"sweep {result.sweep['field']} ({result.sweep.get('mode', 'graph')} mode)",
-                  title_justify="left")
-        for col in (result.sweep["field"], "latency", "device", "idle", "compute", "memory", "by bound"):
-            s.add_column(col)
-        for row in result.sweep["rows"]:
-            s.add_row(f"{row['value']:g}", seconds(row["latency_s"]), seconds(row.get("device_s")),
-                      seconds(row.get("idle_s")), seconds(row["compute_s"]), seconds(row["memory_s"]),
-                      ", ".join(f"{b} {v / row['latency_s']:.0%}" for b, v in row["latency_by_bound_s"].items()
-                                if row["latency_s"] > 0))
-        console.print(s)
+        field = result.sweep["field"]
+        cols = (Col(field, True), Col("latency", True), Col("device", True, drop=2), Col("idle", True, drop=1),
+                Col("compute", True), Col("memory", True), Col("by bound", min_width=16))
+        rows = [(f"{row['value']:g}", seconds(row["latency_s"]), seconds(row.get("device_s")),
+                 seconds(row.get("idle_s")), seconds(row["compute_s"]), seconds(row["memory_s"]),
+                 ", ".join(f"{b} {v / row['latency_s']:.0%}" for b, v in row["latency_by_bound_s"].items()
+                           if row["latency_s"] > 0))
+                for row in result.sweep["rows"]]
+        console.print(fit_table(cols, rows, width, title=f"sweep {field} ({result.sweep.get('mode', 'graph')} mode)",
+                                title_justify="left"))
