@@ -18,6 +18,7 @@ from typing import Optional
 import click
 from rich.console import Console
 
+from .cli_args import pairs, refuse_overwriting
 from .errors import GraphperfError, UsageError
 
 DEFAULT_MODEL = "llama3-8b"
@@ -26,24 +27,6 @@ FORMATS = ("table", "json", "csv", "html")
 HTML_TOP = 100
 
 
-def _pairs(values: tuple[str, ...], flag: str, as_int: bool) -> dict:
-    out: dict = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key or not raw:
-            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} batch=8")
-        if as_int:
-            try:
-                out[key] = int(raw)
-            except ValueError:
-                raise UsageError(f"{flag} {item!r}: {raw!r} is not an integer") from None
-        else:
-            out[key] = raw
-    return out
-
-
-#: Report formats by the extension of -o's file.
-_FORMAT_OF_EXTENSION = {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
 def _stdout_is_terminal() -> bool:
@@ -53,9 +36,10 @@ def _stdout_is_terminal() -> bool:
 def _output_format(fmt: str, output: Optional[str], choices: tuple[str, ...]) -> str:
     """The format to write: --format as given; without it, the one -o's extension names (`r.html` -> html).
     Refused: an explicit --format that contradicts -o's extension, and HTML printed to a terminal."""
-    import os
+    from .report.save import format_of_path
 
-    implied = _FORMAT_OF_EXTENSION.get(os.path.splitext(output)[1].lower()) if output else None
+    implied = format_of_path(output) if output else None
+    implied = None if implied == "table" else implied  # .txt is the default; any --format may go in a .txt
     explicit = click.get_current_context().get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT
     if implied is not None and implied in choices:
         if not explicit:
@@ -147,7 +131,7 @@ def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attent
     from .pipeline import ModelRequest
 
     return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
-                        kv_len=kv_len, dtype=dtype, dims=_pairs(dims, "--dim", as_int=True),
+                        kv_len=kv_len, dtype=dtype, dims=pairs(dims, "--dim", as_int=True),
                         attention=None if attention == "sdpa" else attention, import_modules=tuple(imports))
 
 
@@ -177,13 +161,14 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     """Analyse MODEL (.onnx, .pt2 or a workload name; default: llama3-8b prefill on h100)."""
     imports = _import(imports)
     fmt = _output_format(fmt, output, FORMATS)
+    refuse_overwriting(output, model, *_target_names(target))
     from .pipeline import analyze_graph, load_graph
     from .report.csv_report import to_csv
     from .report.json_report import to_json
     from .report.table import render_table
     from .target import load_target
 
-    overrides = _pairs(sets, "--set", as_int=False)
+    overrides = pairs(sets, "--set", as_int=False)
     tgts = [load_target(name, overrides) for name in _target_names(target)]
     twice = sorted({t.name for t in tgts if [u.name for u in tgts].count(t.name) > 1})
     if twice:
@@ -191,6 +176,9 @@ def analyze(model, target, sets, fmt, output, config, phase, batch, seq, kv_len,
     if len(tgts) > 1 and fmt != "html":
         raise UsageError(f"--target {target}: several targets need --format html (table, json and csv hold one "
                          "target each; run once per target for those)")
+    if len(tgts) > 1 and overrides:
+        click.echo(f"note: --set {' '.join(sets)} applies to every target ({', '.join(t.name for t in tgts)}); "
+                   "each section's title shows it", err=True)
     req = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention, imports)
     if level == "mlir":
         from .mlir.analyze import analyze_mlir, load_mlir
@@ -247,28 +235,14 @@ def targets(fmt):
     """List every bundled target: key figures, efficiency defaults, source."""
     import json
 
-    from rich.table import Table
-
+    from .report.catalog import render_targets
     from .target import list_targets, load_target
 
     loaded = [load_target(name) for name in list_targets()]
     if fmt == "json":
         sys.stdout.write(json.dumps([t.to_dict() for t in loaded], indent=1) + "\n")
         return
-    table = Table(title="graphperf targets (dense peaks)", title_justify="left")
-    for col in ("name", "device", "bf16 TFLOP/s", "fp32 vector TFLOP/s", "HBM GB/s", "eff matrix/vector/mem",
-                "launch us", "calibrated"):
-        table.add_column(col)
-    for t in loaded:
-        table.add_row(t.name, t.label, _num(getattr(t, "matrix_bf16_tflops", None)),
-                      _num(t.vector_fp32_tflops), _num(t.hbm_gbps),
-                      f"{t.matrix_efficiency:.2f}/{t.vector_efficiency:.2f}/{t.memory_efficiency:.2f}",
-                      _num(t.launch_overhead_us), "yes" if t.calibrated else "no")
-    _console().print(table)
-
-
-def _num(v: Optional[float]) -> str:
-    return "-" if v is None else f"{v:g}"
+    render_targets(loaded, _console())
 
 
 @cli.command()
@@ -277,9 +251,9 @@ def models(fmt):
     """List every reference workload with its configs and phases."""
     import json
 
-    from rich.table import Table
-
     from graphperf import models as workloads
+
+    from .report.catalog import render_models
 
     specs = workloads.list_models()
     if fmt == "json":
@@ -287,13 +261,7 @@ def models(fmt):
                  "phases": list(s.phases), "default_dtype": s.default_dtype} for s in specs]
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
-    table = Table(title="graphperf reference workloads", title_justify="left")
-    for col in ("name", "family", "configs", "phases", "dtype", "description"):
-        table.add_column(col)
-    for s in specs:
-        table.add_row(s.name, s.family, ", ".join(sorted(s.configs)), ", ".join(s.phases), s.default_dtype,
-                      s.description)
-    _console().print(table)
+    render_models(specs, _console())
 
 
 @cli.command()
@@ -314,8 +282,9 @@ def profile(model, output, dims, runs, warmup, threads, optimization):
     if not model.lower().endswith(".onnx"):
         raise UsageError(f"{model}: `graphperf profile` runs .onnx files under onnxruntime; export the model "
                          "to ONNX first")
+    refuse_overwriting(output, model)
     with _status(f"profiling {model}"):
-        path = profile_onnx(model, output, dims=_pairs(dims, "--dim", as_int=True), runs=runs, warmup=warmup,
+        path = profile_onnx(model, output, dims=pairs(dims, "--dim", as_int=True), runs=runs, warmup=warmup,
                             threads=threads, optimization=optimization)
     click.echo(f"wrote {path} ({warmup} warm-up + {runs} measured runs, {threads} thread(s), "
                f"optimization {optimization})")
@@ -342,6 +311,8 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
     of an .onnx file, or a torch.profiler trace of a models/ workload or .pt2 file."""
     imports = _import(imports)
     fmt = _output_format(fmt, output, ("table", "json", "html"))
+    refuse_overwriting(output, model, profile_path, target)
+    refuse_overwriting(trace_path, model, profile_path, target, flag="--trace")
     import json
     import os
 
@@ -359,11 +330,11 @@ def correlate(model, profile_path, target, sets, fmt, output, trace_path, top, c
                          "pass that file")
     if not kineto and not os.path.isfile(model):
         raise UsageError(f"{model}: no such file; pass the .onnx file that was profiled")
-    tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    tgt = load_target(target, pairs(sets, "--set", as_int=False))
     request = _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention,
                              imports) if kineto else None
     with _status(f"correlating {model}"):
-        result = run_correlate(model, profile_path, tgt, dims=_pairs(dims, "--dim", as_int=True), request=request,
+        result = run_correlate(model, profile_path, tgt, dims=pairs(dims, "--dim", as_int=True), request=request,
                                mode=mode)
     if trace_path:
         from .correlate.trace import write_trace
@@ -409,6 +380,11 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     the projection before and after."""
     imports = _import(imports)
     fmt = _output_format(fmt, output, ("table", "json", "html"))
+    refuse_overwriting(output, model, target)
+    if "," in target:
+        raise UsageError(f"--target {target}: whatif projects one target before and after its rewrite; compare "
+                         f"targets with `graphperf analyze MODEL --target {target} --format html -o cmp.html`, or "
+                         "change this one with --set")
     from graphperf.passes.precision import parse_precision
     from graphperf.passes.whatif import parse_fuse, parse_sweep
     from graphperf.passes.fuse_named import parse_group
@@ -425,7 +401,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
     tiles = parse_tile(tile) if tile else None
     spec = parse_precision(precision) if precision else None
     pads = parse_pad(pad) if pad is not None else None
-    overrides = _pairs(sets, "--set", as_int=False)
+    overrides = pairs(sets, "--set", as_int=False)
     sweep_spec = parse_sweep(sweep) if sweep else None
     tgt = load_target(target)
     if overrides:

@@ -84,6 +84,10 @@ def calibrate(output, threads, repeats, quick, size_name, device, name, strict, 
         raise UsageError(f"-o {output}: a target file must end in .toml")
     if output and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
         raise UsageError(f"-o {output}: no such directory; create it first (checked before measuring)")
+    from ..cli_args import refuse_overwriting
+
+    refuse_overwriting(output, target, sweeps_path,
+                       *(part for spec in fit_specs + holdout_specs for part in spec.split("=")))
     if fit_specs:
         _fit(fit_specs, holdout_specs, target, output, fmt)
         return

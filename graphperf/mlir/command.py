@@ -45,15 +45,16 @@ def _options(fn):
 @_options
 def mlir(model, output, stage, target, sets, keep_weights, config, phase, batch, seq, kv_len, dtype, dims):
     """Write MODEL as MLIR (through torch-mlir) with graphperf's figures on every op."""
-    from ..cli import _pairs
+    from ..cli_args import pairs, refuse_overwriting
     from ..pipeline import ModelRequest, analyze_graph
     from ..target import load_target
     from .analyze import analyze_mlir, load_mlir
     from .annotate import annotate, elision_note, to_text
 
-    tgt = load_target(target, _pairs(sets, "--set", as_int=False))
+    refuse_overwriting(output, model, target)
+    tgt = load_target(target, pairs(sets, "--set", as_int=False))
     req = ModelRequest(model, config=config, phase=phase, batch=batch, seq=seq, kv_len=kv_len, dtype=dtype,
-                       dims=_pairs(dims, "--dim", as_int=True))
+                       dims=pairs(dims, "--dim", as_int=True))
     capture = load_mlir(req, stage=stage)
     if stage == "linalg":
         report = analyze_mlir(capture, tgt)

@@ -33,7 +33,7 @@ def validate(categories, reference, fmt, output):
     bad = [c for c in categories if c not in CATEGORIES]
     if bad:
         raise UsageError(f"--category {bad[0]!r}: choose from {', '.join(CATEGORIES)}")
-    from ..cli import refuse_overwriting
+    from ..cli_args import refuse_overwriting
 
     refuse_overwriting(output, reference or default_reference())
     records = load_records(reference or default_reference())
