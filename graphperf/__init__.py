@@ -13,7 +13,8 @@ The public API (pinned by tests/test_public_api.py):
   `capture_exported`, `load_pt2`, `capture_onnx`
 - torch.compile: `last_reports` (the reports of the latest `torch.compile(backend="graphperf")`;
   the backend itself is found by torch through an entry point, no import needed)
-- errors: `GraphperfError`, `UsageError`, `AnalysisError`
+- errors: `GraphperfError`, `UsageError`, `AnalysisError`, `RuleError` (what a cost rule raises for a node
+  it does not model)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 
 from .cost import Cost
 from .count import count
-from .errors import AnalysisError, GraphperfError, UsageError
+from .errors import AnalysisError, GraphperfError, RuleError, UsageError
 from .ir import Graph, Node, OpId, TensorType, Value
 from .ops import canonical
 from .pipeline import ModelRequest, analyze_graph, load_graph
@@ -43,7 +44,7 @@ _LAZY = {
 
 __all__ = [
     "AnalysisError", "Cost", "Graph", "GraphperfError", "ModelRequest", "Node", "OpId", "Report", "ReportDiff",
-    "Target", "TensorType", "UsageError", "Value", "__version__", "analyze", "analyze_graph", "canonical",
+    "RuleError", "Target", "TensorType", "UsageError", "Value", "__version__", "analyze", "analyze_graph", "canonical",
     "capture", "capture_exported", "capture_module", "capture_onnx", "count", "last_reports", "list_targets",
     "load_graph", "load_pt2", "load_target", "project", "register_pass", "register_rule", "registered_passes",
     "unregister_pass", "unregister_rule",

@@ -26,9 +26,9 @@ import heapq
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional
 
+from graphperf.count import apply_rule
 from graphperf.ir import Graph, Node, Value
 from graphperf.ops import canonical
-from graphperf.rules import rule_for
 
 __all__ = ["FusionResult", "Grouper", "member_cost", "numel"]
 
@@ -49,15 +49,9 @@ class FusionResult:
 
 def member_cost(node: Node, values) -> Optional[dict]:
     """The node's arithmetic by its own rule, or None when no rule counts it."""
-    rule = rule_for(node.op)
-    if rule is None:
-        return None
-    try:
-        c = rule([None if n is None else values[n].type for n in node.inputs],
-                 [values[n].type for n in node.outputs], node.attrs)
-    except (ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
-        return None
-    return {k: getattr(c, k) for k in _FIGURES}
+    c = apply_rule(node, [None if n is None else values[n].type for n in node.inputs],
+                   [values[n].type for n in node.outputs]).cost
+    return None if c is None else {k: getattr(c, k) for k in _FIGURES}
 
 
 def numel(node: Node, values, port: str = "out") -> Optional[int]:

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
 from graphperf.alignment import aligned_multiple, is_gemm_node, misaligned_dims
+from graphperf.count import apply_rule
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType, Value
-from graphperf.rules import rule_for
 
 __all__ = ["PadSpec", "PadResult", "parse_pad", "pad_dims"]
 
@@ -259,15 +259,9 @@ def _targets(graph: Graph, spec: PadSpec, gemms: list[Node], refused: list[dict]
 
 
 def _cost(node: Node, values) -> Optional[tuple[int, int, int]]:
-    rule = rule_for(node.op)
-    if rule is None:
-        return None
-    try:
-        c = rule([None if n is None else values[n].type for n in node.inputs], [values[n].type for n in node.outputs],
-                 node.attrs)
-    except (ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
-        return None
-    return c.flops, c.matrix_flops, c.bytes_read + c.bytes_written
+    c = apply_rule(node, [None if n is None else values[n].type for n in node.inputs],
+                   [values[n].type for n in node.outputs]).cost
+    return None if c is None else (c.flops, c.matrix_flops, c.bytes_read + c.bytes_written)
 
 
 def pad_dims(graph: Graph, spec: PadSpec | str) -> PadResult:

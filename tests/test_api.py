@@ -210,6 +210,33 @@ def test_a_user_rule_counts_a_vendor_onnx_op_and_torch_compile_graphs():
         torch._dynamo.reset()
 
 
+def test_a_rule_that_refuses_makes_an_unknown_and_a_rule_that_crashes_is_a_bug():
+    from graphperf.count import RuleBug
+    from graphperf.errors import RuleError
+
+    def refuses(ins, outs, attrs):
+        raise RuleError("scale_shift: only rank-1 scales are modelled")
+
+    def crashes(ins, outs, attrs):
+        return attrs["no_such_attribute"]
+
+    model, x = WithCustomOp(), torch.randn(B, K)
+    graphperf.register_rule(torch.ops.graphperf_test.scale_shift.default, refuses)
+    try:
+        report = graphperf.analyze(model, (x,))
+        assert report.totals["unknown_ops"] == {CUSTOM: 1}
+        node = next(r for r in report.nodes if r.op == CUSTOM)
+        assert "only rank-1 scales are modelled" in node.unknown_reason
+    finally:
+        graphperf.unregister_rule(CUSTOM)
+    graphperf.register_rule(torch.ops.graphperf_test.scale_shift.default, crashes)
+    try:
+        with pytest.raises(RuleBug, match=rf"cost rule of {re.escape(CUSTOM)} failed on node \S+ \(KeyError: "):
+            graphperf.analyze(model, (x,))
+    finally:
+        graphperf.unregister_rule(CUSTOM)
+
+
 def test_user_rules_never_replace_built_in_ones():
     with pytest.raises(ValueError, match="canonical op that graphperf already counts"):
         graphperf.register_rule("matmul", scale_shift_cost)

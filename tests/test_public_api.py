@@ -7,7 +7,7 @@ import graphperf
 
 PUBLIC = {
     "AnalysisError", "Cost", "Graph", "GraphperfError", "ModelRequest", "Node", "OpId", "Report", "ReportDiff",
-    "Target", "TensorType", "UsageError", "Value", "__version__", "analyze", "analyze_graph", "canonical",
+    "RuleError", "Target", "TensorType", "UsageError", "Value", "__version__", "analyze", "analyze_graph", "canonical",
     "capture", "capture_exported", "capture_module", "capture_onnx", "count", "last_reports", "list_targets",
     "load_graph", "load_pt2", "load_target", "project", "register_pass", "register_rule", "registered_passes",
     "unregister_pass", "unregister_rule",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+from ..errors import RuleError
 from ..ir import TensorType
 
 __all__ = ["operand", "optional", "out0", "read_bytes", "written_bytes", "axis_of", "int_attr"]
@@ -17,7 +18,7 @@ __all__ = ["operand", "optional", "out0", "read_bytes", "written_bytes", "axis_o
 def operand(op: str, ins: Sequence[Optional[TensorType]], i: int, what: str) -> TensorType:
     """Input `i` of `op`, which must be present."""
     if i >= len(ins) or ins[i] is None:
-        raise ValueError(f"{op}: missing required input {i} ({what}); got {len(ins)} input(s)")
+        raise RuleError(f"{op}: missing required input {i} ({what}); got {len(ins)} input(s)")
     return ins[i]  # type: ignore[return-value]
 
 
@@ -29,7 +30,7 @@ def optional(ins: Sequence[Optional[TensorType]], i: int) -> Optional[TensorType
 def out0(op: str, outs: Sequence[TensorType]) -> TensorType:
     """The first output, which every op has."""
     if not outs or outs[0] is None:
-        raise ValueError(f"{op}: node has no output type")
+        raise RuleError(f"{op}: node has no output type")
     return outs[0]
 
 
@@ -55,7 +56,7 @@ def axis_of(op: str, attrs: Mapping[str, Any], rank: int, key: str = "axis", def
     """The non-negative axis named by `attrs[key]` for a tensor of `rank`."""
     axis = attrs.get(key, default)
     if not isinstance(axis, int) or not -rank <= axis < rank:
-        raise ValueError(f"{op}: {key}={axis!r} is not an axis of a rank-{rank} tensor")
+        raise RuleError(f"{op}: {key}={axis!r} is not an axis of a rank-{rank} tensor")
     return axis % rank
 
 
@@ -63,7 +64,7 @@ def int_attr(op: str, attrs: Mapping[str, Any], key: str, minimum: int = 0) -> i
     """A required integer attribute, at least `minimum`."""
     value = attrs.get(key)
     if value is None:
-        raise ValueError(f"{op}: missing required attribute {key!r}")
+        raise RuleError(f"{op}: missing required attribute {key!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{op}: attribute {key}={value!r} must be an int >= {minimum}")
+        raise RuleError(f"{op}: attribute {key}={value!r} must be an int >= {minimum}")
     return value

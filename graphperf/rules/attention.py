@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
@@ -29,18 +30,18 @@ TRANSCENDENTALS_PER_SCORE = 1
 def _heads(q: TensorType, k: TensorType, v: TensorType, attrs: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
     """(B*Hq, L, S, E, Ev) from q [..., L, E], k [..., S, E], v [..., S, Ev] or the 3-D ONNX layout."""
     if not (q.rank == k.rank == v.rank) or q.rank < 3:
-        raise ValueError(f"attention: q, k, v must have one rank >= 3, got q {q}, k {k}, v {v}")
+        raise RuleError(f"attention: q, k, v must have one rank >= 3, got q {q}, k {k}, v {v}")
     if q.rank == 3:
         # ONNX Attention 3-D layout: q [B, L, Hq*E], k [B, S, Hkv*E], v [B, S, Hkv*Ev].
         hq, hkv = attrs.get("q_num_heads"), attrs.get("kv_num_heads")
         if not isinstance(hq, int) or not isinstance(hkv, int) or hq <= 0 or hkv <= 0:
-            raise ValueError(
+            raise RuleError(
                 "attention: 3-D q/k/v [B, L, heads*E] need attributes q_num_heads and kv_num_heads "
                 f"(positive ints; use 1 and 1 for single-head [N, L, E]), got q_num_heads={hq!r}, "
                 f"kv_num_heads={hkv!r}"
             )
         if q.shape[2] % hq or k.shape[2] % hkv or v.shape[2] % hkv:
-            raise ValueError(
+            raise RuleError(
                 f"attention: hidden sizes of q {q}, k {k}, v {v} are not divisible by the heads ({hq}, {hkv})"
             )
         e, e_k, ev = q.shape[2] // hq, k.shape[2] // hkv, v.shape[2] // hkv
@@ -56,9 +57,9 @@ def _heads(q: TensorType, k: TensorType, v: TensorType, attrs: Mapping[str, Any]
         batch_ok = q.shape[:-3] == k.shape[:-3] == v.shape[:-3] and k.shape[-3] == v.shape[-3]
     l, s = q.shape[-2], k.shape[-2]
     if not batch_ok or e != e_k or v.shape[-2] != s:
-        raise ValueError(f"attention: incompatible shapes q {q}, k {k}, v {v}")
+        raise RuleError(f"attention: incompatible shapes q {q}, k {k}, v {v}")
     if kv_heads == 0 or q_heads % kv_heads:
-        raise ValueError(f"attention: query heads {q_heads} are not a multiple of key/value heads {kv_heads}")
+        raise RuleError(f"attention: query heads {q_heads} are not a multiple of key/value heads {kv_heads}")
     return bh, l, s, e, ev
 
 

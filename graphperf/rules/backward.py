@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
 from ..dtypes import itemsize_bits
+from ..errors import RuleError
 from ..ir import TensorType
 from ..ops import ELEMENTWISE_TRAINING
 from ._common import axis_of, int_attr, operand, optional, out0, read_bytes, written_bytes
@@ -43,16 +44,16 @@ def output_mask(op: str, attrs: Mapping[str, Any], outs: Outs, size: int = 3) ->
     """The node's `output_mask` (default all True), checked against the outputs it has."""
     mask = attrs.get("output_mask", (True,) * size)
     if not isinstance(mask, (tuple, list)) or len(mask) != size or not all(isinstance(m, bool) for m in mask):
-        raise ValueError(f"{op}: output_mask={mask!r} must be {size} bools")
+        raise RuleError(f"{op}: output_mask={mask!r} must be {size} bools")
     if sum(mask) != len(outs) or not outs:
-        raise ValueError(f"{op}: output_mask {tuple(mask)} asks for {sum(mask)} gradient(s), node has {len(outs)}")
+        raise RuleError(f"{op}: output_mask {tuple(mask)} asks for {sum(mask)} gradient(s), node has {len(outs)}")
     return tuple(mask)
 
 
 def _reduction(op: str, attrs: Mapping[str, Any]) -> str:
     r = attrs.get("reduction", "mean")
     if r not in REDUCTIONS:
-        raise ValueError(f"{op}: reduction={r!r} is not one of {REDUCTIONS}")
+        raise RuleError(f"{op}: reduction={r!r} is not one of {REDUCTIONS}")
     return r
 
 
@@ -81,7 +82,7 @@ def attention_backward_rule(ins: Ins, outs: Outs, attrs: Mapping[str, Any]) -> C
     try:
         bh, l, s, e, ev = _heads(q, k, v, attrs)
     except ValueError as exc:
-        raise ValueError(f"{op}: {str(exc).removeprefix('attention: ')}") from None
+        raise RuleError(f"{op}: {str(exc).removeprefix('attention: ')}") from None
     scores = bh * l * s
     matrix = 2 * scores * (3 * e + 2 * ev)
     per_score = (ATTENTION_BACKWARD_VECTOR_FLOPS_PER_SCORE + (1 if optional(ins, 6) is not None else 0)) * scores
@@ -108,7 +109,7 @@ def conv_backward_rule(ins: Ins, outs: Outs, attrs: Mapping[str, Any]) -> Cost:
     try:
         forward = conv_rule([x, w], [grad_out], {"transposed": bool(attrs.get("transposed"))}).matrix_flops
     except ValueError as exc:
-        raise ValueError(f"{op}: {str(exc).removeprefix('conv: ')}") from None
+        raise RuleError(f"{op}: {str(exc).removeprefix('conv: ')}") from None
     matrix = forward * (int(mask[0]) + int(mask[1]))
     vector = grad_out.numel if mask[2] else 0
     return Cost(matrix + vector, matrix, 0, read_bytes(ins), written_bytes(outs))
@@ -160,7 +161,7 @@ def layer_norm_backward_rule(ins: Ins, outs: Outs, attrs: Mapping[str, Any]) -> 
     mask = output_mask(op, attrs, outs)
     d = int_attr(op, attrs, "norm_numel", 1)
     if x.numel % d:
-        raise ValueError(f"{op}: norm_numel={d} does not divide numel {x.numel} of x {x}")
+        raise RuleError(f"{op}: norm_numel={d} does not divide numel {x.numel} of x {x}")
     flops = _norm_backward(mask, x.numel, x.numel // d, optional(ins, 4) is not None)
     return Cost(flops, 0, 0, read_bytes(ins), written_bytes(outs))
 
@@ -178,7 +179,7 @@ def batch_norm_backward_rule(ins: Ins, outs: Outs, attrs: Mapping[str, Any]) -> 
     x = operand(op, ins, 1, "x")
     mask = output_mask(op, attrs, outs)
     if x.rank < 2:
-        raise ValueError(f"{op}: x must be [N, C, *spatial], got {x}")
+        raise RuleError(f"{op}: x must be [N, C, *spatial], got {x}")
     n, c, weight = x.numel, x.shape[1], optional(ins, 2) is not None
     if attrs.get("training"):
         return Cost(_norm_backward(mask, n, c, weight), 0, 0, read_bytes(ins), written_bytes(outs))
@@ -203,7 +204,7 @@ def embedding_backward_rule(ins: Ins, outs: Outs, attrs: Mapping[str, Any]) -> C
     idx = operand(op, ins, 1, "indices")
     out = out0(op, outs)
     if out.rank != 2 or g.rank != idx.rank + 1 or g.shape[-1] != out.shape[1]:
-        raise ValueError(f"{op}: expected grad_out [..., D], indices [...], out [V, D]; got {g}, {idx}, {out}")
+        raise RuleError(f"{op}: expected grad_out [..., D], indices [...], out [V, D]; got {g}, {idx}, {out}")
     return Cost(g.numel, 0, 0, read_bytes(ins), written_bytes(outs))
 
 
@@ -229,7 +230,7 @@ def avg_pool_backward_rule(ins: Ins, outs: Outs, attrs: Mapping[str, Any]) -> Co
 def _loss_rows(op: str, x: TensorType) -> int:
     """Rows of a [N, C] (or [C]) score tensor."""
     if x.rank not in (1, 2) or x.shape[-1] == 0:
-        raise ValueError(f"{op}: expected scores [N, C] or [C], got {x}")
+        raise RuleError(f"{op}: expected scores [N, C] or [C], got {x}")
     return x.shape[0] if x.rank == 2 else 1
 
 

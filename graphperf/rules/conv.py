@@ -12,6 +12,7 @@ import math
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
@@ -41,7 +42,7 @@ def conv_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], a
     w = operand("conv", ins, 1, "w")
     out = out0("conv", outs)
     if not 3 <= x.rank <= 5 or w.rank != x.rank or out.rank != x.rank:
-        raise ValueError(
+        raise RuleError(
             f"conv: expected x [N, C, *spatial] (1-3 spatial dims), w and out of the same rank; "
             f"got x {x}, w {w}, out {out}"
         )
@@ -50,14 +51,14 @@ def conv_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], a
     per_group = out.shape[1] if transposed else x.shape[1]  # channels w.shape[1] counts per group
     if w.shape[1] == 0 or per_group % w.shape[1]:
         side = "output" if transposed else "input"
-        raise ValueError(f"conv: w {w} dim 1 (channels per group) does not divide the {per_group} {side} channels")
+        raise RuleError(f"conv: w {w} dim 1 (channels per group) does not divide the {per_group} {side} channels")
     if transposed:
         if w.shape[0] != x.shape[1]:
-            raise ValueError(f"conv (transposed): w {w} must have Cin={x.shape[1]} (x {x}) as its first dim")
+            raise RuleError(f"conv (transposed): w {w} must have Cin={x.shape[1]} (x {x}) as its first dim")
         matrix = 2 * x.shape[0] * x.shape[1] * math.prod(x.shape[2:]) * w.shape[1] * taps
     else:
         if w.shape[0] != out.shape[1]:
-            raise ValueError(f"conv: w {w} must have Cout={out.shape[1]} (out {out}) as its first dim")
+            raise RuleError(f"conv: w {w} must have Cout={out.shape[1]} (out {out}) as its first dim")
         matrix = 2 * x.shape[0] * out.shape[1] * math.prod(out.shape[2:]) * w.shape[1] * taps
     vector = out.numel if optional(ins, 2) is not None else 0
     return Cost(matrix + vector, matrix, 0, read_bytes(ins), written_bytes(outs))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, out0, read_bytes, written_bytes
 from .registry import register
@@ -22,7 +23,7 @@ def _matrices(op: str, ins: Sequence[Optional[TensorType]]) -> tuple[int, int]:
     """(number of matrices, n)."""
     x = operand(op, ins, 0, "x")
     if x.rank < 2 or x.shape[-1] != x.shape[-2]:
-        raise ValueError(f"{op}: x must be [..., n, n] square matrices, got {x}")
+        raise RuleError(f"{op}: x must be [..., n, n] square matrices, got {x}")
     n = x.shape[-1]
     return (x.numel // (n * n) if n else 0), n
 

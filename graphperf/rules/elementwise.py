@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ..ops import ELEMENTWISE
 from ._common import int_attr, out0, read_bytes, written_bytes
@@ -59,7 +60,7 @@ def pointwise_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorTyp
     flops = int_attr("pointwise", attrs, "flops_per_element")
     trans = int_attr("pointwise", attrs, "transcendentals_per_element")
     if flops + trans == 0:
-        raise ValueError("pointwise: an op with no flop and no transcendental per element is not pointwise work")
+        raise RuleError("pointwise: an op with no flop and no transcendental per element is not pointwise work")
     return Cost(flops * n, 0, trans * n, read_bytes(ins), written_bytes(outs))
 
 

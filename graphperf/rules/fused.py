@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import read_bytes, written_bytes
 from .registry import register
@@ -25,7 +26,7 @@ _FIGURES = ("flops", "matrix_flops", "transcendentals")
 def fused_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
     cost = attrs.get("cost")
     if not isinstance(cost, Mapping) or any(not isinstance(cost.get(k), int) for k in _FIGURES):
-        raise ValueError(f"fused node needs attrs cost={{{', '.join(_FIGURES)}}} from its members, got {cost!r}")
+        raise RuleError(f"fused node needs attrs cost={{{', '.join(_FIGURES)}}} from its members, got {cost!r}")
     if not outs:
-        raise ValueError("fused node has no outputs")
+        raise RuleError("fused node has no outputs")
     return Cost(cost["flops"], cost["matrix_flops"], cost["transcendentals"], read_bytes(ins), written_bytes(outs))

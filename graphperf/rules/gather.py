@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
 from ..dtypes import itemsize_bits
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, out0, read_bytes, written_bytes
 from .registry import register
@@ -46,5 +47,5 @@ def scatter_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType]
     reduce = attrs.get("reduce") or "none"
     per_update = SCATTER_REDUCES.get(reduce)
     if per_update is None:
-        raise ValueError(f"scatter: reduce={reduce!r} is not one of {sorted(SCATTER_REDUCES)}")
+        raise RuleError(f"scatter: reduce={reduce!r} is not one of {sorted(SCATTER_REDUCES)}")
     return Cost(per_update * updates.numel, 0, 0, read_bytes(ins), written_bytes(outs))

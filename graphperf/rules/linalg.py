@@ -27,6 +27,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
 from ..dtypes import itemsize_bits
+from ..errors import RuleError
 from ..ir import TensorType
 from .registry import register
 
@@ -39,7 +40,7 @@ def _counts(attrs: Mapping[str, Any], key: str, n: int) -> tuple[int, ...]:
     value = attrs.get(key)
     if not isinstance(value, (tuple, list)) or len(value) != n or any(
             not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value):
-        raise ValueError(f"linalg: attribute {key}={value!r} must hold {n} non-negative ints")
+        raise RuleError(f"linalg: attribute {key}={value!r} must hold {n} non-negative ints")
     return tuple(value)
 
 
@@ -54,20 +55,20 @@ def linalg_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
         try:
             return Cost(**{k: fixed[k] for k in _FIGURES})
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"linalg: graph_level_cost={fixed!r} needs {', '.join(_FIGURES)}") from exc
+            raise RuleError(f"linalg: graph_level_cost={fixed!r} needs {', '.join(_FIGURES)}") from exc
     unknown = attrs.get("unknown_body")
     if unknown:
-        raise ValueError(f"linalg: body op(s) {', '.join(unknown)} have no counting convention")
+        raise RuleError(f"linalg: body op(s) {', '.join(unknown)} have no counting convention")
     if not outs:
-        raise ValueError("linalg: node has no output type")
+        raise RuleError("linalg: node has no output type")
     domain = attrs.get("domain")
     if not isinstance(domain, (tuple, list)) or any(not isinstance(d, int) or d < 0 for d in domain):
-        raise ValueError(f"linalg: attribute domain={domain!r} must be a tuple of loop sizes")
+        raise RuleError(f"linalg: attribute domain={domain!r} must be a tuple of loop sizes")
     points = math.prod(domain)
     fpp, tpp = attrs.get("flops_per_point"), attrs.get("transcendentals_per_point")
     for key, v in (("flops_per_point", fpp), ("transcendentals_per_point", tpp)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"linalg: attribute {key}={v!r} must be a non-negative int")
+            raise RuleError(f"linalg: attribute {key}={v!r} must be a non-negative int")
     reads = _counts(attrs, "reads", len(ins))
     writes = _counts(attrs, "writes", len(outs)) if "writes" in attrs else tuple(t.numel for t in outs)
     flops = points * fpp

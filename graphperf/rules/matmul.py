@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
@@ -34,7 +35,7 @@ def matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
     b = operand("matmul", ins, 1, "b")
     out = out0("matmul", outs)
     if a.rank == 0 or b.rank == 0:
-        raise ValueError(f"matmul: operands must have rank >= 1, got a {a} and b {b}")
+        raise RuleError(f"matmul: operands must have rank >= 1, got a {a} and b {b}")
     if a.rank == 1:
         k = a.shape[0]
     else:
@@ -44,7 +45,7 @@ def matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
     else:
         k_b = b.shape[-1] if attrs.get("trans_b") else b.shape[-2]
     if k != k_b:
-        raise ValueError(f"matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={k_b}")
+        raise RuleError(f"matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={k_b}")
     matrix = 2 * out.numel * k
     bias = optional(ins, 2)
     vector = out.numel if bias is not None else 0
@@ -65,13 +66,13 @@ def grouped_matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[Tens
     b = operand("grouped_matmul", ins, 1, "b")
     out = out0("grouped_matmul", outs)
     if a.rank not in (2, 3) or b.rank not in (2, 3):
-        raise ValueError(f"grouped_matmul: operands must be 2-D or 3-D, got a {a} and b {b}")
+        raise RuleError(f"grouped_matmul: operands must be 2-D or 3-D, got a {a} and b {b}")
     k = a.shape[-1]
     if b.shape[-2] != k:
-        raise ValueError(f"grouped_matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={b.shape[-2]}")
+        raise RuleError(f"grouped_matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={b.shape[-2]}")
     if a.rank == 2 and b.rank == 2:  # K split into the groups of the output's first dimension
         if out.rank != 3 or out.shape[0] == 0:
-            raise ValueError(f"grouped_matmul: a 2-D x 2-D grouped matmul writes [G, M, N], got {out}")
+            raise RuleError(f"grouped_matmul: a 2-D x 2-D grouped matmul writes [G, M, N], got {out}")
         matrix = 2 * (out.numel // out.shape[0]) * k
     else:
         matrix = 2 * out.numel * k
@@ -103,24 +104,24 @@ def _parse(equation: str, ranks: tuple[int, ...]) -> tuple[tuple[tuple[str, ...]
     lhs, arrow, rhs = eq.partition("->")
     terms = lhs.split(",")
     if len(terms) != len(ranks):
-        raise ValueError(f"einsum: equation {equation!r} names {len(terms)} operand(s), node has {len(ranks)}")
+        raise RuleError(f"einsum: equation {equation!r} names {len(terms)} operand(s), node has {len(ranks)}")
     n_ell = 0
     labels: list[tuple[str, ...]] = []
     for term, rank in zip(terms, ranks):
         head, ell, tail = term.partition("...")
         explicit = len(head) + len(tail)
         if not (head + tail).isalpha() and head + tail:
-            raise ValueError(f"einsum: bad subscripts {term!r} in {equation!r}")
+            raise RuleError(f"einsum: bad subscripts {term!r} in {equation!r}")
         width = rank - explicit if ell else 0
         if width < 0 or (not ell and explicit != rank):
-            raise ValueError(f"einsum: subscripts {term!r} do not fit a rank-{rank} operand in {equation!r}")
+            raise RuleError(f"einsum: subscripts {term!r} do not fit a rank-{rank} operand in {equation!r}")
         n_ell = max(n_ell, width)
         labels.append((*head, *(f".{j}" for j in range(width - 1, -1, -1)), *tail))
     ell_out = tuple(f".{j}" for j in range(n_ell - 1, -1, -1))
     if arrow:
         head, ell, tail = rhs.partition("...")
         if not (head + tail).isalpha() and head + tail:
-            raise ValueError(f"einsum: bad output subscripts {rhs!r} in {equation!r}")
+            raise RuleError(f"einsum: bad output subscripts {rhs!r} in {equation!r}")
         out = (*head, *(ell_out if ell else ()), *tail)  # ellipsis dims left out are summed
     else:
         counts: dict[str, int] = {}
@@ -130,7 +131,7 @@ def _parse(equation: str, ranks: tuple[int, ...]) -> tuple[tuple[tuple[str, ...]
         out = (*ell_out, *sorted(i for i, c in counts.items() if c == 1 and not i.startswith(".")))
     known = {i for term in labels for i in term}
     if any(i not in known for i in out):
-        raise ValueError(f"einsum: output subscripts of {equation!r} name an index no operand has")
+        raise RuleError(f"einsum: output subscripts of {equation!r} name an index no operand has")
     return tuple(labels), out
 
 
@@ -142,16 +143,16 @@ def _prod(sizes: Mapping[str, int], idx) -> int:
 def einsum_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
     equation = attrs.get("equation")
     if not isinstance(equation, str):
-        raise ValueError("einsum: missing required attribute 'equation'")
+        raise RuleError("einsum: missing required attribute 'equation'")
     if not ins or any(t is None for t in ins):
-        raise ValueError(f"einsum: every operand must be present, got {len(ins)} input(s)")
+        raise RuleError(f"einsum: every operand must be present, got {len(ins)} input(s)")
     out0("einsum", outs)
     labels, out = _parse(equation, tuple(t.rank for t in ins))
     sizes: dict[str, int] = {}
     for term, t in zip(labels, ins):
         for i, d in zip(term, t.shape):
             if sizes.get(i, 1) not in (1, d) and d != 1:
-                raise ValueError(f"einsum: index {i!r} of {equation!r} has sizes {sizes[i]} and {d}")
+                raise RuleError(f"einsum: index {i!r} of {equation!r} has sizes {sizes[i]} and {d}")
             sizes[i] = max(sizes.get(i, 1), d)
     matrix = vector = 0
     out_set = set(out)
@@ -194,7 +195,7 @@ def quantized_matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[Te
     operand("quantized_matmul", ins, 1, "b (stored weights)")
     out = out0("quantized_matmul", outs)
     if a.rank == 0 or out.rank == 0:
-        raise ValueError(f"quantized_matmul: a and out must have rank >= 1, got a {a} and out {out}")
+        raise RuleError(f"quantized_matmul: a and out must have rank >= 1, got a {a} and out {out}")
     k, n = a.shape[-1], out.shape[-1]
     matrix = 2 * out.numel * k
     vector = 2 * k * n + (out.numel if optional(ins, 4) is not None else 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import int_attr, operand, optional, out0, read_bytes, written_bytes
 from .registry import register
@@ -41,7 +42,7 @@ def _affine(*params: Optional[TensorType]) -> int:
 
 def _rows(op: str, x: TensorType, row: int, what: str) -> int:
     if row <= 0 or x.numel % row:
-        raise ValueError(f"{op}: {what}={row} does not divide numel {x.numel} of x {x}")
+        raise RuleError(f"{op}: {what}={row} does not divide numel {x.numel} of x {x}")
     return x.numel // row
 
 
@@ -77,12 +78,12 @@ def batch_norm_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorTy
     x = operand("batch_norm", ins, 0, "x")
     out0("batch_norm", outs)
     if x.rank < 2:
-        raise ValueError(f"batch_norm: x must be [N, C, *spatial], got {x}")
+        raise RuleError(f"batch_norm: x must be [N, C, *spatial], got {x}")
     c = x.shape[1]
     affine = _affine(optional(ins, 1), optional(ins, 2))
     mean, var = optional(ins, 3), optional(ins, 4)
     if (mean is None) != (var is None):
-        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+        raise RuleError("batch_norm: give both running_mean and running_var, or neither")
     if mean is not None:
         flops = (2 + affine) * x.numel + c
     else:
@@ -99,7 +100,7 @@ def group_norm_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorTy
     out0("group_norm", outs)
     g = int_attr("group_norm", attrs, "num_groups", 1)
     if x.rank < 2 or x.shape[1] % g:
-        raise ValueError(f"group_norm: x must be [N, C, *spatial] with C divisible by num_groups={g}, got {x}")
+        raise RuleError(f"group_norm: x must be [N, C, *spatial] with C divisible by num_groups={g}, got {x}")
     rows = x.shape[0] * g
     per_elem = NORM_FLOPS_PER_ELEMENT + _affine(optional(ins, 1), optional(ins, 2))
     return Cost(per_elem * x.numel + NORM_FLOPS_PER_ROW * rows, 0, rows, read_bytes(ins), written_bytes(outs))
@@ -116,5 +117,5 @@ def lrn_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], at
     out0("lrn", outs)
     size = int_attr("lrn", attrs, "size", 1)
     if x.rank < 2:
-        raise ValueError(f"lrn: x must be [N, C, ...], got {x}")
+        raise RuleError(f"lrn: x must be [N, C, ...], got {x}")
     return Cost((2 * size + 3) * x.numel, 0, x.numel, read_bytes(ins), written_bytes(outs))

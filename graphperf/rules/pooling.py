@@ -13,6 +13,7 @@ import math
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, out0, read_bytes, written_bytes
 from .registry import register
@@ -23,12 +24,12 @@ __all__ = ["max_pool_rule", "avg_pool_rule"]
 def _taps(op: str, x: TensorType, attrs: Mapping[str, Any]) -> int:
     kernel = attrs.get("kernel")
     if kernel is None:
-        raise ValueError(f"{op}: missing required attribute 'kernel' (window size per spatial dim)")
+        raise RuleError(f"{op}: missing required attribute 'kernel' (window size per spatial dim)")
     if (not isinstance(kernel, (tuple, list)) or not kernel
             or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in kernel)):
-        raise ValueError(f"{op}: kernel={kernel!r} must be a non-empty tuple of positive ints")
+        raise RuleError(f"{op}: kernel={kernel!r} must be a non-empty tuple of positive ints")
     if len(kernel) > x.rank - 1:
-        raise ValueError(f"{op}: a {len(kernel)}-D kernel does not fit x {x} (needs [(N,) C, *spatial])")
+        raise RuleError(f"{op}: a {len(kernel)}-D kernel does not fit x {x} (needs [(N,) C, *spatial])")
     return math.prod(kernel)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
@@ -43,15 +44,15 @@ def rnn_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], at
     out0("rnn", outs)
     cell = attrs.get("cell")
     if cell not in CELLS:
-        raise ValueError(f"rnn: attribute cell={cell!r} must be one of {sorted(CELLS)}")
+        raise RuleError(f"rnn: attribute cell={cell!r} must be one of {sorted(CELLS)}")
     if x.rank != 3 or w.rank != 3 or r.rank != 3:
-        raise ValueError(f"rnn: expected x [S, B, I], w [D, G*H, I], r [D, G*H, H]; got x {x}, w {w}, r {r}")
+        raise RuleError(f"rnn: expected x [S, B, I], w [D, G*H, I], r [D, G*H, H]; got x {x}, w {w}, r {r}")
     gates, cell_flops, cell_trans = CELLS[cell]
     steps, batch = (x.shape[1], x.shape[0]) if attrs.get("layout") else (x.shape[0], x.shape[1])
     directions, gh, inputs = w.shape
     hidden = r.shape[2]
     if gh != gates * hidden or r.shape[:2] != (directions, gh) or inputs != x.shape[2]:
-        raise ValueError(f"rnn: {cell} shapes do not fit G={gates} gates: x {x}, w {w}, r {r}")
+        raise RuleError(f"rnn: {cell} shapes do not fit G={gates} gates: x {x}, w {w}, r {r}")
     runs = steps * directions * batch  # (step, direction, sequence) triples
     matrix = 2 * runs * (inputs + hidden) * gh
     peepholes = 6 if cell == "lstm" and optional(ins, 6) is not None else 0

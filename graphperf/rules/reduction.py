@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import axis_of, int_attr, operand, out0, read_bytes, written_bytes
 from .registry import Rule, register
@@ -104,7 +105,7 @@ def topk_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], a
     k = int_attr("topk", attrs, "k", minimum=0)
     rows, d = _row("topk", x, attrs)
     if k > d:
-        raise ValueError(f"topk: k={k} exceeds the axis length {d} of {x}")
+        raise RuleError(f"topk: k={k} exceeds the axis length {d} of {x}")
     return Cost(rows * d * k.bit_length(), 0, 0, read_bytes(ins), written_bytes(outs))
 
 
@@ -149,7 +150,7 @@ def multinomial_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorT
     x = operand("multinomial", ins, 0, "x")
     out = out0("multinomial", outs)
     if x.rank != 2 or out.rank != 2 or out.shape[0] != x.shape[0]:
-        raise ValueError(f"multinomial: expected x [B, C] and out [B, samples], got x {x} and out {out}")
+        raise RuleError(f"multinomial: expected x [B, C] and out [B, samples], got x {x} and out {out}")
     classes = x.shape[1]
     search = 1 + (classes - 1).bit_length()
     return Cost(x.numel + out.numel * search, 0, x.numel, read_bytes(ins), written_bytes(outs))

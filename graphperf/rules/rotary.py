@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
 from ..dtypes import itemsize_bits
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import operand, optional, out0, written_bytes
 from .registry import register
@@ -26,7 +27,7 @@ def _head_size(x: TensorType, attrs: Mapping[str, Any]) -> int:
         return x.shape[-1]
     heads = attrs.get("num_heads")
     if x.rank != 3 or not isinstance(heads, int) or heads <= 0 or x.shape[-1] % heads:
-        raise ValueError(f"rotary: x must be [B, N, S, H], or [B, S, N*H] with num_heads dividing N*H; "
+        raise RuleError(f"rotary: x must be [B, N, S, H], or [B, S, N*H] with num_heads dividing N*H; "
                          f"got x {x}, num_heads={heads!r}")
     return x.shape[-1] // heads
 
@@ -47,7 +48,7 @@ def rotary_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType],
     head = _head_size(x, attrs)
     rotary_dim = attrs.get("rotary_dim") or head
     if not isinstance(rotary_dim, int) or not 0 < rotary_dim <= head:
-        raise ValueError(f"rotary: rotary_dim={rotary_dim!r} must be in 1..{head} (the head size of x {x})")
+        raise RuleError(f"rotary: rotary_dim={rotary_dim!r} must be in 1..{head} (the head size of x {x})")
     rotated = x.numel // head * rotary_dim
     ids = optional(ins, 3)
     read = x.nbytes + _table_bytes(cos, ids) + _table_bytes(sin, ids) + (ids.nbytes if ids is not None else 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from ..cost import Cost
+from ..errors import RuleError
 from ..ir import TensorType
 from ._common import int_attr, operand, out0, read_bytes, written_bytes
 from .registry import register
@@ -45,7 +46,7 @@ def interpolate_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorT
     out = out0("interpolate", outs)
     mode = attrs.get("mode")
     if mode not in _TAPS:
-        raise ValueError(f"interpolate: mode={mode!r} must be one of {sorted(_TAPS)}")
+        raise RuleError(f"interpolate: mode={mode!r} must be one of {sorted(_TAPS)}")
     spatial = int_attr("interpolate", attrs, "spatial", 1)
     samples = int_attr("interpolate", attrs, "samples", 1) if "samples" in attrs else 1
     per_out = samples * flops_per_sample(mode, spatial) + (samples if samples > 1 else 0)
