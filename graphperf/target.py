@@ -324,10 +324,16 @@ class Target:
     @property
     def title(self) -> str:
         """The label, plus the ``--set`` overrides when there are any: what report titles say the target is."""
-        if not self.overridden:
-            return self.label
-        return f"{self.label} with --set " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in self.overrides.items())
+        return f"{self.label} with --set {self._set_text(', ')}" if self.overridden else self.label
+
+    @property
+    def tag(self) -> str:
+        """The name, plus the ``--set`` overrides when there are any ("h100 --set hbm_gbps=4800"): the short
+        form of `title`, for diffs and reprs."""
+        return f"{self.name} --set {self._set_text(',')}" if self.overridden else self.name
+
+    def _set_text(self, sep: str) -> str:
+        return sep.join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.overrides.items())
 
     def with_overrides(self, **values: Any) -> Target:
         """A copy with fields replaced; string values are parsed like ``--set key=value``.

@@ -49,3 +49,19 @@ def test_overrides_show_in_the_title_and_repr():
     r = graphperf.analyze("gpt2", config="tiny", dtype="float32", target=target)
     assert " on h100 --set hbm_gbps=4800:" in repr(r)
     assert r.to_dict()["target"]["overridden"] == ["hbm_gbps"] and r.to_dict()["target"]["hbm_gbps"] == 4800.0
+
+
+def test_set_shows_in_every_title_and_in_compare(tmp_path, capsys):
+    from graphperf.cli import main
+
+    tiny = ["gpt2", "--config", "tiny", "--dtype", "float32"]
+    assert main(["analyze", *tiny, "--set", "hbm_gbps=4000"]) == 0
+    assert "with --set hbm_gbps=4000" in capsys.readouterr().out
+    assert main(["whatif", *tiny, "--set", "hbm_gbps=4000"]) == 0
+    assert "on h100 -> h100 --set hbm_gbps=4000" in capsys.readouterr().out.replace("\n", " ")
+    assert main(["whatif", *tiny, "--set", "hbm_gbps=4000", "-o", str(tmp_path / "w.html")]) == 0
+    assert "with --set hbm_gbps=4000" in (tmp_path / "w.html").read_text()
+    base = graphperf.analyze("gpt2", config="tiny", dtype="float32", target="h100")
+    faster = graphperf.analyze("gpt2", config="tiny", dtype="float32",
+                               target=load_target("h100", {"hbm_gbps": "4000"}))
+    assert str(base.compare(faster)).splitlines()[0] == "gpt2 on h100 -> gpt2 on h100 --set hbm_gbps=4000"

@@ -107,7 +107,7 @@ class ReportDiff:
 
 
 def _label(report) -> dict[str, str]:
-    return {"model": str(report.model.get("name", "?")), "target": str(getattr(report.target, "name", "?"))}
+    return {"model": str(report.model.get("name", "?")), "target": str(getattr(report.target, "tag", "?"))}
 
 
 #: The unit each figure of the text summary is shown in ("s": `seconds`, else an SI unit; None: a fraction).

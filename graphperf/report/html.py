@@ -61,14 +61,14 @@ def render_html(reports: Union[Report, Sequence[Report]], *, top: int = DEFAULT_
     colours = op_colours(first)
     model = str(first.model.get("description") or first.model.get("name", "model"))
     if len(reports) == 1:
-        title = f"{model} on {first.target.label}"
+        title = f"{model} on {first.target.title}"
         sections = report_sections(first, top=top, colours=colours)
     else:
         title = f"{model} on " + ", ".join(r.target.name for r in reports)
         sections = [comparison_section(reports)]
         for r in reports:
             subs = report_sections(r, top=top, colours=colours, prefix=f"{r.target.name}-", level=3, shared=False)
-            sections.append(Section(r.target.name, f"{r.target.label} ({r.target.name})",
+            sections.append(Section(r.target.name, f"{r.target.title} ({r.target.name})",
                                     "".join(s.html() for s in subs), nav=r.target.name))
         sections += [model_section(first), conventions_section(first)]
     return render_sections(f"graphperf: {title}", sections, fragment=fragment)

@@ -126,8 +126,8 @@ def totals_body(result) -> str:
     lower = [n for n, rep in (("before", result.before), ("after", result.after)) if rep.totals["latency_is_lower_bound"]]
     warn = (f'<p class="warn">The {" and ".join(lower)} latency is a lower bound: nodes without a cost rule are '
             "left out (see the unknown ops in the totals of `graphperf analyze`).</p>\n") if lower else ""
-    head = kv_table([("model", esc(d.before["model"])), ("target before", esc(result.before.target.label)),
-                     ("target after", esc(result.after.target.label))])
+    head = kv_table([("model", esc(d.before["model"])), ("target before", esc(result.before.target.title)),
+                     ("target after", esc(result.after.target.title))])
     return (head + warn + table(cols, rows, sortable=False) + "<h4>Projected latency by bound</h4>\n"
             + hbar_chart(bars) + f'<div class="legend">{legend}</div>\n')
 

@@ -109,11 +109,7 @@ class Report:
         from .units import seconds, si
 
         t = self.totals
-        target = getattr(self.target, "name", "?")
-        overrides = getattr(self.target, "overrides", None)
-        if overrides:
-            target += " --set " + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                           for k, v in overrides.items())
+        target = getattr(self.target, "tag", "?")
         return (f"<graphperf Report {self.model.get('name', '?')!r} on {target}: "
                 f"{t.get('nodes', len(self.nodes))} nodes, {si(t.get('flops'), 'FLOP')}, {si(t.get('bytes'), 'B')} "
                 f"moved, latency {seconds(t.get('latency_s'))}, coverage {t.get('coverage', 0.0):.1%}>")

@@ -149,7 +149,7 @@ def _totals(report: Report, width: int) -> Table:
     if t["unknown_ops"]:
         rows.append(("unknown ops", ", ".join(f"{op} x{n}" for op, n in t["unknown_ops"].items())))
     table = fit_table((Col("what", min_width=12), Col("value", min_width=30)), rows, width, show_header=False,
-                      title=f"{report.model.get('description', report.model.get('name'))} on {report.target.label}",
+                      title=f"{report.model.get('description', report.model.get('name'))} on {report.target.title}",
                       title_justify="left")
     table.columns[0].style = "bold"
     return table
