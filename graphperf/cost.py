@@ -18,6 +18,42 @@ __all__ = ["Cost", "io_bytes"]
 
 @dataclass(frozen=True, slots=True)
 class Cost:
+    """What one node does: FLOPs, transcendentals and bytes moved, as a cost rule counts them.
+
+    Costs add (``a + b``) and `Cost.zero()` is the identity, so a group's cost is the sum of its
+    members'. The conventions are the module's (a multiply-add is 2 FLOPs).
+
+    Attributes
+    ----------
+    flops : int
+        Adds and multiplies, matrix work included.
+    matrix_flops : int
+        The part of `flops` that runs on a matrix unit (matmul, convolution, attention matmuls).
+    transcendentals : int
+        exp, log, erf, tanh, rsqrt, ..., counted apart from `flops`.
+    bytes_read, bytes_written : int
+        What one unfused kernel reads and writes.
+    vector_flops : int
+        ``flops - matrix_flops`` (read-only property).
+    bytes : int
+        ``bytes_read + bytes_written`` (read-only property).
+
+    Raises
+    ------
+    ValueError
+        A negative field, or `matrix_flops` above `flops`.
+
+    Example
+    -------
+    >>> from graphperf import Cost
+    >>> mm = Cost(flops=2 * 4 * 8 * 16, matrix_flops=2 * 4 * 8 * 16, bytes_read=768, bytes_written=256)
+    >>> c = mm + Cost(flops=32)
+    >>> c.flops, c.vector_flops, c.bytes
+    (1056, 32, 1024)
+    >>> Cost.zero() + c == c
+    True
+    """
+
     flops: int = 0
     matrix_flops: int = 0
     transcendentals: int = 0
@@ -33,6 +69,7 @@ class Cost:
 
     @staticmethod
     def zero() -> "Cost":
+        """The cost of a node that does nothing (the identity of ``+``)."""
         return _ZERO
 
     def __add__(self, other: "Cost") -> "Cost":
@@ -46,10 +83,12 @@ class Cost:
 
     @property
     def vector_flops(self) -> int:
+        """FLOPs that run on the vector unit: ``flops - matrix_flops``."""
         return self.flops - self.matrix_flops
 
     @property
     def bytes(self) -> int:
+        """Bytes moved: ``bytes_read + bytes_written``."""
         return self.bytes_read + self.bytes_written
 
 
