@@ -32,7 +32,7 @@ from .diff import Delta
 from .html import conventions_section, model_section
 from .html_assets import (BOUND_COLOURS, Section, document, esc, hbar_chart, kv_table, line_chart, paired_bars, pct,
                           sort_key, table)
-from .units import seconds, si
+from .units import count_of, seconds, si
 from .whatif_report import WHATIF_SCHEMA, GroupChange, by_change, fuse_records, group_changes, pad_summary
 
 __all__ = ["render_whatif_html", "whatif_sections", "group_changes", "GroupChange", "DEFAULT_TOP"]
@@ -146,13 +146,14 @@ def rewrites_body(result) -> str:
         kind = r.get("rewrite", "?")
         if kind == "precision":
             text = "precision: " + "; ".join(
-                f"{k} -> {v}: {r.get('values_changed', {}).get(k, '?')} values, "
+                f"{k} -> {v}: {count_of(r['values_changed'][k], 'value')}, "
                 f"{si(r.get('bytes_before', {}).get(k), 'B')} -> {si(r.get('bytes_after', {}).get(k), 'B')}"
                 for k, v in r.get("spec", {}).items())
         elif kind == "fuse":
             groups = r.get("groups", [])
             nodes = r.get("nodes_fused", sum(len(g.get("members", [])) for g in groups))
-            text = f"fusion, rule {r.get('rule', '?')}: {r.get('groups_formed', len(groups))} groups from {nodes} nodes"
+            text = (f"fusion, rule {r.get('rule', '?')}: {count_of(r.get('groups_formed', len(groups)), 'group')} from "
+                    f"{count_of(nodes, 'node')}")
         elif kind == "set":
             text = "target fields (after only): " + _flat(r.get("fields", {}))
         elif kind == "pad":
@@ -163,7 +164,7 @@ def rewrites_body(result) -> str:
             for n in nodes:
                 key = "x".join(map(str, n.get("tile", ())))
                 tiles[key] = tiles.get(key, 0) + 1
-            text = (f"tiling ({r.get('mode', '?')}): {len(nodes)} matmul/conv/attention nodes tiled; tiles "
+            text = (f"tiling ({r.get('mode', '?')}): {count_of(len(nodes), 'matmul/conv/attention node')} tiled; tiles "
                     + ", ".join(f"{k} x{v}" for k, v in sorted(tiles.items(), key=lambda kv: -kv[1])))
         else:
             text = f"{kind}: " + _flat({k: v for k, v in r.items() if k != "rewrite" and not isinstance(v, list)})
@@ -261,7 +262,8 @@ def refused_body(result) -> str:
         if extra:
             row.append((esc(_flat({k: r[k] for k in extra if k in r})), None, "mono wrap"))
         rows.append(row)
-    return (f"<p>{len(refused)} candidates were refused, each with its reason.</p>\n" + summary
+    return (f"<p>{count_of(len(refused), 'candidate was', 'candidates were')} refused, each with its reason.</p>\n"
+            + summary
             + f"<h3>Every refusal ({len(refused)})</h3>\n" + table(cols, rows))
 
 

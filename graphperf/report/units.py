@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["si", "seconds", "delta_seconds"]
+__all__ = ["si", "seconds", "delta_seconds", "count_of"]
 
 #: A difference of two latencies smaller than this is floating-point noise, shown as 0.
 NOISE_S = 1e-12
@@ -40,3 +40,8 @@ def delta_seconds(value: Optional[float]) -> str:
     if abs(value) < NOISE_S:
         return "0"
     return ("+" if value > 0 else "-") + seconds(abs(value))
+
+
+def count_of(n: int, noun: str, plural: str = "") -> str:
+    """`n` and `noun`, plural unless `n` is 1: count_of(1, "group") == "1 group", count_of(3, "group") == "3 groups"."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

@@ -17,7 +17,7 @@ from rich.markup import escape
 from .diff import Delta
 from .json_report import report_to_dict
 from .table import Col, fit_table
-from .units import delta_seconds, seconds, si
+from .units import count_of, delta_seconds, seconds, si
 
 __all__ = ["WHATIF_SCHEMA", "whatif_to_dict", "whatif_to_json", "render_whatif", "refused_where", "GroupChange",
            "group_changes", "by_change", "fuse_records", "pad_summary"]
@@ -155,15 +155,16 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
                                 title_justify="left"))
     for r in result.rewrites:
         if r["rewrite"] == "fuse":
-            console.print(f"fusion ({r['rule']}): {r['groups_formed']} groups from {r['nodes_fused']} nodes")
+            console.print(f"fusion ({r['rule']}): {count_of(r['groups_formed'], 'group')} from "
+                          f"{count_of(r['nodes_fused'], 'node')}")
         elif r["rewrite"] == "precision":
-            console.print("precision: " + ", ".join(f"{k}={v} ({r['values_changed'][k]} values, "
+            console.print("precision: " + ", ".join(f"{k}={v} ({count_of(r['values_changed'][k], 'value')}, "
                                                     f"{si(r['bytes_before'][k], 'B')} -> {si(r['bytes_after'][k], 'B')})"
                                                     for k, v in r["spec"].items()))
         elif r["rewrite"] == "tile":
             nodes = r["nodes"]
             shown = ", ".join(f"{n['node']} {'x'.join(map(str, n['tile']))}" for n in nodes[:3])
-            console.print(f"tiling ({r['mode']}): {len(nodes)} nodes tiled" + (f"; e.g. {shown}" if nodes else ""))
+            console.print(f"tiling ({r['mode']}): {count_of(len(nodes), 'node')} tiled" + (f"; e.g. {shown}" if nodes else ""))
         elif r["rewrite"] == "pad":
             console.print(pad_summary(r))
         elif r["rewrite"] == "set":
@@ -172,7 +173,7 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
         reasons: dict[str, int] = {}
         for r in result.refused:
             reasons[r["kind"]] = reasons.get(r["kind"], 0) + 1
-        console.print(f"refused {len(result.refused)} candidates: "
+        console.print(f"refused {count_of(len(result.refused), 'candidate')}: "
                       + "; ".join(f"{k} x{n}" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])))
         for r in result.refused[:top]:
             console.print(escape(f"  [{r['rule']}] {refused_where(r)}: {r['reason']}"))  # [rule] is not markup

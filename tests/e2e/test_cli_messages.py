@@ -86,3 +86,12 @@ def test_calibrate_and_validate_refuse_to_overwrite_their_inputs(tmp_path, capsy
     ref.write_text("[]")
     assert main(["validate", "--reference", str(ref), "-o", str(ref)]) == 2
     assert f"-o {ref} is an input of this command" in _one_clean_line(capsys.readouterr().err)
+
+
+def test_counts_agree_with_their_nouns(capsys):
+    from graphperf.report.units import count_of
+
+    assert [count_of(n, "group") for n in (0, 1, 2)] == ["0 groups", "1 group", "2 groups"]
+    assert main(["whatif", *TINY, "--group", "add,layer_norm"]) == 0
+    out = capsys.readouterr().out
+    assert "1 group from" in out and "1 groups" not in out
