@@ -43,6 +43,24 @@ __all__ = ["NodeTime", "node_time", "project"]
 
 @dataclass(frozen=True, slots=True)
 class NodeTime:
+    """One node's projected time on a target and its roofline parts (None throughout for an unknown node).
+
+    Attributes
+    ----------
+    compute_s, memory_s : float or None
+        Time of the node's arithmetic at the peak it runs at, and of its bytes at the memory bandwidth.
+    overhead_s : float or None
+        The target's launch overhead before the kernel (0 for a free node).
+    latency_s : float or None
+        ``device_s + overhead_s``: the node's time in ``graph`` mode.
+    bound : str
+        ``"compute"``, ``"memory"``, ``"overhead"``, ``"free"`` (no work, no launch) or ``"unknown"``.
+    matrix_dtype : str
+        The peak the matrix work ran at ("" when none).
+    device_s : float or None
+        The kernel's time on the device, without host or launch time.
+    """
+
     compute_s: Optional[float]
     memory_s: Optional[float]
     overhead_s: Optional[float]
@@ -57,6 +75,34 @@ _FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free", device_s=0.0)
 
 
 def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
+    """Project every counted node's time on `target` (the models in the module docstring).
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph `counts` was counted on (its value types give each node's dtype and shapes).
+    counts : list of NodeCount
+        `graphperf.count`'s result for `graph`, in graph order.
+    target : Target
+        The device (`graphperf.load_target`).
+
+    Returns
+    -------
+    list of NodeTime
+        One per count, in order; an unknown node (cost None) gets latency None, never zero.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> from graphperf.passes import canonicalize
+    >>> graph, _ = graphperf.load_graph(graphperf.ModelRequest("gpt2", config="tiny"))
+    >>> graph = canonicalize(graph).graph
+    >>> times = graphperf.project(graph, graphperf.count(graph), graphperf.load_target("h100"))
+    >>> len(times) == len(graph), {t.bound for t in times} <= {"compute", "memory", "overhead", "free"}
+    (True, True)
+    >>> sum(t.latency_s for t in times) > 0
+    True
+    """
     mem_rate = target.hbm_bytes_per_s * target.memory_efficiency
     overhead_s = target.launch_overhead_us * 1e-6
     params = kernel_params(target)
