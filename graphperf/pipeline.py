@@ -26,7 +26,34 @@ __all__ = ["ModelRequest", "load_graph", "analyze_graph", "mode_graph", "compile
 
 @dataclass
 class ModelRequest:
-    """What the user asked for: a path or a workload name, plus shaping options."""
+    """What the user asked for: a path or a workload name, plus shaping options.
+
+    The shaping options apply to models/ workloads only; `dims` to files only (`load_graph` refuses the
+    other combinations).
+
+    Attributes
+    ----------
+    ref : str
+        An ``.onnx`` path, a ``.pt2`` path (torch.export.save) or a workload name (``graphperf models``).
+    config : str
+        The workload's size (``"full"``, ``"tiny"``, ...).
+    phase, batch, seq, kv_len, dtype : optional
+        Shape a workload (as the CLI's ``--phase``, ``--batch``, ``--seq``, ``--kv-len``, ``--dtype``);
+        None keeps the workload's default.
+    dims : Mapping[str, int]
+        Sizes of a file's named dynamic dimensions (``--dim NAME=N``).
+    attention : str or None
+        ``"eager"`` for a workload's unfused attention chain; None for sdpa.
+    import_modules : tuple of str
+        Modules imported before loading: libraries that register custom ops (``--import``).
+
+    Example
+    -------
+    >>> from graphperf import ModelRequest
+    >>> req = ModelRequest("gpt2", config="tiny", batch=2, seq=16)
+    >>> req.ref, req.config, req.batch, dict(req.dims)
+    ('gpt2', 'tiny', 2, {})
+    """
 
     ref: str
     config: str = "full"
@@ -74,7 +101,38 @@ def _reject_shaping(req: ModelRequest, kind: str) -> None:
 
 
 def load_graph(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
-    """Capture the requested model; returns the graph and the report's `model` section."""
+    """Capture the requested model; returns the graph and the report's `model` section.
+
+    Parameters
+    ----------
+    req : ModelRequest
+        The model (file or workload name) and its shaping options.
+
+    Returns
+    -------
+    graph : Graph
+        The captured graph, not canonicalized yet.
+    model : dict
+        The report's ``model`` section: name, frontend, source, description (and config, family for a
+        workload; dims for a file).
+
+    Raises
+    ------
+    UsageError
+        An unknown workload, an unsupported or unreadable file, shaping options given to a file
+        (or `dims` to a workload), shapes above the limits.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> graph, model = graphperf.load_graph(graphperf.ModelRequest("gpt2", config="tiny"))
+    >>> model["frontend"], model["config"], len(graph) > 0
+    ('torch.export', 'tiny', True)
+    >>> graphperf.load_graph(graphperf.ModelRequest("no-such-model"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graphperf.errors.UsageError: unknown model 'no-such-model': not a file and not a workload; ...
+    """
     if req.import_modules:
         from .capture.torch_export import import_libraries
 
@@ -183,7 +241,40 @@ def analyze_graph(graph: Graph, target, model: Mapping[str, Any], layout_as_view
                   mode: str = DEFAULT_MODE) -> Report:
     """Canonicalize, count every node, project it on `target`, queue it in the execution `mode`
     (graph | eager | compiled; graphperf/execution.py) and build the report. `layout_as_views`
-    (passes/canonicalize.py): False projects transpose/split/slice as copies."""
+    (passes/canonicalize.py): False projects transpose/split/slice as copies.
+
+    Parameters
+    ----------
+    graph : Graph
+        A captured graph (`load_graph`, `graphperf.capture`); it is not changed.
+    target : Target
+        The device (`graphperf.load_target`).
+    model : Mapping[str, Any]
+        The report's ``model`` section (`load_graph`'s second result); the canonicalization summary
+        (and the compiled rewrite's) are added to a copy.
+    layout_as_views : bool
+        True (default): transpose, split and slice are free views; False: copies.
+    mode : str
+        The execution model: ``"graph"`` (default), ``"eager"`` or ``"compiled"``.
+
+    Returns
+    -------
+    Report
+        Per-node counts and times, totals, the execution model's wall time.
+
+    Raises
+    ------
+    UsageError
+        An unknown `mode`.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> graph, model = graphperf.load_graph(graphperf.ModelRequest("gpt2", config="tiny"))
+    >>> report = graphperf.analyze_graph(graph, graphperf.load_target("h100"), model, mode="eager")
+    >>> report.totals["coverage"], report.totals["mode"]
+    (1.0, 'eager')
+    """
     from graphperf.passes import canonicalize, peak_activation_memory
 
     check_mode(mode)
