@@ -45,17 +45,49 @@ def capture(model: Any, example_inputs: Any = None, *, phase: Optional[str] = No
             **dims: int) -> Graph:
     """Capture `model` as a `Graph` (nothing counted yet); ``graph.meta["model"]`` describes it.
 
-    model : an ``nn.Module`` (with `example_inputs`: a tensor, a tuple of arguments or a dict of
-        keyword arguments), a ``torch.export.ExportedProgram``, an ``onnx.ModelProto``, a path to an
-        ``.onnx`` or ``.pt2`` file, or a models/ workload name (``"llama3-8b"``).
-    phase, config, batch, seq, kv_len, dtype : shape a workload name (as the CLI's flags do). `dtype`
-        takes the canonical names and the short spellings (``bf16``, ``fp16``, ``half``, ``fp32``, ``float``).
-    import_modules : modules imported first (as the CLI's ``--import``): the libraries that register the
-        custom ops a .pt2 calls (``import_modules=["transformers"]``).
-    **dims : bind named dynamic dimensions of a file or program (``batch=8, sequence=128`` for an
-        ONNX file; an ExportedProgram's ``torch.export.Dim`` names, ``B=8``; for a .pt2 file, which does
-        not keep Dim names, torch's symbol, ``s77=8``, or the input axis, ``**{"x.shape[0]": 8}``). Values
-        outside the exported range are refused. For files, `batch`/`seq`/`kv_len` are dimension names too.
+    Parameters
+    ----------
+    model : nn.Module, ExportedProgram, onnx.ModelProto, Graph, str or path
+        An ``nn.Module`` (with `example_inputs`), a ``torch.export.ExportedProgram``, an
+        ``onnx.ModelProto``, a path to an ``.onnx`` or ``.pt2`` file, or a models/ workload name
+        (``"llama3-8b"``); a `Graph` is returned as it is.
+    example_inputs : tensor, tuple or dict, optional
+        For an ``nn.Module`` only: a tensor, a tuple of arguments or a dict of keyword arguments.
+    phase, config, batch, seq, kv_len, dtype : optional
+        Shape a workload name (as the CLI's flags do). `dtype` takes the canonical names and the short
+        spellings (``bf16``, ``fp16``, ``half``, ``fp32``, ``float``).
+    name : str, optional
+        The model's name in the graph and reports (default: the file, workload or class name).
+    import_modules : sequence of str
+        Modules imported first (as the CLI's ``--import``): the libraries that register the custom ops a
+        .pt2 calls (``import_modules=["transformers"]``).
+    **dims : int
+        Bind named dynamic dimensions of a file or program (``batch=8, sequence=128`` for an ONNX file;
+        an ExportedProgram's ``torch.export.Dim`` names, ``B=8``; for a .pt2 file, which does not keep
+        Dim names, torch's symbol, ``s77=8``, or the input axis, ``**{"x.shape[0]": 8}``). Values outside
+        the exported range are refused. For files, `batch`/`seq`/`kv_len` are dimension names too.
+
+    Returns
+    -------
+    Graph
+        The captured graph, not canonicalized; ``graph.meta["model"]`` is the report's ``model`` section.
+
+    Raises
+    ------
+    UsageError
+        An unknown workload, an unreadable file, arguments that do not apply to this form of model
+        (``example_inputs`` for a file, ``batch`` for an ``nn.Module``), an unbound dimension.
+    AnalysisError
+        torch.export failed on an ``nn.Module``.
+
+    Example
+    -------
+    >>> import torch, graphperf
+    >>> g = graphperf.capture(torch.nn.Linear(8, 4), torch.randn(2, 8))
+    >>> [str(n.op) for n in g], g.meta["model"]["name"]
+    (['matmul'], 'Linear')
+    >>> len(graphperf.capture("gpt2", config="tiny")) > 0
+    True
     """
     _import_modules(import_modules)
     graph, info = _capture(model, example_inputs, phase=phase, config=config, batch=batch, seq=seq,
@@ -170,11 +202,37 @@ def analyze(model: Any, example_inputs: Any = None, *, target: Union[str, os.Pat
             import_modules: Sequence[str] = (), **dims: int) -> Report:
     """Capture, count and project `model` on `target`; returns the `Report`.
 
-    `model`, `example_inputs`, the shaping keywords, `import_modules` and `**dims` are as in `capture`. `target` is a
-    bundled target name, a TOML path or a `Target` (``load_target("h100").with_overrides(hbm_gbps=4800)``).
-    `passes` run after the registered passes (see `register_pass`). `mode` is the execution model
-    (``"graph"``, ``"eager"`` or ``"compiled"``; graphperf/execution.py), as the CLI's ``--mode``.
+    Parameters
+    ----------
+    model, example_inputs, phase, config, batch, seq, kv_len, dtype, name, import_modules, **dims
+        As in `capture`: the model in any form (an ``nn.Module`` with example inputs, an
+        ``ExportedProgram``, an ``onnx.ModelProto``, a `Graph`, an ``.onnx``/``.pt2`` path, a workload name)
+        and how to shape it.
+    target : str, path or Target
+        A bundled target name, a TOML path or a `Target`
+        (``load_target("h100").with_overrides(hbm_gbps=4800)``); default ``"h100"``.
+    passes : sequence of callables
+        ``pass(graph) -> Graph``, run after the registered passes (see `register_pass`).
+    mode : str
+        The execution model (``"graph"``, ``"eager"`` or ``"compiled"``; graphperf/execution.py), as the
+        CLI's ``--mode``.
 
+    Returns
+    -------
+    Report
+        What the CLI renders: ``analyze("gpt2", config="tiny").to_json()`` is what ``graphperf analyze
+        gpt2 --config tiny --format json`` prints.
+
+    Raises
+    ------
+    UsageError
+        A bad argument (unknown target, model or mode, arguments that do not apply to the model's form).
+    AnalysisError
+        A model that was read but could not be analysed (torch.export failure, a pass that failed or
+        changed its input).
+
+    Example
+    -------
     >>> import graphperf
     >>> report = graphperf.analyze("gpt2", config="tiny", dtype="float32", target="a100")
     >>> report.totals["coverage"]
@@ -241,7 +299,43 @@ def _pass_name(fn: Pass) -> str:
 
 def register_pass(fn: Pass, *, name: Optional[str] = None) -> Pass:
     """Run `fn(graph) -> Graph` in every analysis from now on (after canonicalization, before
-    counting, in registration order). Usable as a decorator; ValueError if the name is taken."""
+    counting, in registration order). Usable as a decorator; ValueError if the name is taken.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(graph) -> Graph`` (or an object with a ``.graph``); it must return a new graph, never change
+        its input (`AnalysisError` at analysis time otherwise). Returning the input unchanged is allowed.
+    name : str, optional
+        The name reports list (``report.model["passes"]``); default ``fn.__name__``.
+
+    Returns
+    -------
+    callable
+        `fn` itself, so it works as a decorator.
+
+    Raises
+    ------
+    TypeError
+        `fn` is not callable.
+    ValueError
+        A pass of that name is registered already.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> sizes = []
+    >>> @graphperf.register_pass
+    ... def note_size(graph):
+    ...     sizes.append(len(graph))
+    ...     return graph
+    >>> "note_size" in graphperf.registered_passes()
+    True
+    >>> report = graphperf.analyze("gpt2", config="tiny")
+    >>> "note_size" in report.model["passes"], len(sizes)
+    (True, 1)
+    >>> graphperf.unregister_pass(note_size)
+    """
     if not callable(fn):
         raise TypeError(f"a pass must be callable pass(graph) -> Graph, got {type(fn).__name__}")
     key = name or _pass_name(fn)
@@ -252,7 +346,30 @@ def register_pass(fn: Pass, *, name: Optional[str] = None) -> Pass:
 
 
 def unregister_pass(fn_or_name: Union[Pass, str]) -> None:
-    """Stop running a registered pass (given as the function or its name); KeyError if it is not."""
+    """Stop running a registered pass (given as the function or its name); KeyError if it is not.
+
+    Parameters
+    ----------
+    fn_or_name : callable or str
+        The registered function, or the name it was registered under.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    KeyError
+        No such pass is registered.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> _ = graphperf.register_pass(lambda graph: graph, name="identity")
+    >>> graphperf.unregister_pass("identity")
+    >>> "identity" in graphperf.registered_passes()
+    False
+    """
     key = fn_or_name if isinstance(fn_or_name, str) else next(
         (k for k, f in _PASSES.items() if f is fn_or_name), _pass_name(fn_or_name))
     if key not in _PASSES:
@@ -261,7 +378,21 @@ def unregister_pass(fn_or_name: Union[Pass, str]) -> None:
 
 
 def registered_passes() -> list[str]:
-    """Names of the registered passes, in the order they run."""
+    """Names of the registered passes, in the order they run.
+
+    Returns
+    -------
+    list of str
+        A copy: changing it does not change the registry.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> _ = graphperf.register_pass(lambda graph: graph, name="identity")
+    >>> graphperf.registered_passes()[-1]
+    'identity'
+    >>> graphperf.unregister_pass("identity")
+    """
     return list(_PASSES)
 
 
@@ -275,6 +406,43 @@ def register_rule(op: Any, rule: Optional[Rule] = None):
     an `OpId`, or a torch custom op (an ``OpOverload``, or an ``OpOverloadPacket`` for all its
     overloads). `ins`/`outs` are the node's input/output `TensorType`s; the rule returns a `Cost`.
     Usable as a decorator. ValueError for an op graphperf already counts or one registered twice.
+
+    Parameters
+    ----------
+    op : str, OpId or torch op
+        The op, as above.
+    rule : callable, optional
+        ``rule(ins, outs, attrs) -> Cost``; it may raise `RuleError` for a node it does not model
+        (the node stays unknown, with the message). Omitted: `register_rule` returns a decorator.
+
+    Returns
+    -------
+    callable
+        `rule`, or (without `rule`) a decorator that registers the function it decorates and returns it.
+
+    Raises
+    ------
+    ValueError
+        `op` is a canonical op (graphperf counts it already), is not spelled ``"domain::name"``, or has a
+        rule already.
+    TypeError
+        `op` is none of the accepted forms.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> from graphperf import Cost, Graph, Node, OpId, TensorType, Value
+    >>> t = TensorType((1024,), "float32")
+    >>> g = Graph("frob", [Node("f", OpId("acme", "frob"), "acme.frob", ("x",), ("y",))],
+    ...           {"x": Value("x", t, kind="input"), "y": Value("y", t, producer="f")}, ["y"])
+    >>> graphperf.analyze(g).totals["unknown_ops"]
+    {'acme::frob': 1}
+    >>> @graphperf.register_rule("acme::frob")
+    ... def frob(ins, outs, attrs):
+    ...     return Cost(flops=3 * outs[0].numel, bytes_read=ins[0].nbytes, bytes_written=outs[0].nbytes)
+    >>> graphperf.analyze(g).totals["flops"]
+    3072
+    >>> graphperf.unregister_rule("acme::frob")
     """
     ops = _op_ids(op)
 
@@ -287,7 +455,32 @@ def register_rule(op: Any, rule: Optional[Rule] = None):
 
 
 def unregister_rule(op: Any) -> None:
-    """Remove the user rule(s) registered for `op` (same forms as `register_rule`); KeyError if none."""
+    """Remove the user rule(s) registered for `op` (same forms as `register_rule`); KeyError if none.
+
+    Parameters
+    ----------
+    op : str, OpId or torch op
+        As given to `register_rule` (a torch ``OpOverloadPacket`` removes every overload's rule).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    KeyError
+        No user rule is registered for `op`.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> _ = graphperf.register_rule("acme::scale", lambda ins, outs, attrs: graphperf.Cost(flops=outs[0].numel))
+    >>> graphperf.unregister_rule("acme::scale")
+    >>> graphperf.unregister_rule("acme::scale")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    KeyError: ...
+    """
     for op_id in _op_ids(op):
         unregister_user_rule(op_id)
 
