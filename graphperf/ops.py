@@ -91,10 +91,15 @@ mse_loss_backward    (grad_out, x, target); attrs reduction; out grad_input.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from .ir import OpId
 
 __all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "ELEMENTWISE_TRAINING", "TRAINING", "DATA_MOVEMENT",
-           "REDUCTIONS", "GEMM_OPS", "LIBRARY_CALL_OPS", "is_canonical"]
+           "REDUCTIONS", "GEMM_OPS", "MATRIX_FAMILIES", "LIBRARY_CALL_OPS", "EPILOGUE_MATRIX_OPS", "NORM_OPS",
+           "ROW_REDUCTIONS", "ROW_KERNEL_OPS", "STRIDED_KERNEL_OPS", "POINTWISE_OPS", "BROADCASTING_OPS",
+           "LAYOUT_OPS", "is_canonical",
+           "op_name", "matrix_family"]
 
 DOMAIN = "graphperf"
 
@@ -182,12 +187,82 @@ TRAINING = (
     "mse_loss", "mse_loss_backward",
 )
 
-# Ops that run as a GEMM on a matrix unit with operands laid out in memory (cuBLAS/cuDNN/flash kernels):
-# their operand strides matter (graphperf/alignment.py). The tile model tiles the same three (passes/tiling.py).
+# -- op groups ----------------------------------------------------------------------------------
+# Every module that treats a set of ops alike asks one of these; none keeps a list of its own.
+
+#: Ops that run as a GEMM on a matrix unit with operands laid out in memory (cuBLAS/cuDNN/flash kernels):
+#: their operand strides matter (graphperf/alignment.py) and the tile model tiles them (passes/tiling.py).
 GEMM_OPS = ("matmul", "conv", "attention")
-# Ops eager PyTorch hands to a vendor library (cuBLAS, cuDNN, flash/cuDNN attention) after choosing an algorithm
-# on the host: each costs the host more than a TensorIterator kernel (graphperf/execution.py).
+#: Op families whose matrix work has an efficiency of its own (`matrix_family`; target fields
+#: matrix_efficiency, matrix_efficiency_conv, matrix_efficiency_attention); the size-aware kernel model's
+#: matrix classes (graphperf/project.py `kernel_class`).
+MATRIX_FAMILIES = ("matmul", "conv", "attention")
+#: Ops eager PyTorch hands to a vendor library (cuBLAS, cuDNN, flash/cuDNN attention) after choosing an
+#: algorithm on the host: each costs the host more than a TensorIterator kernel (graphperf/execution.py).
 LIBRARY_CALL_OPS = (*GEMM_OPS, "batch_norm")
+#: Matrix ops a fused epilogue can follow (passes/fuse_chains.py): their output tile is in registers.
+EPILOGUE_MATRIX_OPS = frozenset(("matmul", "einsum", "conv"))
+#: Ops that reduce each row and write a row-sized output (norms, softmax): one fusable row pass.
+NORM_OPS = frozenset(("layer_norm", "rms_norm", "group_norm", "softmax"))
+#: Reductions over trailing axes that a row kernel fuses with its pointwise producers (passes/fuse_chains.py).
+ROW_REDUCTIONS = frozenset(("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_var",
+                            "reduce_std"))
+#: Kernels that read whole rows (softmax, norms, reductions): the kernel model's "row" class (graphperf/kernel_time.py).
+ROW_KERNEL_OPS = frozenset({*NORM_OPS, "batch_norm", *REDUCTIONS})
+#: Kernels with non-vectorized index arithmetic per element (copies between layouts, casts, padding, pooling):
+#: the kernel model's "strided" class (graphperf/kernel_time.py).
+STRIDED_KERNEL_OPS = frozenset({"concat", "pad", "cast", "transpose", "expand", "reshape_copy", "max_pool",
+                                "avg_pool", "split", "slice"})
+#: Elementwise ops whose operands may broadcast: their kernel class depends on the operand shapes
+#: (graphperf/kernel_time.py `stream_class`).
+BROADCASTING_OPS = frozenset((*ELEMENTWISE, "pointwise"))
+#: Pointwise ops: one output element from the same-index input elements (fusable into any chain).
+POINTWISE_OPS = frozenset((*ELEMENTWISE, "cast"))
+#: Layout ops that eager frontends (PyTorch) run as views, not copies (passes/canonicalize.py).
+LAYOUT_OPS = ("transpose", "split", "slice")
+
+
+def op_name(op: OpId) -> str:
+    """The canonical name of `op` ("matmul"), or "" for an op of another domain (a frontend's or a user's op).
+
+    Parameters
+    ----------
+    op : OpId
+        A node's op.
+
+    Returns
+    -------
+    str
+        The name to look up in the op groups of this module.
+
+    Example
+    -------
+    >>> op_name(canonical("matmul")), op_name(OpId("aten", "frobnicate"))
+    ('matmul', '')
+    """
+    return op.name if is_canonical(op) else ""
+
+
+def matrix_family(op: str, attrs: Mapping[str, Any] | None = None) -> str:
+    """The op family whose matrix efficiency a node's matrix work runs at: one of `MATRIX_FAMILIES`.
+
+    A what-if `fused` node takes its kernel's family: a flash-attention group is "attention", a group
+    holding a convolution (a conv epilogue) is "conv"; everything else is "matmul".
+
+    Example
+    -------
+    >>> matrix_family("conv"), matrix_family("fused", {"kernel": "flash_attention"}), matrix_family("einsum")
+    ('conv', 'attention', 'matmul')
+    """
+    if op == "fused" and attrs is not None:
+        if attrs.get("kernel") == "flash_attention":
+            return "attention"
+        members = attrs.get("member_ops") or ()
+        for family in ("conv", "attention"):
+            if family in members:
+                return family
+        return "matmul"
+    return op if op in MATRIX_FAMILIES else "matmul"
 
 _OTHERS = (
     "matmul", "einsum", "conv", "attention", "softmax",
@@ -205,7 +280,34 @@ _CACHE: dict[str, OpId] = {}
 
 
 def canonical(name: str) -> OpId:
-    """The canonical OpId called `name`; KeyError if graphperf has no such canonical op."""
+    """The canonical OpId called `name`; KeyError if graphperf has no such canonical op.
+
+    Parameters
+    ----------
+    name : str
+        A canonical op name (the module docstring lists them: ``"matmul"``, ``"softmax"``, ``"add"``, ...).
+
+    Returns
+    -------
+    OpId
+        ``OpId("graphperf", name)``, the same object on every call.
+
+    Raises
+    ------
+    KeyError
+        `name` is not a canonical op.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> op = graphperf.canonical("matmul")
+    >>> op.domain, op.name, op is graphperf.canonical("matmul")
+    ('graphperf', 'matmul', True)
+    >>> graphperf.canonical("frobnicate")
+    Traceback (most recent call last):
+    ...
+    KeyError: "'frobnicate' is not a canonical graphperf op"
+    """
     if name not in CANONICAL:
         raise KeyError(f"{name!r} is not a canonical graphperf op")
     op = _CACHE.get(name)
@@ -215,4 +317,6 @@ def canonical(name: str) -> OpId:
 
 
 def is_canonical(op: OpId) -> bool:
+    """Whether `op` is one of graphperf's canonical ops (domain ``"graphperf"`` and a known name)."""
+    """True when `op` is one of graphperf's canonical ops (domain "graphperf", a name in `CANONICAL`)."""
     return op.domain == DOMAIN and op.name in CANONICAL
