@@ -56,9 +56,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
-from .ops import ELEMENTWISE, REDUCTIONS
+from .ops import BROADCASTING_OPS, ROW_KERNEL_OPS, STRIDED_KERNEL_OPS
 
-__all__ = ["KernelParams", "BROADCASTING_OPS", "GEMM_TILES", "SIMT_TILES", "FULL_RATE_REUSE", "FLASH_TILE",
+__all__ = ["KernelParams", "GEMM_TILES", "SIMT_TILES", "FULL_RATE_REUSE", "FLASH_TILE",
            "SPLIT_K_MIN", "kernel_params", "stream_class", "gemm_time", "attention_time", "stream_memory_s"]
 
 #: Output tiles (Mt, Nt) of the GEMM kernels the model chooses from: Hopper/Ampere cuBLAS and CUTLASS
@@ -75,9 +75,6 @@ FLASH_TILE = 128
 #: cuBLAS does not split K into slices shorter than this (elements).
 SPLIT_K_MIN = 128
 
-_ROW_OPS = frozenset({"softmax", "layer_norm", "rms_norm", "group_norm", "batch_norm", *REDUCTIONS})
-_STRIDED_OPS = frozenset({"concat", "pad", "cast", "transpose", "expand", "reshape_copy", "max_pool",
-                          "avg_pool", "split", "slice"})
 
 
 @dataclass(frozen=True)
@@ -116,17 +113,12 @@ def _or(value: Optional[float], default: float) -> float:
     return default if value is None else value
 
 
-#: Ops whose class depends on their shapes: an elementwise op (or the generic `pointwise` op) with a broadcast
-#: operand is `strided`.
-BROADCASTING_OPS = frozenset((*ELEMENTWISE, "pointwise"))
-
-
 def stream_class(op: str, input_shapes, output_shape) -> str:
     """`stream`, `strided` or `row`: the memory path a non-matrix kernel takes (module docstring). The shapes
     are read for `BROADCASTING_OPS` only (None elsewhere is fine)."""
-    if op in _ROW_OPS:
+    if op in ROW_KERNEL_OPS:
         return "row"
-    if op in _STRIDED_OPS:
+    if op in STRIDED_KERNEL_OPS:
         return "strided"
     if op in BROADCASTING_OPS and output_shape is not None:
         for shape in input_shapes:

@@ -21,7 +21,7 @@ uses TF32 only where the target allows it (a float32 convolution where ``allow_t
 vector peak (PyTorch's default); matrix work keeps its matrix efficiency whichever unit runs it:
 `matrix_efficiency`, or the target's own figure for convolutions and attention when it gives one
 (`matrix_efficiency_conv`, `matrix_efficiency_attention`; a fused group takes its kernel's family:
-`target.matrix_family`). Each transcendental costs one vector op. `bound` is the largest of compute, memory
+`ops.matrix_family`). Each transcendental costs one vector op. `bound` is the largest of compute, memory
 and launch overhead; nodes that do no work (views) are `free` and launch nothing; unknown nodes have no
 latency (None), never zero.
 """
@@ -36,7 +36,7 @@ from .count import NodeCount
 from .ir import Graph
 from . import kernel_time as kt
 from .kernel_time import kernel_params
-from .target import matrix_family
+from .ops import BROADCASTING_OPS, MATRIX_FAMILIES, matrix_family
 
 __all__ = ["NodeTime", "node_time", "project"]
 
@@ -226,8 +226,8 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
     return node_time(vector_s, kt.stream_memory_s(moved, klass, params), overhead_s, params.floor_s[klass])
 
 
-#: Kernel classes of matrix work (the op family whose matrix efficiency it runs at, `target.matrix_family`).
-MATRIX_CLASSES = ("matmul", "conv", "attention")
+#: Kernel classes of matrix work: the op families whose matrix efficiency they run at (`ops.matrix_family`).
+MATRIX_CLASSES = MATRIX_FAMILIES
 
 
 def kernel_class(graph: Graph, node, cost) -> str:
@@ -237,7 +237,7 @@ def kernel_class(graph: Graph, node, cost) -> str:
         return matrix_family(node.op.name, node.attrs)
     op = node.op.name
     ins = out_shape = None
-    if op in kt.BROADCASTING_OPS:  # only an elementwise op's class depends on its shapes (broadcast operands)
+    if op in BROADCASTING_OPS:  # only an elementwise op's class depends on its shapes (broadcast operands)
         values = graph.values
         ins = [values[v].type.shape if v is not None and values[v].type is not None else None for v in node.inputs]
         out_type = values[node.outputs[0]].type if node.outputs else None

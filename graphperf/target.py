@@ -67,7 +67,7 @@ from graphperf.dtypes import DTYPE_BITS
 from graphperf.errors import AnalysisError, UsageError
 
 __all__ = ["Target", "load_target", "list_targets", "KINDS", "IDENTITY_FIELDS", "FIGURE_FIELDS", "MODEL_FIELDS", "OP_MATRIX_EFFICIENCY",
-           "EFFICIENCY_FIELDS", "matrix_family"]
+           "EFFICIENCY_FIELDS"]
 
 KINDS = ("gpu", "tpu", "npu", "cpu")
 
@@ -141,25 +141,13 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
 _TABLES = ("references", "sources", "derived")
 _EFFICIENCIES = ("matrix_efficiency", "matrix_efficiency_conv", "matrix_efficiency_attention", "vector_efficiency",
                  "memory_efficiency", "memory_efficiency_strided", "memory_efficiency_row", "misaligned_matrix_factor")
-#: Op families with a matrix efficiency of their own (optional fields; `Target.matrix_efficiency_for`).
+#: Op families (`graphperf.ops.matrix_family`) with a matrix efficiency of their own (optional fields;
+#: `Target.matrix_efficiency_for`).
 OP_MATRIX_EFFICIENCY = {"conv": "matrix_efficiency_conv", "attention": "matrix_efficiency_attention"}
 #: Every efficiency field (each in (0, 1]).
 EFFICIENCY_FIELDS = _EFFICIENCIES
 
 
-def matrix_family(op: str, attrs: Mapping[str, Any] | None = None) -> str:
-    """The op family whose matrix efficiency a node's matrix work runs at: "conv", "attention" or
-    "matmul" (everything else). A what-if `fused` node takes its kernel's family: a flash-attention
-    group is "attention", a group holding a convolution (a conv epilogue) is "conv"."""
-    if op == "fused" and attrs is not None:
-        if attrs.get("kernel") == "flash_attention":
-            return "attention"
-        members = attrs.get("member_ops") or ()
-        for family in ("conv", "attention"):
-            if family in members:
-                return family
-        return "matmul"
-    return op if op in OP_MATRIX_EFFICIENCY else "matmul"
 #: Fields of the execution and kernel models (graphperf/execution.py, graphperf/kernel_time.py): measured or
 #: fitted figures of how kernels run, not datasheet figures.
 MODEL_FIELDS = ("launch_overhead_us", "host_eager_us", "host_eager_library_us", "host_eager_view_us",

@@ -28,11 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from graphperf.ir import Graph, Node, Value
-from graphperf.ops import canonical
+from graphperf.ops import LAYOUT_OPS, canonical
 
-__all__ = ["CanonicalizeResult", "canonicalize", "LAYOUT_OPS", "EAGER_FRONTENDS"]
-
-LAYOUT_OPS = ("transpose", "split", "slice")
+__all__ = ["CanonicalizeResult", "canonicalize", "EAGER_FRONTENDS"]
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,11 @@ from typing import Callable, Optional
 
 from graphperf.dtypes import itemsize_bits
 from graphperf.ir import Graph, Node
-from graphperf.ops import ELEMENTWISE
+from graphperf.ops import EPILOGUE_MATRIX_OPS, NORM_OPS, POINTWISE_OPS, ROW_REDUCTIONS, op_name
 
 from .fusion import FusionResult, Grouper
 
-__all__ = ["fuse_elementwise", "fuse_epilogue", "fuse_norm", "is_pointwise", "MATRIX_OPS", "NORM_OPS",
-           "ROW_REDUCTIONS"]
-
-MATRIX_OPS = frozenset(("matmul", "einsum", "conv"))
-NORM_OPS = frozenset(("layer_norm", "rms_norm", "group_norm", "softmax"))
-ROW_REDUCTIONS = frozenset(("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_var",
-                            "reduce_std"))
+__all__ = ["fuse_elementwise", "fuse_epilogue", "fuse_norm", "is_pointwise"]
 
 # A node's iteration signature: ("pw", n) pointwise over n elements, ("red", n_in, n_out) a reduction,
 # ("norm", n) a norm/softmax node (row-reducing, output the size of its input), ("mx", n) a matrix node.
@@ -45,22 +39,19 @@ Sig = tuple
 State = tuple  # (full space, row space or None, has a reduction/norm)
 
 
-def _op(node: Node) -> str:
-    return node.op.name if node.op.domain == "graphperf" else ""
-
-
 def is_pointwise(node: Node) -> bool:
-    return _op(node) in ELEMENTWISE or _op(node) == "cast"
+    """True for a node of a pointwise op (`graphperf.ops.POINTWISE_OPS`): fusable into any chain."""
+    return op_name(node.op) in POINTWISE_OPS
 
 
 def _signature(node: Node, values) -> Optional[Sig]:
-    op = _op(node)
+    op = op_name(node.op)
     if not node.outputs or node.outputs[0] is None:
         return None
     out = values[node.outputs[0]].type.numel
-    if op in ELEMENTWISE or op == "cast":
+    if op in POINTWISE_OPS:
         return ("pw", out)
-    if op in MATRIX_OPS:
+    if op in EPILOGUE_MATRIX_OPS:
         return ("mx", out)
     first = node.inputs[0] if node.inputs else None
     if first is None:

@@ -43,8 +43,7 @@ from typing import Any, Mapping, Optional
 from graphperf.dtypes import itemsize_bits
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType
-from graphperf.ops import GEMM_OPS
-from graphperf.target import matrix_family
+from graphperf.ops import GEMM_OPS, matrix_family
 
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
 

@@ -99,7 +99,7 @@ def _conv_relu(bf="bfloat16"):
 
 
 def test_conv_and_attention_use_their_own_matrix_efficiency_when_the_target_gives_one():
-    from graphperf.target import matrix_family
+    from graphperf.ops import matrix_family
 
     h100 = load_target("h100", ROOFLINE).with_overrides(matrix_efficiency_conv=0.5, matrix_efficiency_attention=0.4)
     conv = _conv_relu()

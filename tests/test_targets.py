@@ -546,7 +546,7 @@ def test_non_canonical_dtype_is_rejected():
 def test_public_api_is_pinned():
     assert set(target_mod.__all__) == {"Target", "load_target", "list_targets", "KINDS",
                                        "FIGURE_FIELDS", "MODEL_FIELDS", "OP_MATRIX_EFFICIENCY", "EFFICIENCY_FIELDS",
-                                       "matrix_family"}
+                                       "IDENTITY_FIELDS"}
 
 
 def test_readme_table_lists_every_target_with_its_figures():

@@ -94,7 +94,7 @@ def parse_case(spec: str, flag: str = "--fit") -> Case:
 
 def _family(op: str) -> int:
     """The class index of a node's matrix work: conv, attention, or matrix (matmuls and the rest)."""
-    from graphperf.target import matrix_family
+    from graphperf.ops import matrix_family
 
     family = matrix_family(op)
     return CLASSES.index(family) if family in CLASSES else 0
