@@ -44,7 +44,37 @@ _WEIGHT_KINDS = {"PARAMETER", "BUFFER", "CONSTANT_TENSOR"}
 
 def capture_module(module: torch.nn.Module, args: tuple, kwargs: Optional[dict] = None, *,
                    name: str = "model") -> Graph:
-    """Export `module` with torch.export (non-strict) and capture the program."""
+    """Export `module` with torch.export (non-strict) and capture the program.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The model; it is traced, not run (meta-device parameters work).
+    args : tuple
+        Example positional inputs.
+    kwargs : dict, optional
+        Example keyword inputs.
+    name : str
+        The graph's name.
+
+    Returns
+    -------
+    Graph
+        Every shape static, as the example inputs give them.
+
+    Raises
+    ------
+    AnalysisError
+        torch.export failed (the first line of its message).
+
+    Example
+    -------
+    >>> import torch
+    >>> from graphperf import capture_module
+    >>> g = capture_module(torch.nn.Linear(8, 4), (torch.randn(2, 8),), name="fc")
+    >>> g.name, [str(n.op) for n in g], str(g.values[g.outputs[0]].type)
+    ('fc', ['matmul'], 'float32[2,4]')
+    """
     try:
         ep = torch.export.export(module, tuple(args), kwargs or {}, strict=False)
     except Exception as exc:  # export errors are long; keep the first line
@@ -172,7 +202,35 @@ def _load_failure(path: str, exc: BaseException, causes: list[BaseException]) ->
 
 def load_pt2(path: str | os.PathLike, import_modules: Sequence[str] = ()) -> ExportedProgram:
     """Load a `torch.export.save` archive safely; UsageError for anything else. `import_modules` are
-    imported first (libraries that register the custom ops the program calls)."""
+    imported first (libraries that register the custom ops the program calls).
+
+    Parameters
+    ----------
+    path : str or path
+        A ``.pt2`` archive written by ``torch.export.save``. It is loaded with weights-only unpickling.
+    import_modules : sequence of str
+        As the CLI's ``--import``.
+
+    Returns
+    -------
+    torch.export.ExportedProgram
+        The program, to pass to `capture_exported`.
+
+    Raises
+    ------
+    UsageError
+        A missing or unreadable file, a corrupt archive, a program calling ops no imported library
+        registers, or a module in `import_modules` that fails to import.
+
+    Example
+    -------
+    >>> import os, tempfile, torch
+    >>> from graphperf import capture_exported, load_pt2
+    >>> path = os.path.join(tempfile.mkdtemp(), "fc.pt2")
+    >>> torch.export.save(torch.export.export(torch.nn.Linear(8, 4), (torch.randn(2, 8),)), path)
+    >>> [str(n.op) for n in capture_exported(load_pt2(path), name="fc.pt2")]
+    ['matmul']
+    """
     import_libraries(import_modules)
     path = require_file(path, "a .pt2 file written by torch.export.save")
     try:
@@ -232,7 +290,37 @@ def _run(ep: ExportedProgram, name: str, dims: Optional[Mapping[str, int]]) -> G
 def capture_exported(ep: ExportedProgram, name: str = "model", dims: Optional[Mapping[str, int]] = None) -> Graph:
     """Capture an ExportedProgram; `dims` binds its dynamic sizes by ``torch.export.Dim`` name (``{"B": 8}``,
     in-memory programs only: a .pt2 file does not keep them), torch's symbol (``{"s77": 8}``) or input
-    axis (``{"x.shape[0]": 8}``), within the exported ranges (`export_dims.bind_dims`)."""
+    axis (``{"x.shape[0]": 8}``), within the exported ranges (`export_dims.bind_dims`).
+
+    Parameters
+    ----------
+    ep : torch.export.ExportedProgram
+        From ``torch.export.export`` or `load_pt2`.
+    name : str
+        The graph's name.
+    dims : Mapping[str, int], optional
+        Sizes for the program's dynamic dimensions; every one must be bound.
+
+    Returns
+    -------
+    Graph
+        Every shape static; ``graph.meta["dims"]`` holds `dims` when given.
+
+    Raises
+    ------
+    UsageError
+        An unbound or unknown dimension, or a size outside its exported range.
+
+    Example
+    -------
+    >>> import torch
+    >>> from graphperf import capture_exported
+    >>> batch = torch.export.Dim("B", max=64)
+    >>> ep = torch.export.export(torch.nn.Linear(8, 4), (torch.randn(2, 8),), dynamic_shapes=({0: batch},))
+    >>> g = capture_exported(ep, name="fc", dims={"B": 16})
+    >>> [v.type.shape for v in g.values.values() if v.kind == "input"]
+    [(16, 8)]
+    """
     graph = _run(ep, name, bind_dims(name, ep, dims))
     if dims:
         graph.meta["dims"] = dict(sorted(dims.items()))
