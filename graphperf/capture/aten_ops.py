@@ -18,28 +18,18 @@ ops that would be, against the reasoned exclusions in `aten_coverage.EXCLUDED`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Optional
 
 import torch
+
+from .aten_alias import AtenAlias, Attrs
+from .aten_pointwise import pointwise_alias
 
 aten = torch.ops.aten
 
 __all__ = ["AtenAlias", "ALIASES", "OVERLOADS", "TRAINING_ALIASES", "CUSTOM_ALIASES", "alias_for",
            "functional_overload"]
-
-Attrs = Callable[[Mapping[str, Any], list, list], dict]
-
-
-@dataclass(frozen=True)
-class AtenAlias:
-    """`op`: canonical name; `inputs`: schema argument names that are inputs, in canonical
-    order (None: every tensor argument in schema order); `attrs(bound, in_vals, out_vals)`."""
-
-    op: str
-    inputs: Optional[tuple[str, ...]] = None
-    attrs: Optional[Attrs] = None
 
 
 def _norm_numel(bound, ins, outs):
@@ -438,6 +428,4 @@ def _derived(overload: Any) -> Optional[AtenAlias]:
     custom = CUSTOM_ALIASES.get(overload._schema.name)
     if custom is not None:
         return custom
-    from .aten_pointwise import pointwise_alias  # imports this module
-
     return pointwise_alias(overload)

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import torch
 
 from ..ops import CANONICAL
-from .aten_ops import AtenAlias
+from .aten_alias import AtenAlias
 
 __all__ = ["SAME_AS", "COSTS", "default_cost", "tensor_arity", "pointwise_alias"]
 

@@ -1,5 +1,5 @@
 """The attention and rotary-embedding contrib ops (``com.microsoft``) and ONNX 23's RotaryEmbedding, mapped onto
-canonical ops; the helpers come from `onnx_contrib_ops`. Registered into the `onnx_ops` table on import.
+canonical ops. Registered into the `onnx_mapping` registry on import (`onnx_ops` imports this module).
 
 Decisions:
 - Attention ops become the attention canonical op on [B, N, S, H] views of their inputs (free, as the layout
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .onnx_contrib_ops import _reg, _tmp, _typed, _view
-from .onnx_ops import KeepUnknown, OnnxNode, Part, _register, _trim
+from .onnx_mapping import (KeepUnknown, OnnxNode, Part, register, register_contrib, temp_value, trim_inputs,
+                           typed_value, view_part)
 
 __all__: list[str] = []
 
@@ -29,31 +29,31 @@ __all__: list[str] = []
 
 def _rotary(x: int, position_ids: Optional[int], cos: int, sin: int):
     def map_rotary(n: OnnxNode) -> Part:
-        t = _typed(n, n.input(x), "input")
+        t = typed_value(n, n.input(x), "input")
         heads = int(n.attrs.get("num_heads", 0) or 0)
         if t.rank == 3 and heads == 0:  # heads from the cache's width (rotary over whole heads)
-            half = _typed(n, n.input(cos), "cos_cache").shape[-1]
+            half = typed_value(n, n.input(cos), "cos_cache").shape[-1]
             heads = t.shape[-1] // (2 * half) if half else 0
         ids = n.input(position_ids) if position_ids is not None else None
-        return Part("rotary", _trim((n.input(x), n.input(cos), n.input(sin), ids)), n.outputs,
+        return Part("rotary", trim_inputs((n.input(x), n.input(cos), n.input(sin), ids)), n.outputs,
                     {"num_heads": heads or None, "rotary_dim": int(n.attrs.get("rotary_embedding_dim", 0) or 0)})
     return map_rotary
 
 
-_reg(("RotaryEmbedding", "MRotaryEmbedding"), ("rotary",))(_rotary(0, 1, 2, 3))  # (input, position_ids, cos, sin)
-_register("RotaryEmbedding", ("rotary",))(_rotary(0, 3, 1, 2))  # ONNX 23: (X, cos_cache, sin_cache, position_ids)
+register_contrib(("RotaryEmbedding", "MRotaryEmbedding"), ("rotary",))(_rotary(0, 1, 2, 3))  # (input, position_ids, cos, sin)
+register("RotaryEmbedding", ("rotary",))(_rotary(0, 3, 1, 2))  # ONNX 23: (X, cos_cache, sin_cache, position_ids)
 
 
-@_reg("GemmaRotaryEmbedding", ("cos", "sin", "mul", "add"))
+@register_contrib("GemmaRotaryEmbedding", ("cos", "sin", "mul", "add"))
 def _gemma_rotary(n: OnnxNode) -> list[Part]:
     """(emb, q, q_rot, k, k_rot) -> q * cos(emb) + q_rot * sin(emb), and the same for k."""
-    emb = _typed(n, n.input(0), "emb")
+    emb = typed_value(n, n.input(0), "emb")
     c, s = n.temp("cos", emb), n.temp("sin", emb)
     parts = [Part("cos", (n.input(0),), (c,), suffix="cos"), Part("sin", (n.input(0),), (s,), suffix="sin")]
     for (x, rot), out, tag in zip(((1, 2), (3, 4)), n.outputs, ("q", "k")):
         if not out:
             continue
-        xt = _typed(n, n.input(x), tag)
+        xt = typed_value(n, n.input(x), tag)
         a, b = n.temp(f"{tag}_cos", xt), n.temp(f"{tag}_sin", xt)
         parts += [Part("mul", (n.input(x), c), (a,), suffix=f"{tag}_cos"),
                   Part("mul", (n.input(rot), s), (b,), suffix=f"{tag}_sin"),
@@ -64,14 +64,14 @@ def _gemma_rotary(n: OnnxNode) -> list[Part]:
 # --- attention -----------------------------------------------------------------------------------------
 
 def _bnsh(n: OnnxNode, src: str, tag: str, batch: int, heads: int, seq: int, head: int, dtype: str) -> tuple[Part, str]:
-    return _view(n, src, tag, (batch, heads, seq, head), dtype)
+    return view_part(n, src, tag, (batch, heads, seq, head), dtype)
 
 
 def _attend(n: OnnxNode, q: str, k: str, v: str, mask: Optional[str], causal: bool) -> Part:
     outs = n.outputs + ("", "", "", "")
     qk = outs[3] if n.op_type in ("MultiHeadAttention", "GroupQueryAttention", "DecoderMaskedMultiHeadAttention") \
         else ""
-    return Part("attention", _trim((q, k, v, mask)), tuple(o for o in (outs[0], qk) if o), {"is_causal": causal})
+    return Part("attention", trim_inputs((q, k, v, mask)), tuple(o for o in (outs[0], qk) if o), {"is_causal": causal})
 
 
 def _cache(n: OnnxNode, past: Optional[str], new: str, present: str, tag: str) -> tuple[list[Part], str]:
@@ -80,17 +80,17 @@ def _cache(n: OnnxNode, past: Optional[str], new: str, present: str, tag: str) -
         if present:
             return [Part("concat", (new,), (present,), {"axis": 2}, suffix=f"present_{tag}")], new
         return [], new
-    p, t = _typed(n, past, f"past_{tag}"), _typed(n, new, tag)
+    p, t = typed_value(n, past, f"past_{tag}"), typed_value(n, new, tag)
     if present and n.type(present) is not None and n.type(present).shape == p.shape:  # a shared (static) buffer
         return [Part("view", (past,), (present,), suffix=f"present_{tag}")], present
     shape = (*p.shape[:2], p.shape[2] + t.shape[2], p.shape[3])
-    out = present or _tmp(n, f"present_{tag}", shape, p.dtype)
+    out = present or temp_value(n, f"present_{tag}", shape, p.dtype)
     return [Part("concat", (past, new), (out,), {"axis": 2}, suffix=f"present_{tag}")], out
 
 
 def _multi_head(n: OnnxNode, query: int, key: int, value: int, bias: Optional[int], masks: Sequence[int],
                 past_key: int, past_value: int) -> list[Part]:
-    q_t = _typed(n, n.input(query), "query")
+    q_t = typed_value(n, n.input(query), "query")
     heads = int(n.attrs["num_heads"])
     causal = bool(n.attrs.get("unidirectional", 0))
     outs = n.outputs + ("", "", "")
@@ -110,14 +110,14 @@ def _multi_head(n: OnnxNode, query: int, key: int, value: int, bias: Optional[in
         vv, v = _bnsh(n, src, "v", b, heads, s, h, q_t.dtype)
         parts += [qv, kv, vv]
     else:
-        k_t = _typed(n, k_name, "key")
+        k_t = typed_value(n, k_name, "key")
         hq = q_t.shape[-1] // heads
         biased = {}
         if bias_name is not None:  # bias [Dq + Dk + Dv]: one add per projection that has a 3-D input
             for tag, name, t in (("q", n.input(query), q_t), ("k", k_name, k_t), ("v", v_name, n.type(v_name or ""))):
                 if name is None or t is None or t.rank != 3:
                     continue
-                bview, bpart = _view(n, bias_name, f"bias_{tag}", (t.shape[-1],), t.dtype)
+                bview, bpart = view_part(n, bias_name, f"bias_{tag}", (t.shape[-1],), t.dtype)
                 added = n.temp(f"{tag}_bias", t)
                 parts += [bview, Part("add", (name, bpart), (added,), suffix=f"bias_{tag}")]
                 biased[tag] = added
@@ -131,7 +131,7 @@ def _multi_head(n: OnnxNode, query: int, key: int, value: int, bias: Optional[in
         elif k_t.rank == 4:  # BNSH, already projected (cross attention)
             k, v = k_name, v_name
         else:
-            v_t = _typed(n, v_name, "value")
+            v_t = typed_value(n, v_name, "value")
             kv_, k = _bnsh(n, biased.get("k", k_name), "k", b, heads, k_t.shape[1], k_t.shape[-1] // heads, k_t.dtype)
             vv, v = _bnsh(n, biased.get("v", v_name), "v", b, heads, v_t.shape[1], v_t.shape[-1] // heads, v_t.dtype)
             parts += [kv_, vv]
@@ -145,13 +145,13 @@ def _shared_buffer(n: OnnxNode) -> None:
         raise KeepUnknown("past_present_share_buffer: the attended length is the run-time past_sequence_length")
 
 
-@_reg("MultiHeadAttention", ("add", "view", "concat", "attention"))
+@register_contrib("MultiHeadAttention", ("add", "view", "concat", "attention"))
 def _mha(n: OnnxNode) -> list[Part]:
     # (query, key, value, bias, key_padding_mask, attention_bias, past_key, past_value, ...)
     return _multi_head(n, 0, 1, 2, 3, (5, 4), 6, 7)
 
 
-@_reg("DecoderMaskedMultiHeadAttention", ("add", "view", "concat", "attention"))
+@register_contrib("DecoderMaskedMultiHeadAttention", ("add", "view", "concat", "attention"))
 def _decoder_masked_mha(n: OnnxNode) -> list[Part]:
     # (query, key, value, mask_index, attention_bias, past_key, past_value, past_sequence_length, beam_width,
     #  cache_indirection, bias)
@@ -165,12 +165,12 @@ def _packed_qkv(x: int, w: int, bias: int, mask: int, past: int, attention_bias:
         _shared_buffer(n)
         if int(n.attrs.get("do_rotary", 0)):
             raise KeepUnknown("do_rotary: positions from the run-time past_sequence_length")
-        x_t, w_t = _typed(n, n.input(x), "input"), _typed(n, n.input(w), "weights")
+        x_t, w_t = typed_value(n, n.input(x), "input"), typed_value(n, n.input(w), "weights")
         heads = int(n.attrs["num_heads"])
         sizes = tuple(int(v) for v in n.attrs.get("qkv_hidden_sizes") or ()) or (w_t.shape[-1] // 3,) * 3
         b, s, dtype = x_t.shape[0], x_t.shape[1], x_t.dtype if x_t.dtype.startswith("float") else "float32"
-        qkv = _tmp(n, "qkv", (b, s, sum(sizes)), dtype)
-        parts = [Part("matmul", _trim((n.input(x), n.input(w), n.input(bias))), (qkv,), suffix="qkv")]
+        qkv = temp_value(n, "qkv", (b, s, sum(sizes)), dtype)
+        parts = [Part("matmul", trim_inputs((n.input(x), n.input(w), n.input(bias))), (qkv,), suffix="qkv")]
         heads4 = []
         for tag, size in zip("qkv", sizes):
             view, name = _bnsh(n, qkv, tag, b, heads, s, size // heads, dtype)
@@ -180,9 +180,9 @@ def _packed_qkv(x: int, w: int, bias: int, mask: int, past: int, attention_bias:
         outs = n.outputs + ("", "")
         present, past_name = outs[1], n.input(past)
         if past_name is not None:
-            p = _typed(n, past_name, "past")  # [2, B, N, P, H]
+            p = typed_value(n, past_name, "past")  # [2, B, N, P, H]
             total = p.shape[3] + s
-            present = present or _tmp(n, "present", (2, b, heads, total, p.shape[-1]), p.dtype)
+            present = present or temp_value(n, "present", (2, b, heads, total, p.shape[-1]), p.dtype)
             parts.append(Part("concat", (past_name, k, v), (present,), {"axis": 3}, suffix="present"))
             kview, k = _bnsh(n, present, "k_all", b, heads, total, sizes[1] // heads, p.dtype)
             vview, v = _bnsh(n, present, "v_all", b, heads, total, sizes[2] // heads, p.dtype)
@@ -195,18 +195,18 @@ def _packed_qkv(x: int, w: int, bias: int, mask: int, past: int, attention_bias:
     return map_attention
 
 
-_reg("Attention", ("matmul", "view", "concat", "attention"))(_packed_qkv(0, 1, 2, 3, 4, 5))
+register_contrib("Attention", ("matmul", "view", "concat", "attention"))(_packed_qkv(0, 1, 2, 3, 4, 5))
 # (input, weight, bias, input_scale, weight_scale, mask_index, input_zero_point, weight_zero_point, past)
-_reg("QAttention", ("matmul", "view", "concat", "attention"))(_packed_qkv(0, 1, 2, 5, 8, None))
+register_contrib("QAttention", ("matmul", "view", "concat", "attention"))(_packed_qkv(0, 1, 2, 5, 8, None))
 # (input, weights, bias, mask_index, past, attention_bias, past_sequence_length, beam_width, cache_indirection)
-_reg("DecoderMaskedSelfAttention", ("matmul", "view", "concat", "attention"))(_packed_qkv(0, 1, 2, 3, 4, 5))
+register_contrib("DecoderMaskedSelfAttention", ("matmul", "view", "concat", "attention"))(_packed_qkv(0, 1, 2, 3, 4, 5))
 
 
-@_reg("GroupQueryAttention", ("view", "rotary", "concat", "attention"))
+@register_contrib("GroupQueryAttention", ("view", "rotary", "concat", "attention"))
 def _gqa(n: OnnxNode) -> list[Part]:
     """(query, key, value, past_key, past_value, seqlens_k, total_sequence_length, cos_cache, sin_cache,
     position_ids, attention_bias, ...) -> (output, present_key, present_value, output_qk); always causal."""
-    q_t = _typed(n, n.input(0), "query")
+    q_t = typed_value(n, n.input(0), "query")
     heads, kv_heads = int(n.attrs["num_heads"]), int(n.attrs["kv_num_heads"])
     b, s, dtype = q_t.shape[0], q_t.shape[1], q_t.dtype
     outs = n.outputs + ("", "", "", "")
@@ -225,13 +225,13 @@ def _gqa(n: OnnxNode) -> list[Part]:
     if int(n.attrs.get("do_rotary", 0)):
         cos, sin, ids = n.input(7), n.input(8), n.input(9)
         if ids is None:  # positions past..past+S-1: the S rows of the tables a step reads
-            half = _typed(n, cos, "cos_cache").shape[-1]
-            cview, cos = _view(n, cos, "cos_rows", (s, half), n.type(cos).dtype)
-            sview, sin = _view(n, sin, "sin_rows", (s, half), n.type(sin).dtype)
+            half = typed_value(n, cos, "cos_cache").shape[-1]
+            cview, cos = view_part(n, cos, "cos_rows", (s, half), n.type(cos).dtype)
+            sview, sin = view_part(n, sin, "sin_rows", (s, half), n.type(sin).dtype)
             parts += [cview, sview]
         for tag, name, count in (("q", q, heads), ("k", k, kv_heads)):
             rotated = n.temp(f"{tag}_rotary", n.type(name))
-            parts.append(Part("rotary", _trim((name, cos, sin, ids)), (rotated,), {}, suffix=f"rotary_{tag}"))
+            parts.append(Part("rotary", trim_inputs((name, cos, sin, ids)), (rotated,), {}, suffix=f"rotary_{tag}"))
             if tag == "q":
                 q = rotated
             else:

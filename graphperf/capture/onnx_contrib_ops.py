@@ -1,7 +1,7 @@
 """The ``com.microsoft`` contrib ops (onnxruntime's transformer optimizer and quantization tools) mapped onto
 canonical ops, but for attention and rotary embedding (`onnx_contrib_attention`).
 
-Registered into the `onnx_ops` table on import. Decisions:
+Registered into the `onnx_mapping` registry on import (`onnx_ops` imports this module). Decisions:
 - A fused contrib op is counted as its unfused canonical parts (the README's bytes convention: what unfused
   kernels move), so a graph optimized by onnxruntime counts the same work as the graph it came from; the
   what-if fusion passes say what fusing saves. SkipLayerNormalization is add (+ bias add) then layer_norm;
@@ -20,36 +20,11 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from ..ir import TensorType
-from .onnx_ops import (KeepUnknown, MapResult, OnnxNode, Part, UnmappableNode, _axis, _norm_numel, _pool, _register,
-                       _simple, _trim)
+from .onnx_mapping import (MS, KeepUnknown, MapResult, OnnxNode, Part, norm_numel, normalize_axis, pool_mapper,
+                           register_contrib, register_simple, sample_mode, temp_value, trim_inputs, typed_value,
+                           view_part)
 
 __all__: list[str] = []
-
-MS = "com.microsoft"
-
-
-def _reg(op_types, targets):
-    return _register(op_types, targets, domain=MS)
-
-
-# --- small helpers -------------------------------------------------------------------------------------
-
-def _typed(n: OnnxNode, name: Optional[str], what: str) -> TensorType:
-    t = None if name is None else n.type(name)
-    if t is None:
-        raise UnmappableNode(f"{what} has no known shape")
-    return t
-
-
-def _tmp(n: OnnxNode, tag: str, shape: Sequence[int], dtype: str) -> str:
-    return n.temp(tag, TensorType(tuple(shape), dtype))
-
-
-def _view(n: OnnxNode, src: str, tag: str, shape: Sequence[int], dtype: str) -> tuple[Part, str]:
-    """A free view of `src` as `shape` (a reshape or a transpose the kernels read in place)."""
-    out = _tmp(n, tag, shape, dtype)
-    return Part("view", (src,), (out,), suffix=tag), out
-
 
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "leakyrelu": "leaky_relu", "clip": "clamp",
                 "hardsigmoid": "hardsigmoid", "gelu": "gelu", "fastgelu": "gelu_tanh", "silu": "silu",
@@ -81,7 +56,7 @@ def _chain(n: OnnxNode, first: Part, *steps: tuple[str, tuple[Optional[str], ...
         if i == 0:
             part = Part(first.op, first.inputs, outs, first.attrs, suffix=first.op)
         else:
-            part = Part(op, _trim((prev, *extra)), outs, {}, suffix="" if last else f"{op}{i}")
+            part = Part(op, trim_inputs((prev, *extra)), outs, {}, suffix="" if last else f"{op}{i}")
         parts.append(part)
         prev = outs[0]
     return parts
@@ -89,27 +64,27 @@ def _chain(n: OnnxNode, first: Part, *steps: tuple[str, tuple[Optional[str], ...
 
 # --- elementwise and bias fusions ------------------------------------------------------------------------
 
-_simple({"Gelu": "gelu", "QuickGelu": "quick_gelu", "ComplexMul": "complex_mul", "ComplexMulConj": "complex_mul",
+register_simple({"Gelu": "gelu", "QuickGelu": "quick_gelu", "ComplexMul": "complex_mul", "ComplexMulConj": "complex_mul",
          "Inverse": "inverse", "IsAllFinite": "reduce_all", "Trilu": "masked_fill", "ExpandDims": "view",
          "UnfoldTensor": "copy", "Pad": "pad", "QuantizeWithOrder": "quantize_linear",
          "DequantizeWithOrder": "dequantize_linear", "DequantizeBFP": "dequantize_linear",
          "QLinearSigmoid": "sigmoid", "QLinearLeakyRelu": "leaky_relu", "QOrderedGelu": "gelu",
          "ReduceSumInteger": "reduce_sum"}, keep=(0,), domain=MS)
-_simple({"QuantizeLinear": "quantize_linear", "DequantizeLinear": "dequantize_linear"}, domain=MS)
-_simple({"GatherND": "gather", "GatherBlockQuantized": "gather", "GatherPacked": "gather",
+register_simple({"QuantizeLinear": "quantize_linear", "DequantizeLinear": "dequantize_linear"}, domain=MS)
+register_simple({"GatherND": "gather", "GatherBlockQuantized": "gather", "GatherPacked": "gather",
          "MatMulInteger16": "matmul"}, keep=(0, 1), domain=MS)
-_simple({"TorchEmbedding": "gather"}, keep=(0, 1), domain=MS)  # (weight, indices)
-_simple({"QLinearAdd": "add", "QLinearMul": "mul"}, keep=(0, 3), domain=MS)  # (a, a_s, a_zp, b, b_s, b_zp, ...)
-_simple({"MulInteger": "mul"}, keep=(0, 2), domain=MS)  # (a, a_zp, b, b_zp)
-_simple({"QLinearWhere": "where"}, keep=(0, 1, 4), domain=MS)  # (cond, x, x_s, x_zp, y, ...)
-_simple({"Range": "fill"}, keep=(), domain=MS)
-_reg("MaxpoolWithMask", ("max_pool",))(_pool("max_pool"))
-_reg("NhwcMaxPool", ("max_pool",))(_pool("max_pool"))  # the rule reads the window and the output only
-_reg("QLinearAveragePool", ("avg_pool",))(lambda n: n.part("avg_pool", (0,), kernel=tuple(n.attrs["kernel_shape"])))
-_reg("SimplifiedLayerNormalization", ("rms_norm",))(lambda n: n.part("rms_norm", (0, 1), norm_numel=_norm_numel(n)))
+register_simple({"TorchEmbedding": "gather"}, keep=(0, 1), domain=MS)  # (weight, indices)
+register_simple({"QLinearAdd": "add", "QLinearMul": "mul"}, keep=(0, 3), domain=MS)  # (a, a_s, a_zp, b, b_s, b_zp, ...)
+register_simple({"MulInteger": "mul"}, keep=(0, 2), domain=MS)  # (a, a_zp, b, b_zp)
+register_simple({"QLinearWhere": "where"}, keep=(0, 1, 4), domain=MS)  # (cond, x, x_s, x_zp, y, ...)
+register_simple({"Range": "fill"}, keep=(), domain=MS)
+register_contrib("MaxpoolWithMask", ("max_pool",))(pool_mapper("max_pool"))
+register_contrib("NhwcMaxPool", ("max_pool",))(pool_mapper("max_pool"))  # the rule reads the window and the output only
+register_contrib("QLinearAveragePool", ("avg_pool",))(lambda n: n.part("avg_pool", (0,), kernel=tuple(n.attrs["kernel_shape"])))
+register_contrib("SimplifiedLayerNormalization", ("rms_norm",))(lambda n: n.part("rms_norm", (0, 1), norm_numel=norm_numel(n)))
 
 
-@_reg("QuantizeBFP", ("quantize_linear", "fill"))
+@register_contrib("QuantizeBFP", ("quantize_linear", "fill"))
 def _quantize_bfp(n: OnnxNode) -> list[Part]:
     y, shape, strides = (n.outputs + ("", "", ""))[:3]
     parts = [Part("quantize_linear", (n.input(0),), (y,))]
@@ -117,28 +92,28 @@ def _quantize_bfp(n: OnnxNode) -> list[Part]:
     return parts
 
 
-@_reg("QLinearSoftmax", ("softmax",))
+@register_contrib("QLinearSoftmax", ("softmax",))
 def _qlinear_softmax(n: OnnxNode) -> Part:
     x = n.in_type(0)
-    return n.part("softmax", (0,), axis=_axis(int(n.attrs.get("axis", -1)), x and x.rank), log=False)
+    return n.part("softmax", (0,), axis=normalize_axis(int(n.attrs.get("axis", -1)), x and x.rank), log=False)
 
 
-@_reg("QLinearGlobalAveragePool", ("reduce_mean",))
+@register_contrib("QLinearGlobalAveragePool", ("reduce_mean",))
 def _qlinear_global_pool(n: OnnxNode) -> Part:
-    x = _typed(n, n.input(0), "X")
+    x = typed_value(n, n.input(0), "X")
     axes = tuple(range(1, x.rank - 1)) if n.attrs.get("channels_last") else tuple(range(2, x.rank))
     return n.part("reduce_mean", (0,), axes=axes, keepdims=True)
 
 
-@_reg("QLinearReduceMean", ("reduce_mean",))
+@register_contrib("QLinearReduceMean", ("reduce_mean",))
 def _qlinear_reduce_mean(n: OnnxNode) -> Part:
     x = n.in_type(0)
     axes = n.attrs.get("axes")
-    axes = None if axes is None or x is None else tuple(sorted(_axis(int(a), x.rank) for a in axes))
+    axes = None if axes is None or x is None else tuple(sorted(normalize_axis(int(a), x.rank) for a in axes))
     return n.part("reduce_mean", (0,), axes=axes, keepdims=bool(n.attrs.get("keepdims", 1)))
 
 
-@_reg("QLinearConcat", ("concat",))
+@register_contrib("QLinearConcat", ("concat",))
 def _qlinear_concat(n: OnnxNode) -> Part:  # (y_scale, y_zp, then (x, x_scale, x_zp) per input)
     return Part("concat", tuple(n.inputs[2::3]), n.outputs, {"axis": int(n.attrs["axis"])})
 
@@ -152,46 +127,46 @@ def _bias_then(op: str):
     return map_bias
 
 
-_reg("FastGelu", ("add", "gelu_tanh"))(_bias_then("gelu_tanh"))
-_reg("BiasGelu", ("add", "gelu"))(_bias_then("gelu"))
+register_contrib("FastGelu", ("add", "gelu_tanh"))(_bias_then("gelu_tanh"))
+register_contrib("BiasGelu", ("add", "gelu"))(_bias_then("gelu"))
 
 
-@_reg("BiasAdd", ("add",))
+@register_contrib("BiasAdd", ("add",))
 def _bias_add(n: OnnxNode) -> list[Part]:  # X + bias + skip
     return _chain(n, Part("add", (n.input(0), n.input(1)), ()), ("add", (n.input(2),)))
 
 
-@_reg("BiasSoftmax", ("add", "softmax"))
+@register_contrib("BiasSoftmax", ("add", "softmax"))
 def _bias_softmax(n: OnnxNode) -> list[Part]:
-    x = _typed(n, n.input(0), "data")
+    x = typed_value(n, n.input(0), "data")
     parts = _chain(n, Part("add", (n.input(0), n.input(1)), ()), ("softmax", ()))
     parts[-1].attrs.update(axis=x.rank - 1, log=False)
     return parts
 
 
-@_reg("BiasSplitGelu", ("add", "view", "gelu", "mul"))
+@register_contrib("BiasSplitGelu", ("add", "view", "gelu", "mul"))
 def _bias_split_gelu(n: OnnxNode) -> list[Part]:
     """X + bias [.., 2D], split into halves: left * gelu(right)."""
-    x = _typed(n, n.input(0), "X")
+    x = typed_value(n, n.input(0), "X")
     half = (*x.shape[:-1], x.shape[-1] // 2)
     summed = n.temp("biased", x)
-    left_view, left = _view(n, summed, "left", half, x.dtype)
-    right_view, right = _view(n, summed, "right", half, x.dtype)
-    gelu = _tmp(n, "gelu", half, x.dtype)
+    left_view, left = view_part(n, summed, "left", half, x.dtype)
+    right_view, right = view_part(n, summed, "right", half, x.dtype)
+    gelu = temp_value(n, "gelu", half, x.dtype)
     return [Part("add", (n.input(0), n.input(1)), (summed,), suffix="bias"), left_view, right_view,
             Part("gelu", (right,), (gelu,), suffix="gelu"), Part("mul", (left, gelu), n.outputs)]
 
 
-@_reg("ScaledSiLU", ("mul", "silu"))
+@register_contrib("ScaledSiLU", ("mul", "silu"))
 def _scaled_silu(n: OnnxNode) -> list[Part]:
-    return _chain(n, Part("mul", _trim((n.input(0), n.input(1))), ()), ("silu", ()))
+    return _chain(n, Part("mul", trim_inputs((n.input(0), n.input(1))), ()), ("silu", ()))
 
 
-@_reg("SwiGLU", ("clamp", "quick_gelu", "add", "mul"))
+@register_contrib("SwiGLU", ("clamp", "quick_gelu", "add", "mul"))
 def _swiglu(n: OnnxNode) -> list[Part]:
     """clamp(gate) * sigmoid(alpha * clamp(gate)) * (clamp(up) + beta)."""
     gate, up = n.input(0), n.input(1)
-    g_t, u_t = _typed(n, gate, "gate"), _typed(n, up, "up")
+    g_t, u_t = typed_value(n, gate, "gate"), typed_value(n, up, "up")
     parts: list[Part] = []
     if float(n.attrs.get("limit", 0) or 0) > 0:
         gate_c, up_c = n.temp("gate_clamped", g_t), n.temp("up_clamped", u_t)
@@ -205,20 +180,20 @@ def _swiglu(n: OnnxNode) -> list[Part]:
     return [*parts, Part("quick_gelu", (gate,), (act,), suffix="act"), Part("mul", (act, up), n.outputs)]
 
 
-@_reg("GatedAdd", ("mul", "add"))
+@register_contrib("GatedAdd", ("mul", "add"))
 def _gated_add(n: OnnxNode) -> list[Part]:  # X + gate * Y (per-row gate)
     scaled = n.temp("gated", n.in_type(1))
     return [Part("mul", (n.input(1), n.input(2)), (scaled,), suffix="gate"), Part("add", (n.input(0), scaled), n.outputs)]
 
 
-@_reg("LinearAttentionGate", ("add", "softplus", "mul", "sigmoid"))
+@register_contrib("LinearAttentionGate", ("add", "softplus", "mul", "sigmoid"))
 def _linear_attention_gate(n: OnnxNode) -> list[Part]:
     """decay = decay_scale * softplus(a + dt_bias); beta = sigmoid(b)."""
     decay, beta = (n.outputs + ("", ""))[:2]
-    a = _typed(n, n.input(0), "a")
+    a = typed_value(n, n.input(0), "a")
     s1, s2 = n.temp("biased", a), n.temp("softplus", a)
     parts = [Part("add", (n.input(0), n.input(1)), (s1,), suffix="bias"), Part("softplus", (s1,), (s2,), suffix="softplus"),
-             Part("mul", _trim((s2, n.input(2))), (decay,))]
+             Part("mul", trim_inputs((s2, n.input(2))), (decay,))]
     if beta and n.input(3) is not None:
         parts.append(Part("sigmoid", (n.input(3),), (beta,), suffix="beta"))
     return parts
@@ -229,7 +204,7 @@ def _linear_attention_gate(n: OnnxNode) -> list[Part]:
 def _skip_norm(norm: str, keep: int):
     """(input, skip, gamma, [beta], bias) -> (output, mean, inv_std_var, input_skip_bias_sum)."""
     def map_skip(n: OnnxNode) -> list[Part]:
-        x = _typed(n, n.input(0), "input")
+        x = typed_value(n, n.input(0), "input")
         out, mean, inv_std, summed = (n.outputs + ("", "", "", ""))[:4]
         bias = n.input(keep)
         total = summed or n.temp("sum", x)
@@ -239,53 +214,53 @@ def _skip_norm(norm: str, keep: int):
             parts.append(Part("add", (first, bias), (total,), suffix="bias"))
         params = (n.input(2), n.input(3)) if norm == "layer_norm" else (n.input(2),)
         outs = tuple(o for o in (out, mean, inv_std) if o)
-        return [*parts, Part(norm, _trim((total, *params)), outs, {"norm_numel": x.shape[-1]})]
+        return [*parts, Part(norm, trim_inputs((total, *params)), outs, {"norm_numel": x.shape[-1]})]
     return map_skip
 
 
-_reg("SkipLayerNormalization", ("add", "layer_norm"))(_skip_norm("layer_norm", 4))
-_reg("SkipSimplifiedLayerNormalization", ("add", "rms_norm"))(_skip_norm("rms_norm", 3))
-_reg("QOrderedLayerNormalization", ("layer_norm",))(  # (X, scale_X, scale, B, scale_Y)
-    lambda n: n.part("layer_norm", (0, 2, 3), norm_numel=_norm_numel(n)))
+register_contrib("SkipLayerNormalization", ("add", "layer_norm"))(_skip_norm("layer_norm", 4))
+register_contrib("SkipSimplifiedLayerNormalization", ("add", "rms_norm"))(_skip_norm("rms_norm", 3))
+register_contrib("QOrderedLayerNormalization", ("layer_norm",))(  # (X, scale_X, scale, B, scale_Y)
+    lambda n: n.part("layer_norm", (0, 2, 3), norm_numel=norm_numel(n)))
 
 
-@_reg("BranchwiseRMSNorm", ("rms_norm",))
+@register_contrib("BranchwiseRMSNorm", ("rms_norm",))
 def _branchwise_rms_norm(n: OnnxNode) -> Part:
-    x = _typed(n, n.input(0), "X")
+    x = typed_value(n, n.input(0), "X")
     branches = int(n.attrs.get("num_branches", 0) or 0)
     return n.part("rms_norm", (0, 1), norm_numel=x.shape[-1] // branches if branches else x.shape[-1])
 
 
-@_reg("GatedRMSNorm", ("rms_norm", "silu", "sigmoid", "mul"))
+@register_contrib("GatedRMSNorm", ("rms_norm", "silu", "sigmoid", "mul"))
 def _gated_rms_norm(n: OnnxNode) -> list[Part]:
-    x, scale = _typed(n, n.input(0), "X"), _typed(n, n.input(1), "scale")
+    x, scale = typed_value(n, n.input(0), "X"), typed_value(n, n.input(1), "scale")
     act = _activation(n.attrs.get("activation", "silu"))
-    normed, gate = n.temp("normed", x), n.temp("gate_act", _typed(n, n.input(2), "gate"))
+    normed, gate = n.temp("normed", x), n.temp("gate_act", typed_value(n, n.input(2), "gate"))
     return [Part("rms_norm", (n.input(0), n.input(1)), (normed,), {"norm_numel": scale.shape[-1]}, suffix="norm"),
             Part(act, (n.input(2),), (gate,), suffix="gate"), Part("mul", (normed, gate), n.outputs)]
 
 
 def _group_norm_nhwc(n: OnnxNode, x_name: str, gamma: Optional[str], beta: Optional[str]) -> list[Part]:
     """group_norm (+ silu when activation=1) of x, NHWC unless channels_last=0."""
-    x = _typed(n, x_name, "X")
+    x = typed_value(n, x_name, "X")
     parts: list[Part] = []
     if int(n.attrs.get("channels_last", 1)):
-        view, x_name = _view(n, x_name, "nchw", (x.shape[0], x.shape[-1], *x.shape[1:-1]), x.dtype)
+        view, x_name = view_part(n, x_name, "nchw", (x.shape[0], x.shape[-1], *x.shape[1:-1]), x.dtype)
         parts.append(view)
     groups = int(n.attrs["groups"])
     if int(n.attrs.get("activation", 0)):
         normed = n.temp("normed", n.out_type(0))
-        return [*parts, Part("group_norm", _trim((x_name, gamma, beta)), (normed,), {"num_groups": groups}, suffix="norm"),
+        return [*parts, Part("group_norm", trim_inputs((x_name, gamma, beta)), (normed,), {"num_groups": groups}, suffix="norm"),
                 Part("silu", (normed,), (n.outputs[0],))]
-    return [*parts, Part("group_norm", _trim((x_name, gamma, beta)), (n.outputs[0],), {"num_groups": groups})]
+    return [*parts, Part("group_norm", trim_inputs((x_name, gamma, beta)), (n.outputs[0],), {"num_groups": groups})]
 
 
-_reg("GroupNorm", ("view", "group_norm", "silu"))(lambda n: _group_norm_nhwc(n, n.input(0), n.input(1), n.input(2)))
+register_contrib("GroupNorm", ("view", "group_norm", "silu"))(lambda n: _group_norm_nhwc(n, n.input(0), n.input(1), n.input(2)))
 
 
-@_reg("SkipGroupNorm", ("add", "view", "group_norm", "silu"))
+@register_contrib("SkipGroupNorm", ("add", "view", "group_norm", "silu"))
 def _skip_group_norm(n: OnnxNode) -> list[Part]:  # (X, gamma, beta, skip, bias) -> (Y, S = X + skip + bias)
-    x = _typed(n, n.input(0), "X")
+    x = typed_value(n, n.input(0), "X")
     summed = n.outputs[1] if len(n.outputs) > 1 and n.outputs[1] else n.temp("sum", x)
     first = n.temp("skip_sum", x) if n.input(4) is not None else summed
     parts = [Part("add", (n.input(0), n.input(3)), (first,), suffix="skip")]
@@ -299,34 +274,34 @@ def _skip_group_norm(n: OnnxNode) -> list[Part]:  # (X, gamma, beta, skip, bias)
 def _embed_layer_norm(ids: int, segment_ids: int, word: int, position: int, segment: int, gamma: int, beta: int,
                       mask: int, position_ids: Optional[int]):
     def map_embed(n: OnnxNode) -> list[Part]:
-        id_t, table = _typed(n, n.input(ids), "input_ids"), _typed(n, n.input(word), "word_embedding")
-        g = _typed(n, n.input(gamma), "gamma")
+        id_t, table = typed_value(n, n.input(ids), "input_ids"), typed_value(n, n.input(word), "word_embedding")
+        g = typed_value(n, n.input(gamma), "gamma")
         dim, dtype = table.shape[-1], g.dtype
         outs = n.outputs + ("", "", "")
         rows = (*id_t.shape, dim)
         parts, terms = [], []
-        words = _tmp(n, "word", rows, dtype)
+        words = temp_value(n, "word", rows, dtype)
         parts.append(Part("gather", (n.input(word), n.input(ids)), (words,), suffix="word"))
         terms.append(words)
         pos_ids = n.input(position_ids) if position_ids is not None else None
         if pos_ids is not None:
-            positions = _tmp(n, "position", (*_typed(n, pos_ids, "position_ids").shape, dim), dtype)
+            positions = temp_value(n, "position", (*typed_value(n, pos_ids, "position_ids").shape, dim), dtype)
             parts.append(Part("gather", (n.input(position), pos_ids), (positions,), suffix="position"))
         else:  # positions 0..S-1: the first S rows of the table
-            positions = _tmp(n, "position", (id_t.shape[-1], dim), dtype)
+            positions = temp_value(n, "position", (id_t.shape[-1], dim), dtype)
             parts.append(Part("slice", (n.input(position),), (positions,), suffix="position"))
         terms.append(positions)
         if n.input(segment_ids) is not None and n.input(segment) is not None:
-            segments = _tmp(n, "segment", rows, dtype)
+            segments = temp_value(n, "segment", rows, dtype)
             parts.append(Part("gather", (n.input(segment), n.input(segment_ids)), (segments,), suffix="segment"))
             terms.append(segments)
         total = terms[0]
         for i, term in enumerate(terms[1:], 1):
             last = i == len(terms) - 1
-            out = outs[2] if last and len(n.outputs) > 2 and outs[2] else _tmp(n, f"sum{i}", rows, dtype)
+            out = outs[2] if last and len(n.outputs) > 2 and outs[2] else temp_value(n, f"sum{i}", rows, dtype)
             parts.append(Part("add", (total, term), (out,), suffix=f"sum{i}"))
             total = out
-        parts.append(Part("layer_norm", _trim((total, n.input(gamma), n.input(beta))), (outs[0],), {"norm_numel": dim}))
+        parts.append(Part("layer_norm", trim_inputs((total, n.input(gamma), n.input(beta))), (outs[0],), {"norm_numel": dim}))
         if outs[1]:  # mask_index: the tokens per sequence
             if n.input(mask) is not None:
                 parts.append(Part("reduce_sum", (n.input(mask),), (outs[1],), {"axes": (1,), "keepdims": False},
@@ -337,9 +312,9 @@ def _embed_layer_norm(ids: int, segment_ids: int, word: int, position: int, segm
     return map_embed
 
 
-_reg("EmbedLayerNormalization", ("gather", "slice", "add", "layer_norm", "reduce_sum", "fill"))(
+register_contrib("EmbedLayerNormalization", ("gather", "slice", "add", "layer_norm", "reduce_sum", "fill"))(
     _embed_layer_norm(0, 1, 2, 3, 4, 5, 6, 7, 8))
-_reg("QEmbedLayerNormalization", ("gather", "slice", "add", "layer_norm", "reduce_sum", "fill"))(
+register_contrib("QEmbedLayerNormalization", ("gather", "slice", "add", "layer_norm", "reduce_sum", "fill"))(
     _embed_layer_norm(0, 1, 2, 3, 4, 5, 6, 7, None))
 
 
@@ -351,10 +326,10 @@ def _trans(n: OnnxNode) -> dict[str, bool]:
     return {"trans_a": bool(n.attrs.get("transA", 0)), "trans_b": bool(n.attrs.get("transB", 0))}
 
 
-_reg(("FusedMatMul", "TransposeMatMul"), ("matmul",))(lambda n: n.part("matmul", (0, 1), **_trans(n)))
+register_contrib(("FusedMatMul", "TransposeMatMul"), ("matmul",))(lambda n: n.part("matmul", (0, 1), **_trans(n)))
 
 
-@_reg("FusedMatMulActivation", ("matmul",) + tuple(_ACTIVATIONS.values()))
+@register_contrib("FusedMatMulActivation", ("matmul",) + tuple(_ACTIVATIONS.values()))
 def _fused_matmul_activation(n: OnnxNode) -> list[Part]:
     return _chain(n, Part("matmul", (n.input(0), n.input(1)), (), _trans(n)), (_activation(n.attrs.get("activation")), ()))
 
@@ -363,39 +338,39 @@ def _gemm_bias(n: OnnxNode, c: int) -> tuple[Optional[str], ...]:
     return (n.input(c),) if float(n.attrs.get("beta", 1.0)) != 0.0 and n.input(c) is not None else ()
 
 
-@_reg("FusedGemm", ("matmul",) + tuple(_ACTIVATIONS.values()))
+@register_contrib("FusedGemm", ("matmul",) + tuple(_ACTIVATIONS.values()))
 def _fused_gemm(n: OnnxNode) -> list[Part]:
     mm = Part("matmul", (n.input(0), n.input(1), *_gemm_bias(n, 2)), (), _trans(n))
     return _chain(n, mm, (_activation(n.attrs.get("activation")), ()))
 
 
-@_reg("GemmFloat8", ("matmul", "relu", "gelu"))
+@register_contrib("GemmFloat8", ("matmul", "relu", "gelu"))
 def _gemm_float8(n: OnnxNode) -> list[Part]:
     mm = Part("matmul", (n.input(0), n.input(1), *_gemm_bias(n, 2)), (), _trans(n))
     return _chain(n, mm, (_activation(n.attrs.get("activation")), ()))
 
 
-_reg("QGemm", ("matmul",))(lambda n: Part("matmul", _trim((n.input(0), n.input(3), n.input(6))), n.outputs, _trans(n)))
-_reg("QOrderedMatMul", ("matmul",))(lambda n: n.part("matmul", (0, 2, 5)))  # (A, scale_A, B, scale_B, scale_Y, bias)
-_reg("MatMulIntegerToFloat", ("matmul",))(lambda n: n.part("matmul", (0, 1, 6)))
-_reg("DynamicQuantizeMatMul", ("matmul",))(lambda n: n.part("matmul", (0, 1, 4)))
-_reg("GemmFastGelu", ("matmul", "gelu_tanh"))(
-    lambda n: _chain(n, Part("matmul", _trim((n.input(0), n.input(1), n.input(2))), ()), ("gelu_tanh", ())))
+register_contrib("QGemm", ("matmul",))(lambda n: Part("matmul", trim_inputs((n.input(0), n.input(3), n.input(6))), n.outputs, _trans(n)))
+register_contrib("QOrderedMatMul", ("matmul",))(lambda n: n.part("matmul", (0, 2, 5)))  # (A, scale_A, B, scale_B, scale_Y, bias)
+register_contrib("MatMulIntegerToFloat", ("matmul",))(lambda n: n.part("matmul", (0, 1, 6)))
+register_contrib("DynamicQuantizeMatMul", ("matmul",))(lambda n: n.part("matmul", (0, 1, 4)))
+register_contrib("GemmFastGelu", ("matmul", "gelu_tanh"))(
+    lambda n: _chain(n, Part("matmul", trim_inputs((n.input(0), n.input(1), n.input(2))), ()), ("gelu_tanh", ())))
 
 
 def _quantized(a: int, b: int, scales: Optional[int], zero_points: Optional[int], bias: Optional[int]):
     def map_quantized(n: OnnxNode) -> Part:
         pick = [None if i is None else n.input(i) for i in (a, b, scales, zero_points, bias)]
-        return Part("quantized_matmul", _trim(pick), n.outputs)
+        return Part("quantized_matmul", trim_inputs(pick), n.outputs)
     return map_quantized
 
 
-_reg("MatMulNBits", ("quantized_matmul",))(_quantized(0, 1, 2, 3, 5))  # (A, B, scales, zero_points, g_idx, bias)
-_reg("MatMulBnb4", ("quantized_matmul",))(_quantized(0, 1, 2, None, None))  # (A, B, absmax)
-_reg("MatMulFpQ4", ("quantized_matmul",))(_quantized(0, 1, None, None, None))  # (A, B, B_shape)
-_reg("MatMulBlockQuantizedFp4Weight", ("quantized_matmul",))(_quantized(0, 1, 2, None, 5))
-_reg("MatMulBlockQuantizedFp8Weight", ("quantized_matmul",))(_quantized(0, 1, 2, None, 4))
-_reg("MatMulPacked", ("quantized_matmul",))(_quantized(0, 1, 2, None, None))
+register_contrib("MatMulNBits", ("quantized_matmul",))(_quantized(0, 1, 2, 3, 5))  # (A, B, scales, zero_points, g_idx, bias)
+register_contrib("MatMulBnb4", ("quantized_matmul",))(_quantized(0, 1, 2, None, None))  # (A, B, absmax)
+register_contrib("MatMulFpQ4", ("quantized_matmul",))(_quantized(0, 1, None, None, None))  # (A, B, B_shape)
+register_contrib("MatMulBlockQuantizedFp4Weight", ("quantized_matmul",))(_quantized(0, 1, 2, None, 5))
+register_contrib("MatMulBlockQuantizedFp8Weight", ("quantized_matmul",))(_quantized(0, 1, 2, None, 4))
+register_contrib("MatMulPacked", ("quantized_matmul",))(_quantized(0, 1, 2, None, None))
 
 
 def _prologue_norm(n: OnnxNode, skip: int, scale: int, sum_out: Optional[str]) -> tuple[list[Part], str]:
@@ -403,7 +378,7 @@ def _prologue_norm(n: OnnxNode, skip: int, scale: int, sum_out: Optional[str]) -
     a = n.input(0)
     if n.input(scale) is None:
         return [], a
-    x = _typed(n, a, "A")
+    x = typed_value(n, a, "A")
     parts = []
     if n.input(skip) is not None:
         summed = sum_out or n.temp("skip_sum", x)
@@ -414,21 +389,21 @@ def _prologue_norm(n: OnnxNode, skip: int, scale: int, sum_out: Optional[str]) -
     return parts, normed
 
 
-@_reg("MatMulNBitsMlp", ("add", "rms_norm", "quantized_matmul", "silu", "gelu", "mul"))
+@register_contrib("MatMulNBitsMlp", ("add", "rms_norm", "quantized_matmul", "silu", "gelu", "mul"))
 def _matmul_nbits_mlp(n: OnnxNode) -> list[Part]:
     """(A, skip, norm_scale, gate_B, gate_scales, gate_bias, up_B, up_scales, up_bias) -> activation(gate) * up."""
     outs = n.outputs + ("", "")
     parts, a = _prologue_norm(n, 1, 2, outs[1] or None)
-    y = _typed(n, outs[0], "Y")
+    y = typed_value(n, outs[0], "Y")
     gate, up, act = n.temp("gate", y), n.temp("up", y), n.temp("act", y)
     op = _activation(n.attrs.get("activation", "silu")) or "silu"
     return [*parts,
-            Part("quantized_matmul", _trim((a, n.input(3), n.input(4), None, n.input(5))), (gate,), suffix="gate"),
-            Part("quantized_matmul", _trim((a, n.input(6), n.input(7), None, n.input(8))), (up,), suffix="up"),
+            Part("quantized_matmul", trim_inputs((a, n.input(3), n.input(4), None, n.input(5))), (gate,), suffix="gate"),
+            Part("quantized_matmul", trim_inputs((a, n.input(6), n.input(7), None, n.input(8))), (up,), suffix="up"),
             Part(op, (gate,), (act,), suffix="act"), Part("mul", (act, up), (outs[0],))]
 
 
-@_reg("MatMulNBitsQkv", ("add", "rms_norm", "quantized_matmul"))
+@register_contrib("MatMulNBitsQkv", ("add", "rms_norm", "quantized_matmul"))
 def _matmul_nbits_qkv(n: OnnxNode) -> list[Part]:
     """(A, skip, norm_scale, q_B, q_scales, q_bias, k_B, k_scales, k_bias, v_B, v_scales, v_bias) -> Q, K, V."""
     outs = n.outputs + ("", "", "", "")
@@ -436,37 +411,37 @@ def _matmul_nbits_qkv(n: OnnxNode) -> list[Part]:
     for i, tag in enumerate("qkv"):
         if outs[i]:
             base = 3 + 3 * i
-            parts.append(Part("quantized_matmul", _trim((a, n.input(base), n.input(base + 1), None, n.input(base + 2))),
+            parts.append(Part("quantized_matmul", trim_inputs((a, n.input(base), n.input(base + 1), None, n.input(base + 2))),
                               (outs[i],), suffix="" if i == 0 else tag))
     return parts
 
 
-@_reg("MatMulNBitsQLoRA", ("quantized_matmul", "add"))
+@register_contrib("MatMulNBitsQLoRA", ("quantized_matmul", "add"))
 def _matmul_nbits_qlora(n: OnnxNode) -> list[Part]:
     """X @ W + (X @ lora_A) @ lora_B, each a MatMulNBits projection."""
-    x, y = _typed(n, n.input(0), "X"), _typed(n, n.outputs[0], "Y")
-    rank = _typed(n, n.input(3), "lora_A").shape[0]
-    base, low, lora = n.temp("base", y), _tmp(n, "lora_a", (*x.shape[:-1], rank), x.dtype), n.temp("lora_b", y)
-    return [Part("quantized_matmul", _trim((n.input(0), n.input(1), n.input(2))), (base,), suffix="base"),
-            Part("quantized_matmul", _trim((n.input(0), n.input(3), n.input(4))), (low,), suffix="lora_a"),
-            Part("quantized_matmul", _trim((low, n.input(5), n.input(6))), (lora,), suffix="lora_b"),
+    x, y = typed_value(n, n.input(0), "X"), typed_value(n, n.outputs[0], "Y")
+    rank = typed_value(n, n.input(3), "lora_A").shape[0]
+    base, low, lora = n.temp("base", y), temp_value(n, "lora_a", (*x.shape[:-1], rank), x.dtype), n.temp("lora_b", y)
+    return [Part("quantized_matmul", trim_inputs((n.input(0), n.input(1), n.input(2))), (base,), suffix="base"),
+            Part("quantized_matmul", trim_inputs((n.input(0), n.input(3), n.input(4))), (low,), suffix="lora_a"),
+            Part("quantized_matmul", trim_inputs((low, n.input(5), n.input(6))), (lora,), suffix="lora_b"),
             Part("add", (base, lora), n.outputs)]
 
 
-@_reg("RouterGateUpProj", ("matmul", "slice", "view", "quick_gelu", "mul"))
+@register_contrib("RouterGateUpProj", ("matmul", "slice", "view", "quick_gelu", "mul"))
 def _router_gate_up(n: OnnxNode) -> list[Part]:
     """One GEMM X @ W = [router | gate | up]; router copied out; SwiGLU of gate and up."""
     if str(n.attrs.get("activation", "swiglu")) != "swiglu":
         raise KeepUnknown(f"activation {n.attrs.get('activation')!r}")
-    x, w = _typed(n, n.input(0), "X"), _typed(n, n.input(1), "W")
+    x, w = typed_value(n, n.input(0), "X"), typed_value(n, n.input(1), "W")
     router_size = int(n.attrs["router_size"])
     inter = (w.shape[-1] - router_size) // 2
     router, activated = (n.outputs + ("", ""))[:2]
     rows = x.shape[:-1]
-    full = _tmp(n, "gemm", (*rows, w.shape[-1]), x.dtype)
-    gate_view, gate = _view(n, full, "gate", (*rows, inter), x.dtype)
-    up_view, up = _view(n, full, "up", (*rows, inter), x.dtype)
-    act = _tmp(n, "act", (*rows, inter), x.dtype)
+    full = temp_value(n, "gemm", (*rows, w.shape[-1]), x.dtype)
+    gate_view, gate = view_part(n, full, "gate", (*rows, inter), x.dtype)
+    up_view, up = view_part(n, full, "up", (*rows, inter), x.dtype)
+    act = temp_value(n, "act", (*rows, inter), x.dtype)
     parts = [Part("matmul", (n.input(0), n.input(1)), (full,), suffix="gemm"), gate_view, up_view,
              Part("quick_gelu", (gate,), (act,), suffix="act"), Part("mul", (act, up), (activated,))]
     if router:
@@ -474,7 +449,7 @@ def _router_gate_up(n: OnnxNode) -> list[Part]:
     return parts
 
 
-@_reg("CDist", ("einsum", "sqrt"))
+@register_contrib("CDist", ("einsum", "sqrt"))
 def _cdist(n: OnnxNode) -> list[Part]:  # the GEMM form onnxruntime uses: -2 A B^T + norms (norms not counted)
     gemm = Part("einsum", (n.input(0), n.input(1)), (), {"equation": "md,nd->mn"})
     return _chain(n, gemm, ("sqrt" if str(n.attrs.get("metric", "sqeuclidean")) == "euclidean" else None, ()))
@@ -484,76 +459,74 @@ def _conv_then(n: OnnxNode, conv: Part, z: Optional[str]) -> list[Part]:
     return _chain(n, conv, ("add" if z is not None else None, (z,)), (_activation(n.attrs.get("activation")), ()))
 
 
-_reg("FusedConv", ("conv", "add") + tuple(_ACTIVATIONS.values()))(
-    lambda n: _conv_then(n, Part("conv", _trim((n.input(0), n.input(1), n.input(2))), (), {"transposed": False}),
+register_contrib("FusedConv", ("conv", "add") + tuple(_ACTIVATIONS.values()))(
+    lambda n: _conv_then(n, Part("conv", trim_inputs((n.input(0), n.input(1), n.input(2))), (), {"transposed": False}),
                          n.input(3)))
-_reg("QLinearConv", ("conv",))(lambda n: n.part("conv", (0, 3, 8), transposed=False))
-_reg("ConvTransposeWithDynamicPads", ("conv",))(lambda n: n.part("conv", (0, 1, 3), transposed=True))
+register_contrib("QLinearConv", ("conv",))(lambda n: n.part("conv", (0, 3, 8), transposed=False))
+register_contrib("ConvTransposeWithDynamicPads", ("conv",))(lambda n: n.part("conv", (0, 1, 3), transposed=True))
 
 
 def _nhwc_conv(n: OnnxNode) -> list[Part]:
     """NHWC input and output, OHWI weights: the NCHW conv on free views."""
-    x, w, y = _typed(n, n.input(0), "X"), _typed(n, n.input(1), "W"), _typed(n, n.outputs[0], "Y")
-    x_view, x_nchw = _view(n, n.input(0), "x_nchw", (x.shape[0], x.shape[-1], *x.shape[1:-1]), x.dtype)
-    w_view, w_oihw = _view(n, n.input(1), "w_oihw", (w.shape[0], w.shape[-1], *w.shape[1:-1]), w.dtype)
-    y_nchw = _tmp(n, "y_nchw", (y.shape[0], y.shape[-1], *y.shape[1:-1]), y.dtype)
-    conv = Part("conv", _trim((x_nchw, w_oihw, n.input(2))), (y_nchw,), {"transposed": False}, suffix="conv")
+    x, w, y = typed_value(n, n.input(0), "X"), typed_value(n, n.input(1), "W"), typed_value(n, n.outputs[0], "Y")
+    x_view, x_nchw = view_part(n, n.input(0), "x_nchw", (x.shape[0], x.shape[-1], *x.shape[1:-1]), x.dtype)
+    w_view, w_oihw = view_part(n, n.input(1), "w_oihw", (w.shape[0], w.shape[-1], *w.shape[1:-1]), w.dtype)
+    y_nchw = temp_value(n, "y_nchw", (y.shape[0], y.shape[-1], *y.shape[1:-1]), y.dtype)
+    conv = Part("conv", trim_inputs((x_nchw, w_oihw, n.input(2))), (y_nchw,), {"transposed": False}, suffix="conv")
     act = _activation(n.attrs.get("activation")) if n.op_type == "NhwcFusedConv" else None
     z = n.input(3) if n.op_type == "NhwcFusedConv" else None
     tail, prev = [], y_nchw
     for op, extra in (("add", (z,)) if z is not None else (None, ()), (act, ())):
         if op is not None:
             nxt = n.temp(op, n.type(y_nchw))
-            tail.append(Part(op, _trim((prev, *extra)), (nxt,), suffix=op))
+            tail.append(Part(op, trim_inputs((prev, *extra)), (nxt,), suffix=op))
             prev = nxt
     return [x_view, w_view, conv, *tail, Part("view", (prev,), n.outputs)]
 
 
-_reg(("NhwcConv", "NhwcFusedConv"), ("view", "conv", "add") + tuple(_ACTIVATIONS.values()))(_nhwc_conv)
+register_contrib(("NhwcConv", "NhwcFusedConv"), ("view", "conv", "add") + tuple(_ACTIVATIONS.values()))(_nhwc_conv)
 
 
 # --- transforms and sampling ------------------------------------------------------------------------------
 
-@_reg("Rfft", ("fft",))
+@register_contrib("Rfft", ("fft",))
 def _rfft(n: OnnxNode) -> Part:
-    x = _typed(n, n.input(0), "X")
+    x = typed_value(n, n.input(0), "X")
     length = x.shape[-1]
     return n.part("fft", (0,), length=length, transforms=x.numel // length if length else 0, real=True)
 
 
-@_reg("Irfft", ("fft",))
+@register_contrib("Irfft", ("fft",))
 def _irfft(n: OnnxNode) -> Part:
-    y = _typed(n, n.outputs[0], "Y")
+    y = typed_value(n, n.outputs[0], "Y")
     length = y.shape[-1]
     return n.part("fft", (0,), length=length, transforms=y.numel // length if length else 0, real=True)
 
 
-@_reg(("GridSample", "CropAndResize"), ("interpolate",))
+@register_contrib(("GridSample", "CropAndResize"), ("interpolate",))
 def _contrib_sample(n: OnnxNode) -> Part:
-    from .onnx_tail_ops import _mode  # the ONNX mode names and their canonical modes
-
-    x = _typed(n, n.input(0), "X")
-    return n.part("interpolate", (0, 1), mode=_mode(n, "bilinear"), spatial=x.rank - 2)
+    x = typed_value(n, n.input(0), "X")
+    return n.part("interpolate", (0, 1), mode=sample_mode(n, "bilinear"), spatial=x.rank - 2)
 
 
-@_reg("Unique", ("sort",))
+@register_contrib("Unique", ("sort",))
 def _contrib_unique(n: OnnxNode) -> Part:  # x [N] -> (uniques, indices, counts): a sort and a pass over it
     return n.part("sort", (0,), axis=0)
 
 
-_reg("SampleOp", ("copy",))(lambda n: n.part("copy", (0,)))  # onnxruntime's example op: an echo
+register_contrib("SampleOp", ("copy",))(lambda n: n.part("copy", (0,)))  # onnxruntime's example op: an echo
 
 
 # --- quantized LSTM ------------------------------------------------------------------------------------
 
-@_reg("DynamicQuantizeLSTM", ("view", "rnn"))
+@register_contrib("DynamicQuantizeLSTM", ("view", "rnn"))
 def _dynamic_quantize_lstm(n: OnnxNode) -> list[Part]:
     """W [D, I, 4H] and R [D, H, 4H] (transposed against LSTM's): free views in LSTM's layout, then the LSTM."""
     parts, names = [], []
     for i, tag in ((1, "w"), (2, "r")):
-        t = _typed(n, n.input(i), tag.upper())
-        view, name = _view(n, n.input(i), f"{tag}_gates_first", (t.shape[0], t.shape[2], t.shape[1]), t.dtype)
+        t = typed_value(n, n.input(i), tag.upper())
+        view, name = view_part(n, n.input(i), f"{tag}_gates_first", (t.shape[0], t.shape[2], t.shape[1]), t.dtype)
         parts.append(view)
         names.append(name)
     ins = (n.input(0), *names, n.input(3), n.input(5), n.input(6), n.input(7))
-    return [*parts, Part("rnn", _trim(ins), n.outputs, {"cell": "lstm", "layout": 0})]
+    return [*parts, Part("rnn", trim_inputs(ins), n.outputs, {"cell": "lstm", "layout": 0})]

@@ -1,7 +1,7 @@
 """ONNX default-domain ops beyond the core table in `onnx_ops`: activations, generators, losses, recurrent
 layers, transforms, sampling and the other less common ops, each mapped onto canonical ops.
 
-Registered into the `onnx_ops` table on import (`onnx_ops` imports this module). Decisions:
+Registered into the `onnx_mapping` registry on import (`onnx_ops` imports this module). Decisions:
 - Ops whose inputs only carry a shape (RandomNormalLike, EyeLike, the window generators) keep no input:
   the generated output is written, nothing is read.
 - Losses over [N, C, d1, ...] scores are counted as nll_loss on [N * d1 * ..., C] rows (free views);
@@ -25,12 +25,12 @@ import math
 import numpy as np
 
 from ..ir import TensorType
-from .onnx_ops import (KeepUnknown, MapResult, OnnxNode, Part, UnmappableNode, _axis, _global_pool, _pool,
-                       _reduce, _register, _simple, _trim)
+from .onnx_mapping import (KeepUnknown, MapResult, OnnxNode, Part, UnmappableNode, global_pool_mapper, normalize_axis,
+                           pool_mapper, reduce_mapper, register, register_simple, sample_mode, trim_inputs)
 
 __all__: list[str] = []
 
-_simple({
+register_simple({
     "Acos": "acos", "Asin": "asin", "Atan": "atan", "Acosh": "acosh", "Asinh": "asinh", "Atanh": "atanh",
     "Cosh": "cosh", "Sinh": "sinh", "Tan": "tan", "Elu": "elu", "Selu": "selu", "Celu": "celu",
     "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish", "Softplus": "softplus", "Softsign": "softsign",
@@ -38,24 +38,24 @@ _simple({
     "BitShift": "bitwise_shift", "Bernoulli": "bernoulli", "QuantizeLinear": "quantize_linear",
     "DequantizeLinear": "dequantize_linear", "NonZero": "nonzero", "Det": "det", "Multinomial": "multinomial",
 })
-_simple({  # generators: the inputs (if any) give only a shape or a size
+register_simple({  # generators: the inputs (if any) give only a shape or a size
     "RandomNormal": "random_normal", "RandomUniform": "random_uniform", "RandomNormalLike": "random_normal",
     "RandomUniformLike": "random_uniform", "EyeLike": "fill", "HannWindow": "hann_window",
     "HammingWindow": "hamming_window", "BlackmanWindow": "blackman_window", "MelWeightMatrix": "mel_weight_matrix",
 }, keep=())
-_simple({"ReverseSequence": "copy", "Col2Im": "reduce_sum"}, keep=(0,))
-_simple({"Compress": "gather"}, keep=(0, 1))  # reads the condition and the kept slices
-_register("OneHot", ("one_hot",))(lambda n: n.part("one_hot", (0, 2)))  # (indices, depth, values)
-_register("LRN", ("lrn",))(lambda n: n.part("lrn", size=int(n.attrs["size"])))
-_register("ReduceLogSumExp", ("reduce_logsumexp",))(_reduce("reduce_logsumexp"))
-_register("GlobalLpPool", ("reduce_sum",))(_global_pool("reduce_sum"))  # as ReduceL2: |x|^p not counted
-_register("LpPool", ("avg_pool",))(_pool("avg_pool"))
+register_simple({"ReverseSequence": "copy", "Col2Im": "reduce_sum"}, keep=(0,))
+register_simple({"Compress": "gather"}, keep=(0, 1))  # reads the condition and the kept slices
+register("OneHot", ("one_hot",))(lambda n: n.part("one_hot", (0, 2)))  # (indices, depth, values)
+register("LRN", ("lrn",))(lambda n: n.part("lrn", size=int(n.attrs["size"])))
+register("ReduceLogSumExp", ("reduce_logsumexp",))(reduce_mapper("reduce_logsumexp"))
+register("GlobalLpPool", ("reduce_sum",))(global_pool_mapper("reduce_sum"))  # as ReduceL2: |x|^p not counted
+register("LpPool", ("avg_pool",))(pool_mapper("avg_pool"))
 
 
-@_register("Hardmax", ("argmax",))
+@register("Hardmax", ("argmax",))
 def _hardmax(n: OnnxNode) -> Part:  # one compare per element along the axis, then a one-hot write
     x = n.in_type(0)
-    axis = _axis(int(n.attrs.get("axis", -1 if n.opset >= 13 else 1)), x and x.rank)
+    axis = normalize_axis(int(n.attrs.get("axis", -1 if n.opset >= 13 else 1)), x and x.rank)
     return n.part("argmax", (0,), axes=(axis,), keepdims=True)
 
 
@@ -63,18 +63,18 @@ def _norm_of(n: OnnxNode, axes) -> int:
     x = n.in_type(0)
     if x is None:
         raise UnmappableNode("the input's shape is unknown")
-    return math.prod(x.shape[_axis(int(a), x.rank)] for a in axes)
+    return math.prod(x.shape[normalize_axis(int(a), x.rank)] for a in axes)
 
 
 # LpNormalization: x / ||x||_p along one axis: per element |x| or x^2, a sum and a divide, one root per
 # row: the rms_norm count (the p = 1 form skips the root; counted alike)
-_register("LpNormalization", ("rms_norm",))(
+register("LpNormalization", ("rms_norm",))(
     lambda n: n.part("rms_norm", (0,), norm_numel=_norm_of(n, (n.attrs.get("axis", -1),))))
-_register("MeanVarianceNormalization", ("layer_norm",))(
+register("MeanVarianceNormalization", ("layer_norm",))(
     lambda n: n.part("layer_norm", (0,), norm_numel=_norm_of(n, n.attrs.get("axes", (0, 2, 3)))))
 
 
-@_register("Mean", ("add", "div"))
+@register("Mean", ("add", "div"))
 def _mean(n: OnnxNode) -> MapResult:
     ins = [i for i in n.inputs if i is not None]
     parts, acc = [], ins[0]
@@ -88,7 +88,7 @@ def _mean(n: OnnxNode) -> MapResult:
     return [*parts, Part("div", (acc,), n.outputs)]  # one divide per element (x / 1 for a single input)
 
 
-@_register("DynamicQuantizeLinear", ("reduce_max", "reduce_min", "quantize_linear"))
+@register("DynamicQuantizeLinear", ("reduce_max", "reduce_min", "quantize_linear"))
 def _dynamic_quantize(n: OnnxNode) -> list[Part]:
     y, scale, zero = (n.outputs + ("", "", ""))[:3]
     x = n.input(0)
@@ -115,44 +115,44 @@ def _rows(n: OnnxNode, scores: str, target: str, tag: str) -> tuple[list[Part], 
             Part("view", (target,), (ts,), suffix=f"{tag}_targets")], xs, ts
 
 
-@_register("NegativeLogLikelihoodLoss", ("nll_loss", "view"))
+@register("NegativeLogLikelihoodLoss", ("nll_loss", "view"))
 def _nll(n: OnnxNode) -> MapResult:
     views, x, t = _rows(n, n.input(0), n.input(1), "nll")
     reduction = str(n.attrs.get("reduction", "mean"))
-    return [*views, Part("nll_loss", _trim((x, t, n.input(2))), n.outputs, {"reduction": reduction})]
+    return [*views, Part("nll_loss", trim_inputs((x, t, n.input(2))), n.outputs, {"reduction": reduction})]
 
 
-@_register("SoftmaxCrossEntropyLoss", ("softmax", "nll_loss", "view"))
+@register("SoftmaxCrossEntropyLoss", ("softmax", "nll_loss", "view"))
 def _softmax_cross_entropy(n: OnnxNode) -> MapResult:
     outs = n.outputs + ("",) * (2 - len(n.outputs))
     log_prob = outs[1] or n.temp("log_prob", n.in_type(0))
     parts = [Part("softmax", (n.input(0),), (log_prob,), {"axis": 1, "log": True}, suffix="log_softmax")]
     views, x, t = _rows(n, log_prob, n.input(1), "nll")
     reduction = str(n.attrs.get("reduction", "mean"))
-    return [*parts, *views, Part("nll_loss", _trim((x, t, n.input(2))), (outs[0],), {"reduction": reduction})]
+    return [*parts, *views, Part("nll_loss", trim_inputs((x, t, n.input(2))), (outs[0],), {"reduction": reduction})]
 
 
 # --- search, scatter, crop ------------------------------------------------------------------------
 
-@_register("Unique", ("sort", "view"))
+@register("Unique", ("sort", "view"))
 def _unique(n: OnnxNode) -> MapResult:
     x = n.in_type(0)
     if "axis" in n.attrs:
-        return n.part("sort", (0,), axis=_axis(int(n.attrs["axis"]), x and x.rank))
+        return n.part("sort", (0,), axis=normalize_axis(int(n.attrs["axis"]), x and x.rank))
     if x is None:
         raise UnmappableNode("the input's shape is unknown")
     flat = n.temp("flat", TensorType((x.numel,), x.dtype))
     return [Part("view", (n.input(0),), (flat,), suffix="flat"), Part("sort", (flat,), n.outputs, {"axis": 0})]
 
 
-@_register("MaxUnpool", ("fill", "scatter"))
+@register("MaxUnpool", ("fill", "scatter"))
 def _max_unpool(n: OnnxNode) -> list[Part]:
     zeros = n.temp("zeros", n.out_type(0))
     return [Part("fill", (), (zeros,), suffix="zeros"), Part("scatter", (zeros, n.input(1), n.input(0)), n.outputs,
                                                           {"reduce": "none"})]
 
 
-@_register("CenterCropPad", ("slice", "pad"))
+@register("CenterCropPad", ("slice", "pad"))
 def _center_crop_pad(n: OnnxNode) -> Part:
     x, out = n.in_type(0), n.out_type(0)
     crops = x is not None and out is not None and all(o <= i for i, o in zip(x.shape, out.shape))
@@ -166,14 +166,14 @@ def _rnn(cell: str, keep: tuple[int, ...]):
 
 
 # canonical (x, w, r, bias, initial_h, initial_c, peepholes); ONNX (X, W, R, B, sequence_lens, initial_h, ...)
-_register("LSTM", ("rnn",))(_rnn("lstm", (0, 1, 2, 3, 5, 6, 7)))
-_register("GRU", ("rnn",))(_rnn("gru", (0, 1, 2, 3, 5)))
-_register("RNN", ("rnn",))(_rnn("rnn", (0, 1, 2, 3, 5)))
+register("LSTM", ("rnn",))(_rnn("lstm", (0, 1, 2, 3, 5, 6, 7)))
+register("GRU", ("rnn",))(_rnn("gru", (0, 1, 2, 3, 5)))
+register("RNN", ("rnn",))(_rnn("rnn", (0, 1, 2, 3, 5)))
 
 
 # --- transforms ----------------------------------------------------------------------------------
 
-@_register("DFT", ("fft",))
+@register("DFT", ("fft",))
 def _dft(n: OnnxNode) -> Part:
     x = n.in_type(0)
     if x is None:
@@ -185,7 +185,7 @@ def _dft(n: OnnxNode) -> Part:
             raise KeepUnknown("axis is not a constant")
     else:
         axis = int(n.attrs.get("axis", 1))
-    axis = _axis(axis, x.rank)
+    axis = normalize_axis(axis, x.rank)
     length_value = n.const_input(1)
     length = x.shape[axis] if n.input(1) is None or length_value is None else int(length_value.reshape(-1)[0])
     if n.input(1) is not None and length_value is None:
@@ -198,7 +198,7 @@ def _dft(n: OnnxNode) -> Part:
     return n.part("fft", (0,), length=length, transforms=transforms, real=channels == 1)
 
 
-@_register("STFT", ("view", "mul", "fft"))
+@register("STFT", ("view", "mul", "fft"))
 def _stft(n: OnnxNode) -> list[Part]:
     """(signal [B, L, c], frame_step, window [W], frame_length) -> [B, frames, bins, 2]."""
     signal, out = n.in_type(0), n.out_type(0)
@@ -225,26 +225,15 @@ def _stft(n: OnnxNode) -> list[Part]:
 
 # --- sampling ----------------------------------------------------------------------------------------
 
-_MODES = {"nearest": "nearest", "linear": "linear", "bilinear": "linear", "trilinear": "linear",
-          "cubic": "cubic", "bicubic": "cubic"}
-
-
-def _mode(n: OnnxNode, default: str) -> str:
-    mode = _MODES.get(str(n.attrs.get("mode", default)))
-    if mode is None:
-        raise KeepUnknown(f"mode {n.attrs.get('mode')!r}")
-    return mode
-
-
-@_register("GridSample", ("interpolate",))
+@register("GridSample", ("interpolate",))
 def _grid_sample(n: OnnxNode) -> Part:
     x = n.in_type(0)
     if x is None:
         raise UnmappableNode("the input's shape is unknown")
-    return n.part("interpolate", (0, 1), mode=_mode(n, "linear"), spatial=x.rank - 2)
+    return n.part("interpolate", (0, 1), mode=sample_mode(n, "linear"), spatial=x.rank - 2)
 
 
-@_register("RoiAlign", ("interpolate",))
+@register("RoiAlign", ("interpolate",))
 def _roi_align(n: OnnxNode) -> Part:
     ratio = int(n.attrs.get("sampling_ratio", 0))
     if ratio <= 0:
@@ -252,7 +241,7 @@ def _roi_align(n: OnnxNode) -> Part:
     return n.part("interpolate", (0, 1), mode="linear", spatial=2, samples=ratio * ratio)
 
 
-@_register("AffineGrid", ("fill", "einsum"))
+@register("AffineGrid", ("fill", "einsum"))
 def _affine_grid(n: OnnxNode) -> list[Part]:
     """theta [N, 2, 3] (or [N, 3, 4]) x the base grid [H, W, 3] ([D, H, W, 4]) -> [N, H, W, 2]."""
     theta, out = n.in_type(0), n.out_type(0)
@@ -266,7 +255,7 @@ def _affine_grid(n: OnnxNode) -> list[Part]:
                                                                {"equation": equation})]
 
 
-@_register("DeformConv", ("interpolate", "conv"))
+@register("DeformConv", ("interpolate", "conv"))
 def _deform_conv(n: OnnxNode) -> list[Part]:
     """(X, W, offset, B, mask): the input sampled at every kernel tap's offset position (the columns,
     laid out [N, C, oh*kh, ow*kw]), then a convolution with stride = kernel over them."""
@@ -275,19 +264,19 @@ def _deform_conv(n: OnnxNode) -> list[Part]:
         raise UnmappableNode("a 2-D deformable convolution needs typed X, W and output")
     kh, kw = w.shape[2:]
     columns = n.temp("columns", TensorType((x.shape[0], x.shape[1], out.shape[2] * kh, out.shape[3] * kw), x.dtype))
-    sample = Part("interpolate", _trim((n.input(0), n.input(2), n.input(4))), (columns,),
+    sample = Part("interpolate", trim_inputs((n.input(0), n.input(2), n.input(4))), (columns,),
                   {"mode": "linear", "spatial": 2}, suffix="sample")
-    return [sample, Part("conv", _trim((columns, n.input(1), n.input(3))), n.outputs, {"transposed": False})]
+    return [sample, Part("conv", trim_inputs((columns, n.input(1), n.input(3))), n.outputs, {"transposed": False})]
 
 
 # --- experimental ops onnxruntime still registers in the default domain (removed from ONNX in opset 10) ---
 
-_simple({"Scale": "mul", "ParametricSoftplus": "softplus", "ScaledTanh": "tanh", "Crop": "slice",
+register_simple({"Scale": "mul", "ParametricSoftplus": "softplus", "ScaledTanh": "tanh", "Crop": "slice",
          "DynamicSlice": "slice", "MemcpyFromHost": "copy", "MemcpyToHost": "copy"}, keep=(0,))
-_simple({"GivenTensorFill": "fill"}, keep=())
+register_simple({"GivenTensorFill": "fill"}, keep=())
 
 
-@_register(("Affine", "ImageScaler"), ("mul", "add"))
+@register(("Affine", "ImageScaler"), ("mul", "add"))
 def _scale_shift(n: OnnxNode) -> list[Part]:  # alpha * x + beta (per channel for ImageScaler)
     scaled = n.temp("scaled", n.out_type(0))
     return [Part("mul", (n.input(0),), (scaled,), suffix="scale"), Part("add", (scaled,), n.outputs)]
