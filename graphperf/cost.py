@@ -13,7 +13,11 @@ from typing import Iterable, Optional
 
 from .ir import TensorType
 
-__all__ = ["Cost", "io_bytes"]
+__all__ = ["Cost", "io_bytes", "WORK_FIGURES"]
+
+#: The work a node does, as opposed to the bytes it moves: what a fused group sums over its members
+#: (passes/fusion.py) and what a `fused` node carries in its ``cost`` attribute (rules/fused.py).
+WORK_FIGURES = ("flops", "matrix_flops", "transcendentals")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,12 @@ import heapq
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional
 
+from graphperf.cost import WORK_FIGURES
 from graphperf.count import apply_rule
 from graphperf.ir import Graph, Node, Value
 from graphperf.ops import canonical
 
 __all__ = ["FusionResult", "Grouper", "member_cost", "numel"]
-
-_FIGURES = ("flops", "matrix_flops", "transcendentals")
-
 
 @dataclass(frozen=True)
 class FusionResult:
@@ -51,7 +49,7 @@ def member_cost(node: Node, values) -> Optional[dict]:
     """The node's arithmetic by its own rule, or None when no rule counts it."""
     c = apply_rule(node, [None if n is None else values[n].type for n in node.inputs],
                    [values[n].type for n in node.outputs]).cost
-    return None if c is None else {k: getattr(c, k) for k in _FIGURES}
+    return None if c is None else {k: getattr(c, k) for k in WORK_FIGURES}
 
 
 def numel(node: Node, values, port: str = "out") -> Optional[int]:
@@ -180,7 +178,7 @@ class Grouper:
             ordered = sorted(members, key=index.__getitem__)
             inputs: list[str] = []
             outputs: list[str] = []
-            total = dict.fromkeys(_FIGURES, 0)
+            total = dict.fromkeys(WORK_FIGURES, 0)
             for m in ordered:
                 node = by_name[m]
                 for k, v in self.cost(m).items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
-from ..cost import Cost
+from ..cost import WORK_FIGURES, Cost
 from ..errors import RuleError
 from ..ir import TensorType
 from ._common import read_bytes, written_bytes
@@ -19,14 +19,11 @@ from .registry import register
 
 __all__ = ["fused_rule"]
 
-_FIGURES = ("flops", "matrix_flops", "transcendentals")
-
-
 @register("fused")
 def fused_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
     cost = attrs.get("cost")
-    if not isinstance(cost, Mapping) or any(not isinstance(cost.get(k), int) for k in _FIGURES):
-        raise RuleError(f"fused node needs attrs cost={{{', '.join(_FIGURES)}}} from its members, got {cost!r}")
+    if not isinstance(cost, Mapping) or any(not isinstance(cost.get(k), int) for k in WORK_FIGURES):
+        raise RuleError(f"fused node needs attrs cost={{{', '.join(WORK_FIGURES)}}} from its members, got {cost!r}")
     if not outs:
         raise RuleError("fused node has no outputs")
     return Cost(cost["flops"], cost["matrix_flops"], cost["transcendentals"], read_bytes(ins), written_bytes(outs))
