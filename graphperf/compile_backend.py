@@ -62,6 +62,8 @@ _SUMMED = ("nodes", "counted_nodes", "flops", "matrix_flops", "transcendentals",
 
 @dataclass(frozen=True)
 class Options:
+    """The backend's validated options (`parse_options`): the `Target` loaded, the rest as given or defaulted."""
+
     target: Any  # graphperf.target.Target
     report: str = "table"
     output: Optional[str] = None
@@ -233,7 +235,25 @@ _LAST: list[CompileReports] = []
 
 def last_reports() -> CompileReports:
     """The reports of the most recent torch.compile(backend="graphperf") call that compiled a graph
-    (empty, on the default target, before any)."""
+    (empty, on the default target, before any).
+
+    Returns
+    -------
+    CompileReports
+        Every graph that call compiled, in compile order (a `CompiledGraph` each: ``kind`` is
+        ``"inference"``, ``"forward"`` or ``"backward"``, ``report`` its `Report`, None where the
+        analysis failed), with ``reports()``, ``step()`` and ``by_compile_id()``.
+
+    Example
+    -------
+    >>> import torch, graphperf
+    >>> model = torch.compile(torch.nn.Linear(8, 4), backend="graphperf", options={"report": "none"})
+    >>> with torch.no_grad():
+    ...     _ = model(torch.randn(2, 8))
+    >>> reports = graphperf.last_reports()
+    >>> [g.kind for g in reports], reports.reports()[0].totals["flops"]  # 2 * (2*8*4) matmul + 2*4 bias
+    (['inference'], 136)
+    """
     if _LAST:
         return _LAST[0]
     from .target import load_target
