@@ -26,6 +26,8 @@ class RuleBug(AnalysisError):
 
 @dataclass(frozen=True, slots=True)
 class NodeCount:
+    """One node's count: its `Cost`, or None with the `reason` when no rule covers the node (unknown)."""
+
     node: Node
     cost: Optional[Cost]  # None: unknown
     reason: str = ""  # why unknown

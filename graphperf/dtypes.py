@@ -39,6 +39,7 @@ def itemsize_bits(dtype: str) -> int:
 
 
 def is_float(dtype: str) -> bool:
+    """Whether the canonical dtype `dtype` is a floating-point type."""
     return dtype in _FLOATS
 
 
