@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import UsageError
+from .events import KERNEL_CATS, is_kineto, load_events
 
 __all__ = ["KinetoOp", "KinetoTrace", "read_kineto", "is_kineto"]
 
@@ -42,7 +43,6 @@ TORCH_TYPE_NAMES = {"float": "float32", "double": "float64", "c10::Half": "float
                     "int": "int32", "short int": "int16", "signed char": "int8", "unsigned char": "uint8",
                     "bool": "bool", "c10::complex<float>": "complex64", "c10::complex<double>": "complex128"}
 
-_KERNEL_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
 _LAUNCH_CATS = ("cuda_runtime", "cuda_driver", "hip_runtime")
 
 
@@ -110,14 +110,7 @@ class KinetoTrace:
 
 
 def _load(path: str) -> list[dict]:
-    from .reader import load_events
-
     return load_events(path, "torch.profiler trace", "export one with torch.profiler's export_chrome_trace")
-
-
-def is_kineto(events: list[dict]) -> bool:
-    """True when the events are a torch.profiler trace (cpu_op or kernel events)."""
-    return any(e.get("cat") in ("cpu_op", *_KERNEL_CATS) for e in events)
 
 
 def _top_level(ops: list[dict]) -> tuple[list[dict], dict[int, dict]]:
@@ -175,7 +168,7 @@ def read_kineto(path: str, warmup_runs: Optional[int] = None) -> KinetoTrace:
 
 def _read(path: str, events: list, warmup_runs: Optional[int]) -> KinetoTrace:
     ops = [e for e in events if e.get("cat") == "cpu_op" and e.get("ph") == "X"]
-    kernels = [e for e in events if e.get("cat") in _KERNEL_CATS and e.get("ph") == "X"]
+    kernels = [e for e in events if e.get("cat") in KERNEL_CATS and e.get("ph") == "X"]
     launches = [e for e in events if e.get("cat") in _LAUNCH_CATS and e.get("ph") == "X"]
     annotations = [e for e in events if str(e.get("name", "")).startswith("ProfilerStep#")
                    and e.get("ph") == "X" and e.get("cat") != "gpu_user_annotation"]

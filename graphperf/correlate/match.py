@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
 from ..errors import UsageError
+from .events import aten_name
 from .provenance import check_kineto_trace, onnx_profile_dims
 from .reader import Profile, onnx_nodes_of, read_profile
 from .stats import error_stats
@@ -292,12 +293,6 @@ def _assemble(model: str, target, profile_info: dict, rows: list[Row], unmatched
 # -- torch.profiler (Kineto) traces against a torch.export capture ---------------------------------
 
 
-def _aten_name(source_op: str) -> str:
-    """``aten.linear.default`` -> ``aten::linear`` (the name torch.profiler records)."""
-    parts = source_op.split(".")
-    return f"{parts[0]}::{parts[1]}" if len(parts) >= 2 and parts[0] in ("aten", "prims") else source_op
-
-
 def _report_nodes_of_captured(graph, canon) -> dict[str, list[str]]:
     """Captured node name -> report node names: itself if canonicalization kept it, else the node its
     output was folded into."""
@@ -324,7 +319,7 @@ def match_kineto_ops(ops, graph) -> tuple[dict[int, str], dict[int, str]]:
     shapes = [[tuple(graph.values[v].type.shape) for v in n.inputs
                if v is not None and v in graph.values and getattr(graph.values[v].type, "shape", None)]
               for n in nodes]
-    names = [_aten_name(n.source_op) for n in nodes]
+    names = [aten_name(n.source_op) for n in nodes]
     used: set[int] = set()
     matched: dict[int, str] = {}
     why: dict[int, str] = {}

@@ -23,12 +23,12 @@ import tempfile
 from typing import Mapping, Optional
 
 from ..errors import UsageError
+from .events import META_NAME
 from .provenance import model_fingerprint
 
 __all__ = ["profile_onnx", "OPTIMIZATIONS", "META_NAME"]
 
 OPTIMIZATIONS = ("basic", "disable")
-META_NAME = "graphperf_profile"
 
 _NP_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Optional
 
 from ..dtypes import is_float
 from ..errors import UsageError
+from .events import aten_name
 
 __all__ = ["model_fingerprint", "onnx_profile_dims", "check_kineto_trace", "MIN_MATCHED"]
 
@@ -103,12 +104,10 @@ def _shape_text(shapes) -> str:
 
 def _graph_side(graph) -> tuple[dict[str, list], dict[str, tuple[list, list]]]:
     """Per ATen op name, the captured nodes in order; per node, its tensor inputs' shapes and dtypes."""
-    from .match import _aten_name
-
     by_name: dict[str, list] = {}
     inputs: dict[str, tuple[list, list]] = {}
     for n in graph.nodes:
-        by_name.setdefault(_aten_name(n.source_op), []).append(n)
+        by_name.setdefault(aten_name(n.source_op), []).append(n)
         types = [graph.values[v].type for v in n.inputs
                  if v is not None and v in graph.values and getattr(graph.values[v].type, "shape", None)]
         inputs[n.name] = ([tuple(t.shape) for t in types], [t.dtype for t in types])

@@ -23,23 +23,19 @@ Guarantees:
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import statistics
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import UsageError
-from .ort_profile import META_NAME
+from .events import META_NAME, is_kineto, load_events
 
 __all__ = ["NodeTiming", "Profile", "read_profile", "onnx_nodes_of", "profile_format", "FORMATS"]
 
 FORMATS = ("onnxruntime", "kineto")
 
 _SUFFIX = "_kernel_time"
-_GZIP_MAGIC = b"\x1f\x8b"  # gzip's first two bytes (RFC 1952)
 
 
 @dataclass
@@ -75,40 +71,10 @@ class Profile:
         return path if os.path.isfile(path) else None
 
 
-def load_events(path: str, what: str = "onnxruntime profile",
-                hint: str = "write one with `graphperf profile MODEL.onnx` (it writes MODEL.profile.json)") -> list[dict]:
-    """The trace events of a Chrome-trace JSON file (a list, or {"traceEvents": [...]}); one-line
-    `UsageError`s naming `what` was expected for a missing, unreadable or malformed file."""
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such {what.split()[-1]}; {hint.format(path=path)}")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as e:
-        raise UsageError(f"{path}: not a readable {what} ({e.strerror or e}); {hint.format(path=path)}") from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise UsageError(f"{path}: a gzip file that does not decompress ({e}): truncated or corrupt; "
-                             f"copy or export the {what} again") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not a readable {what} (JSON error: {e}); {hint.format(path=path)}") from None
-    if isinstance(data, dict) and isinstance(data.get("traceEvents"), list):
-        data = data["traceEvents"]
-    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
-        raise UsageError(f"{path}: not a {what} (expected a JSON list of trace events or a traceEvents list)")
-    return data
-
-
 _load = load_events
 
 
 def _format_of(events: list[dict]) -> Optional[str]:
-    from .kineto import is_kineto
-
     if any(e.get("cat") == "Node" and str(e.get("name", "")).endswith(_SUFFIX) for e in events):
         return "onnxruntime"
     return "kineto" if is_kineto(events) else None
