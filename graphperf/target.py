@@ -179,6 +179,43 @@ class Target:
     graphperf/targets/README.md. `sources` maps each figure to where it came from,
     `derived` maps figures not read directly off a dense vendor figure to their derivation,
     `references` maps the reference ids used in `sources` to a title and URL.
+
+    Units are in the field names. A frozen dataclass: `with_overrides` returns a changed copy.
+
+    Attributes
+    ----------
+    name, label, vendor, kind : str
+        The short name (``"h100"``, the file name), a display label, the vendor and the kind of device
+        (``"gpu"``, ``"tpu"``, ``"npu"`` or ``"cpu"``).
+    calibrated : bool
+        True if ``graphperf calibrate`` measured the figures on the device; False for datasheet figures.
+    matrix_bf16_tflops, matrix_fp16_tflops, matrix_tf32_tflops, matrix_fp8_tflops, ... : float or None
+        Dense matrix-unit peaks per dtype; None where the device has no such unit.
+    vector_fp32_tflops, vector_fp64_tflops : float or None
+        Non-matrix peaks (`vector_fp64_tflops` None where the device has no FP64 unit).
+    hbm_gbps, memory_gb, l2_mb : float or None
+        Device-memory bandwidth and capacity, last-level on-chip cache.
+    launch_overhead_us : float
+        The gap before each kernel in ``graph`` mode.
+    matrix_efficiency, vector_efficiency, memory_efficiency : float
+        The fraction of each peak a kernel reaches (with `matrix_efficiency_conv`,
+        `matrix_efficiency_attention` for those families where given).
+    compute_units, kernel_floor_us, ... : optional
+        The size-aware kernel model's figures (graphperf/kernel_time.py); None where not given.
+    sources, derived, references : Mapping[str, str]
+        Where each figure came from.
+    overridden : tuple of str
+        The fields changed by ``--set`` / `with_overrides`.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> h100 = graphperf.load_target("h100")
+    >>> h100.hbm_gbps, h100.matrix_bf16_tflops
+    (3350.0, 989.5)
+    >>> faster = h100.with_overrides(hbm_gbps=4800)
+    >>> faster.hbm_gbps, faster.tag
+    (4800.0, 'h100 --set hbm_gbps=4800')
     """
 
     name: str
@@ -369,7 +406,20 @@ class Target:
 
 
 def list_targets() -> list[str]:
-    """Names of the bundled targets (graphperf/targets/*.toml), sorted."""
+    """Names of the bundled targets (graphperf/targets/*.toml), sorted.
+
+    Returns
+    -------
+    list of str
+        Each one a name `load_target` takes.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> names = graphperf.list_targets()
+    >>> "h100" in names, names == sorted(names)
+    (True, True)
+    """
     return sorted(p.name[: -len(".toml")] for p in _bundled_dir().iterdir()
                   if p.name.endswith(".toml"))
 
@@ -379,6 +429,36 @@ def load_target(name_or_path: str, overrides: Mapping[str, str] = {}) -> Target:
 
     `overrides` maps field names to strings, as given by ``--set key=value``. Raises
     `UsageError` for an unknown name, a missing/unreadable file or any validation failure.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        A bundled target's name (`list_targets`; case-insensitive) or a path to a ``.toml`` file.
+    overrides : Mapping[str, str]
+        Field values replacing the file's, parsed as ``--set key=value`` (`Target.with_overrides`).
+
+    Returns
+    -------
+    Target
+        Validated; bundled targets are cached (the same object for the same name, without overrides).
+
+    Raises
+    ------
+    UsageError
+        An unknown name (with close matches), a missing or unreadable file, a bad field or value
+        (named).
+
+    Example
+    -------
+    >>> import graphperf
+    >>> graphperf.load_target("a100").name
+    'a100'
+    >>> graphperf.load_target("h100", {"hbm_gbps": "4800"}).hbm_gbps
+    4800.0
+    >>> graphperf.load_target("h1000")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graphperf.errors.UsageError: unknown target 'h1000'...
     """
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text or "\\" in text:
