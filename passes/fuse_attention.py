@@ -30,15 +30,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from graphperf.dtypes import itemsize_bits
-from graphperf.ir import Graph, Node, TensorType
+from graphperf.ir import Graph, Node
 
 from .fuse_chains import is_pointwise
 from .fusion import FusionResult, Grouper
-from .tile_model import Attention, spread
-from .tiling import machine_for, search
+from .tile_model import spread
+from .tiling import flash_problem, machine_for, search
 
-__all__ = ["fuse_attention", "flash_problem"]
+__all__ = ["fuse_attention"]
 
 
 def _is(node: Node, name: str) -> bool:
@@ -83,15 +82,6 @@ def _forward_to_pv(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
             return None
         path.append(node.name)
         value = node.outputs[0]
-
-
-def flash_problem(q: TensorType, kt: TensorType, v: TensorType, out: TensorType, other_bytes: int) -> Attention:
-    """The unfused chain as the tile model's flash-attention problem: q [..., L, E], k^T [..., E, S],
-    v [..., S, Ev]; the masked half of causal scores is computed (the mask is an input, not a flag)."""
-    l, e, s, ev = q.shape[-2], q.shape[-1], kt.shape[-1], v.shape[-1]
-    eb = itemsize_bits(q.dtype) / 8
-    return Attention(q.numel // (l * e), l, s, e, ev, False, eb, q.nbytes, kt.nbytes + v.nbytes,
-                     s * (e + ev) * eb, out.nbytes, other_bytes, itemsize_bits(out.dtype) / 8)
 
 
 def fuse_attention(graph: Graph, target=None) -> FusionResult:

@@ -48,7 +48,7 @@ from graphperf.ops import GEMM_OPS, matrix_family
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
 
 __all__ = ["TileSpec", "TilingResult", "CANDIDATE_MN", "CANDIDATE_K", "TILED_OPS", "parse_tile",
-           "apply_tiling", "candidates", "node_problem", "machine_for", "search", "tiled_time"]
+           "apply_tiling", "candidates", "node_problem", "flash_problem", "machine_for", "search", "tiled_time"]
 
 CANDIDATE_MN = (64, 128, 256)
 CANDIDATE_K = (32, 64, 128)
@@ -147,12 +147,19 @@ def node_problem(graph: Graph, node: Node):
     return _attention_problem(node, ins, outs[0])
 
 
+def flash_problem(q: TensorType, kt: TensorType, v: TensorType, out: TensorType, other_bytes: int) -> Attention:
+    """The unfused chain as the tile model's flash-attention problem: q [..., L, E], k^T [..., E, S],
+    v [..., S, Ev]; the masked half of causal scores is computed (the mask is an input, not a flag)."""
+    l, e, s, ev = q.shape[-2], q.shape[-1], kt.shape[-1], v.shape[-1]
+    eb = itemsize_bits(q.dtype) / 8
+    return Attention(q.numel // (l * e), l, s, e, ev, False, eb, q.nbytes, kt.nbytes + v.nbytes,
+                     s * (e + ev) * eb, out.nbytes, other_bytes, itemsize_bits(out.dtype) / 8)
+
+
 def _fused_problem(graph: Graph, node: Node, ins, outs):
     attrs = node.attrs
     operands = attrs.get("flash_operands")
     if attrs.get("kernel") == "flash_attention" and operands:
-        from .fuse_attention import flash_problem  # fuse_attention imports this module
-
         q, kt, v = graph.types(operands)
         other = sum(t.nbytes for name, t in zip(node.inputs, ins) if name not in operands and t is not None)
         return flash_problem(q, kt, v, outs[0], other)

@@ -19,11 +19,11 @@ from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType, Value
 from graphperf.ops import canonical
 from graphperf.passes.canonicalize import canonicalize
-from graphperf.passes.fuse_attention import flash_problem, fuse_attention
+from graphperf.passes.fuse_attention import fuse_attention
 from graphperf.passes.fuse_chains import fuse_epilogue, fuse_norm
 from graphperf.passes.fuse_named import fuse_named
 from graphperf.passes.tile_model import estimate
-from graphperf.passes.tiling import candidates, machine_for
+from graphperf.passes.tiling import candidates, flash_problem, machine_for
 from graphperf.target import load_target
 
 F32 = 4
