@@ -27,6 +27,9 @@ _OP_FIGURES = ("nodes", "flops", "matrix_flops", "bytes", "latency_s")
 
 @dataclass(frozen=True)
 class Delta:
+    """One figure before and after: ``delta`` is ``after - before``, ``ratio`` ``after / before`` (None where
+    a figure is missing, or ``before`` is 0 for the ratio)."""
+
     before: Optional[float]
     after: Optional[float]
 
@@ -44,6 +47,8 @@ class Delta:
 
 @dataclass(frozen=True)
 class OpDelta:
+    """One op's figures (nodes, flops, matrix_flops, bytes, latency_s) as `Delta`s; ``row["flops"]`` reads one."""
+
     op: str
     figures: dict[str, Delta]  # nodes, flops, matrix_flops, bytes, latency_s
 
@@ -57,7 +62,32 @@ class OpDelta:
 @dataclass(frozen=True)
 class ReportDiff:
     """`totals`: figure -> Delta; `by_op`: one OpDelta per op in either report; `unknown_ops`:
-    op -> Delta of its unknown-node count; `before` / `after`: the two reports' model and target names."""
+    op -> Delta of its unknown-node count; `before` / `after`: the two reports' model and target names.
+
+    Build one with `Report.compare` (``before.compare(after)``); ``str(diff)`` is a text summary.
+
+    Attributes
+    ----------
+    before, after : dict of str
+        ``{"model": ..., "target": ...}`` of each report (the target's tag names its ``--set`` overrides).
+    totals : dict of str to Delta
+        Each figure of `TOTALS_COMPARED` (latency_s, flops, bytes, coverage, ...).
+    by_op : list of OpDelta
+        One row per op in either report (0 nodes on the side that lacks it), largest latency change first.
+    unknown_ops : dict of str to Delta
+        The unknown-node count of each op unknown in either report.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> before = graphperf.analyze("gpt2", config="tiny")
+    >>> faster_hbm = graphperf.load_target("h100").with_overrides(hbm_gbps=6700)
+    >>> diff = before.compare(graphperf.analyze("gpt2", config="tiny", target=faster_hbm))
+    >>> diff.after["target"], diff.totals["flops"].delta, diff.totals["memory_s"].ratio
+    ('h100 --set hbm_gbps=6700', 0, 0.5)
+    >>> diff.op("matmul")["flops"].ratio
+    1.0
+    """
 
     before: dict[str, str]
     after: dict[str, str]
@@ -67,6 +97,7 @@ class ReportDiff:
 
     @classmethod
     def of(cls, before, after) -> "ReportDiff":
+        """The diff of two reports (`after` relative to `before`); `Report.compare` calls it."""
         totals = {k: Delta(before.totals.get(k), after.totals.get(k)) for k in TOTALS_COMPARED}
         rows_b = {r["name"]: r for r in before.by_op}
         rows_a = {r["name"]: r for r in after.by_op}
@@ -91,6 +122,7 @@ class ReportDiff:
                 "unknown_ops": {k: d.to_dict() for k, d in self.unknown_ops.items()}}
 
     def to_json(self) -> str:
+        """`to_dict` as indented JSON."""
         return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def __str__(self) -> str:
