@@ -35,12 +35,15 @@ __all__ = ["CanonicalizeResult", "canonicalize", "EAGER_FRONTENDS"]
 
 @dataclass(frozen=True)
 class CanonicalizeResult:
+    """The canonical graph (a new `Graph`) and how many of each rewrite made it (`summary`)."""
+
     graph: Graph
     bias_adds_folded: int
     batch_norms_folded: int
     layout_ops_as_views: int
 
     def summary(self) -> dict[str, int]:
+        """The rewrite counts by name, as the report's ``model["canonicalized"]`` holds them."""
         return {"bias_adds_folded": self.bias_adds_folded, "batch_norms_folded": self.batch_norms_folded,
                 "layout_ops_as_views": self.layout_ops_as_views}
 

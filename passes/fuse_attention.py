@@ -85,6 +85,8 @@ def _forward_to_pv(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
 
 
 def fuse_attention(graph: Graph, target=None) -> FusionResult:
+    """Fuse every unfused QK^T -> softmax -> PV chain into one flash-style node (the rules above); the
+    refused chains carry their reason. `target` gives the on-chip capacity the tiling check needs."""
     g = Grouper(graph, "attention")
     values = graph.values
     graph_outputs = set(graph.outputs)

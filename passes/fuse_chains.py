@@ -112,6 +112,8 @@ def fuse_epilogue(graph: Graph, target=None) -> FusionResult:
 
 
 def fuse_norm(graph: Graph, target=None) -> FusionResult:
+    """Fuse each norm or row reduction with the pointwise nodes around it into one kernel; a group whose rows
+    exceed the target's on-chip memory per unit (``onchip_sram_per_unit_kb``) is refused with the reason."""
     return _grow(graph, "norm", ("pw", "red", "norm"), _norm_start, _norm_admit, keep=_norm_keep(target))
 
 

@@ -23,6 +23,7 @@ __all__ = ["fuse_named", "parse_group"]
 
 
 def parse_group(text: str) -> list[str]:
+    """``--group``'s comma-separated patterns as a list; UsageError for an empty spec."""
     patterns = [p.strip() for p in text.split(",") if p.strip()]
     if not patterns:
         raise UsageError(f"--group {text!r}: expected comma-separated node-name or module patterns, "
@@ -31,6 +32,10 @@ def parse_group(text: str) -> list[str]:
 
 
 def fuse_named(graph: Graph, specs: list[list[str]]) -> FusionResult:
+    """Fuse the working nodes each spec's patterns match (node names or module paths) into one group per spec.
+
+    UsageError for a spec that matches no working node; a spec matching fewer than two, or nodes another spec
+    took, is refused with its reason."""
     g = Grouper(graph, "named")
     for patterns in specs:
         spec = ",".join(patterns)

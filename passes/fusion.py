@@ -35,12 +35,15 @@ __all__ = ["FusionResult", "Grouper", "member_cost", "numel"]
 
 @dataclass(frozen=True)
 class FusionResult:
+    """A fusion rule's result: the new graph, the groups it formed and the candidates it refused (with reasons)."""
+
     graph: Graph
     groups: list[dict]  # {"node", "members", "member_ops", "inputs", "outputs", ...rule extras}
     refused: list[dict]  # {"rule", "kind", "reason", and "producer"/"consumer" or "node"/"nodes"}
     rule: str = "elementwise"
 
     def to_dict(self) -> dict:
+        """The rewrite record the what-if report lists: rule, groups formed, nodes fused, groups."""
         return {"rewrite": "fuse", "rule": self.rule, "groups_formed": len(self.groups),
                 "nodes_fused": sum(len(g["members"]) for g in self.groups), "groups": self.groups}
 

@@ -21,11 +21,14 @@ __all__ = ["PeakMemory", "peak_activation_memory"]
 
 @dataclass(frozen=True)
 class PeakMemory:
+    """The peak of live activation bytes over a graph's execution order, and the node running at the peak."""
+
     bytes: int
     at_node: str  # the node running when the peak is reached ("" for an empty graph)
 
 
 def peak_activation_memory(graph: Graph) -> PeakMemory:
+    """The peak of live activation memory (weights excluded) while the graph runs in order (module docstring)."""
     n = len(graph.nodes)
     base: dict[str, str] = {}
     start: dict[str, int] = {}

@@ -54,16 +54,21 @@ Dim = tuple[str, int]  # (value name, axis counted from the right: -1 is the las
 
 @dataclass(frozen=True)
 class PadSpec:
+    """What ``--pad`` asks for: ``auto`` (every misaligned GEMM dimension) or explicit SIZE -> MULTIPLE pairs."""
+
     auto: bool = False
     multiples: Mapping[int, int] = field(default_factory=dict)  # SIZE -> MULTIPLE
 
     @property
     def mode(self) -> str:
+        """``"auto"`` or ``"explicit"``."""
         return "auto" if self.auto else "explicit"
 
 
 @dataclass(frozen=True)
 class PadResult:
+    """The padded graph (a new `Graph`), the rewrite's record (values padded, extra work) and the refusals."""
+
     graph: Graph
     rewrite: dict
     refused: list[dict]

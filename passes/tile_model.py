@@ -72,6 +72,8 @@ class Machine:
 
 @dataclass(frozen=True)
 class Gemm:
+    """One GEMM problem as the tile model reads it: ``batch x (m x k) @ (k x n)``, element sizes and DRAM bytes."""
+
     batch: int
     m: int
     n: int
@@ -89,6 +91,8 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Attention:
+    """One flash-attention problem: batch*heads, query and key lengths, head dims, causality and DRAM bytes."""
+
     bh: int
     l: int
     s: int
@@ -106,6 +110,8 @@ class Attention:
 
 @dataclass(frozen=True)
 class TileEstimate:
+    """The tile model's estimate for one tile size: feasibility (with the reason), on-chip bytes, waves and times."""
+
     tile: tuple[int, int, int]
     feasible: bool
     reason: str  # why infeasible ("" when feasible)

@@ -45,6 +45,8 @@ _MAX_SWEEP_POINTS = 1000
 
 @dataclass
 class WhatIfResult:
+    """The reports before and after a what-if, the rewrites applied, the refusals, precision flags and sweep rows."""
+
     before: Any  # Report
     after: Any  # Report
     rewrites: list[dict]
@@ -53,6 +55,7 @@ class WhatIfResult:
     sweep: Optional[dict] = None  # {"field", "rows": [{"value", "latency_s", ...}]}
 
     def compare(self):
+        """The `ReportDiff` of after relative to before."""
         return self.before.compare(self.after)
 
 
@@ -169,6 +172,8 @@ def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = 
            precision: Mapping[str, str] | None = None, sets: Mapping[str, str] | None = None,
            sweep_spec: tuple[str, list[float]] | None = None, groups: list[list[str]] = (), pad=None,
            tile=None, mode: str = "graph") -> WhatIfResult:
+    """Project `graph` as captured, rewrite it (and the target, with `sets`) and project it again (module
+    docstring); the input graph is never mutated."""
     from graphperf.count import count
     from graphperf.pipeline import analyze_graph
 
