@@ -226,9 +226,12 @@ def load_pt2(path: str | os.PathLike, import_modules: Sequence[str] = ()) -> Exp
     -------
     >>> import os, tempfile, torch
     >>> from graphperf import capture_exported, load_pt2
-    >>> path = os.path.join(tempfile.mkdtemp(), "fc.pt2")
-    >>> torch.export.save(torch.export.export(torch.nn.Linear(8, 4), (torch.randn(2, 8),)), path)
-    >>> [str(n.op) for n in capture_exported(load_pt2(path), name="fc.pt2")]
+    >>> ep = torch.export.export(torch.nn.Linear(8, 4), (torch.randn(2, 8),))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "fc.pt2")
+    ...     torch.export.save(ep, path)
+    ...     graph = capture_exported(load_pt2(path), name="fc.pt2")
+    >>> [str(n.op) for n in graph]
     ['matmul']
     """
     import_libraries(import_modules)
