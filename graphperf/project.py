@@ -37,6 +37,7 @@ from .ir import Graph
 from . import kernel_time as kt
 from .kernel_time import kernel_params
 from .ops import BROADCASTING_OPS, MATRIX_FAMILIES, matrix_family
+from .peaks import Bound, PeakUsed, matrix_peak, vector_rate
 
 __all__ = ["NodeTime", "node_time", "project"]
 
@@ -53,10 +54,10 @@ class NodeTime:
         The target's launch overhead before the kernel (0 for a free node).
     latency_s : float or None
         ``device_s + overhead_s``: the node's time in ``graph`` mode.
-    bound : str
-        ``"compute"``, ``"memory"``, ``"overhead"``, ``"free"`` (no work, no launch) or ``"unknown"``.
-    matrix_dtype : str
-        The peak the matrix work ran at ("" when none).
+    bound : Bound
+        ``compute``, ``memory``, ``overhead``, ``free`` (no work, no launch) or ``unknown`` (a `str` enum).
+    peak : PeakUsed or None
+        The peak the matrix work ran at (None when the node does no matrix work).
     device_s : float or None
         The kernel's time on the device, without host or launch time.
     """
@@ -65,13 +66,18 @@ class NodeTime:
     memory_s: Optional[float]
     overhead_s: Optional[float]
     latency_s: Optional[float]
-    bound: str  # compute | memory | overhead | free | unknown
-    matrix_dtype: str = ""  # the peak the matrix work ran at ("" when none)
+    bound: Bound
+    peak: Optional[PeakUsed] = None
     device_s: Optional[float] = None  # the kernel's time on the device: no host or launch term
 
+    @property
+    def matrix_dtype(self) -> str:
+        """The report's text for `peak`: its field, "<dtype> (vector unit)", or "" when none."""
+        return self.peak.label if self.peak is not None else ""
 
-_UNKNOWN = NodeTime(None, None, None, None, "unknown")
-_FREE = NodeTime(0.0, 0.0, 0.0, 0.0, "free", device_s=0.0)
+
+_UNKNOWN = NodeTime(None, None, None, None, Bound.UNKNOWN)
+_FREE = NodeTime(0.0, 0.0, 0.0, 0.0, Bound.FREE, device_s=0.0)
 
 
 def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
@@ -106,7 +112,7 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
     mem_rate = target.hbm_bytes_per_s * target.memory_efficiency
     overhead_s = target.launch_overhead_us * 1e-6
     params = kernel_params(target)
-    matrix_cache: dict[tuple[str, float, bool], tuple[float, str]] = {}
+    matrix_cache: dict[tuple[str, str], PeakUsed] = {}
     vector_cache: dict[str, float] = {}
     out: list[NodeTime] = []
     for nc in counts:
@@ -132,41 +138,36 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
                 out.append(timed)
                 continue
         compute_s = 0.0
-        matrix_dtype = ""
+        peak = None
         if cost.matrix_flops:
-            family = matrix_family(node.op.name, node.attrs)
-            key = (dtype, target.matrix_efficiency_for(family), family == "conv")
-            rate = matrix_cache.get(key)
-            if rate is None:
-                peak = target.matrix_peak_flops(dtype, family)
-                if peak is None:  # no matrix unit for this dtype: the vector unit runs it
-                    peak = (target.vector_peak_flops(dtype), f"{dtype} (vector unit)")
-                rate = matrix_cache[key] = (peak[0] * key[1], peak[1])
-            compute_s += cost.matrix_flops / rate[0]
-            matrix_dtype = rate[1]
+            key = (dtype, matrix_family(node.op.name, node.attrs))
+            peak = matrix_cache.get(key)
+            if peak is None:
+                peak = matrix_cache[key] = matrix_peak(target, *key)
+            compute_s += cost.matrix_flops / peak.rate_flops
         vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
         if vector_work:
             vrate = vector_cache.get(dtype)
             if vrate is None:
-                vrate = vector_cache[dtype] = target.vector_peak_flops(dtype) * target.vector_efficiency
+                vrate = vector_cache[dtype] = vector_rate(target, dtype)
             compute_s += vector_work / vrate
         memory_s = (cost.bytes_read + cost.bytes_written) / mem_rate
-        out.append(node_time(compute_s, memory_s, overhead_s, matrix_dtype=matrix_dtype))
+        out.append(node_time(compute_s, memory_s, overhead_s, peak=peak))
     return out
 
 
 def node_time(compute_s: float, memory_s: float, overhead_s: float, exposed_s: float = 0.0,
-              matrix_dtype: str = "") -> NodeTime:
+              peak: Optional[PeakUsed] = None) -> NodeTime:
     """latency = max(compute, memory) + exposed (time that overlaps neither: the tile model's pipeline fill
     and drain) + launch overhead; bound = overhead when it exceeds the work, else the larger side."""
     work_s = max(compute_s, memory_s) + exposed_s
     if overhead_s > work_s:
-        bound = "overhead"
+        bound = Bound.OVERHEAD
     elif compute_s >= memory_s:
-        bound = "compute"
+        bound = Bound.COMPUTE
     else:
-        bound = "memory"
-    return NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, matrix_dtype, work_s)
+        bound = Bound.MEMORY
+    return NodeTime(compute_s, memory_s, overhead_s, work_s + overhead_s, bound, peak, work_s)
 
 
 
@@ -200,7 +201,7 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
     """The node's time under the size-aware kernel model (`graphperf.kernel_time`); None for a matrix node
     whose shapes the model cannot read (the caller then uses the roofline above)."""
     vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
-    vector_s = vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency) if vector_work else 0.0
+    vector_s = vector_work / vector_rate(target, dtype) if vector_work else 0.0
     moved = cost.bytes_read + cost.bytes_written - _repeated_input_bytes(graph, node)
     klass = kernel_class(graph, node, cost)
     if klass in MATRIX_CLASSES:
@@ -209,20 +210,18 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
             problem = node_problem(graph, node)
         except ValueError:
             return None
-        family = klass
-        peak = target.matrix_peak_flops(dtype, family)
-        ran = peak[1] if peak is not None else f"{dtype} (vector unit)"
-        rate = (peak[0] if peak is not None else target.vector_peak_flops(dtype)) * target.matrix_efficiency_for(family)
+        peak = matrix_peak(target, dtype, klass)
+        rate = peak.rate_flops
         if misaligned_dims(graph, node):
             rate *= params.misaligned_factor
         unit_rate = rate / params.units
         if isinstance(problem, Gemm):
             compute_s, memory_s, _ = kt.gemm_time(problem.batch, problem.m, problem.n, problem.k, moved, unit_rate,
-                                                  params, simt=peak is None)
+                                                  params, simt=peak.on_vector_unit)
         else:
             compute_s, memory_s = kt.attention_time(problem.bh, problem.l, problem.s, problem.e, problem.ev,
                                                     problem.causal, moved, unit_rate, params)
-        return node_time(compute_s + vector_s, memory_s, overhead_s, params.matrix_floor_s, ran)
+        return node_time(compute_s + vector_s, memory_s, overhead_s, params.matrix_floor_s, peak)
     return node_time(vector_s, kt.stream_memory_s(moved, klass, params), overhead_s, params.floor_s[klass])
 
 

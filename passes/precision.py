@@ -26,6 +26,7 @@ from typing import Mapping
 from graphperf.dtypes import DTYPE_BITS, SPELLINGS, is_float
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, TensorType, Value
+from graphperf.peaks import matrix_peak
 
 __all__ = ["PRECISION_CLASSES", "DTYPE_ALIASES", "PrecisionResult", "parse_precision", "rewrite_precision",
            "value_class", "no_peak_nodes"]
@@ -106,8 +107,8 @@ def no_peak_nodes(graph: Graph, counts, target) -> list[dict]:
             continue
         dtype = graph.node_dtype(nc.node)
         if not target.has_native_matrix_peak(dtype):
-            peak = target.matrix_peak_flops(dtype)
-            ran = "the vector unit" if peak is None else peak[1]
+            peak = matrix_peak(target, dtype, "matmul")
+            ran = "the vector unit" if peak.on_vector_unit else peak.field
             out.append({"node": nc.node.name, "op": str(nc.node.op), "dtype": dtype,
                         "reason": f"{target.name} has no {dtype} matrix peak; runs at {ran}"})
     return out

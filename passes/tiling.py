@@ -44,6 +44,7 @@ from graphperf.dtypes import itemsize_bits
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType
 from graphperf.ops import GEMM_OPS, matrix_family
+from graphperf.peaks import matrix_peak, vector_rate
 
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
 
@@ -230,7 +231,7 @@ def _attention_problem(node, ins, out) -> Attention:
 
 
 def machine_for(target, dtype: str, family: str = "matmul") -> Machine:
-    """The tile model's view of `target` for a node of op family `family` (`graphperf.target.matrix_family`:
+    """The tile model's view of `target` for a node of op family `family` (`graphperf.ops.matrix_family`:
     it picks the matrix efficiency) computing in `dtype`; ValueError naming a missing figure."""
     missing = [f for f in ("compute_units", "onchip_sram_per_unit_kb") if getattr(target, f) is None]
     if missing:
@@ -238,12 +239,10 @@ def machine_for(target, dtype: str, family: str = "matmul") -> Machine:
                          f"{missing[0]}=VALUE to tile")
     from graphperf.kernel_time import kernel_params
 
-    peak = target.matrix_peak_flops(dtype, family)
-    rate = peak[0] if peak is not None else target.vector_peak_flops(dtype)
     params = kernel_params(target)  # a target with the size-aware kernel model: its fixed GEMM kernel time too
     return Machine(units=target.compute_units, onchip_bytes=target.onchip_sram_per_unit_kb * 1024,
                    l2_bytes=(target.l2_mb or 0.0) * 1024 * 1024,
-                   unit_flops_per_s=rate * target.matrix_efficiency_for(family) / target.compute_units,
+                   unit_flops_per_s=matrix_peak(target, dtype, family).rate_flops / target.compute_units,
                    bytes_per_s=target.hbm_bytes_per_s * target.memory_efficiency,
                    overhead_s=target.launch_overhead_us * 1e-6,
                    floor_s=params.matrix_floor_s if params is not None else 0.0)
@@ -346,7 +345,6 @@ def tiled_time(graph: Graph, node: Node, cost, target):
     compute_s = est.compute_s
     vector_work = cost.flops - cost.matrix_flops + cost.transcendentals
     if vector_work:
-        compute_s += vector_work / (target.vector_peak_flops(dtype) * target.vector_efficiency)
-    peak = target.matrix_peak_flops(dtype, matrix_family(node.op.name, node.attrs))
-    ran = peak[1] if peak is not None else f"{dtype} (vector unit)"
-    return node_time(compute_s, est.memory_s, mach.overhead_s, est.exposed_s, ran)
+        compute_s += vector_work / vector_rate(target, dtype)
+    return node_time(compute_s, est.memory_s, mach.overhead_s, est.exposed_s,
+                     matrix_peak(target, dtype, matrix_family(node.op.name, node.attrs)))
