@@ -39,12 +39,15 @@ _FLOAT_TARGETS = sorted(d for d in DTYPE_BITS if is_float(d))
 
 @dataclass(frozen=True)
 class PrecisionResult:
+    """The rewritten graph and, per value class, how many values changed dtype and their bytes before and after."""
+
     graph: Graph
     changed: dict[str, int]  # class -> values rewritten
     bytes_before: dict[str, int]  # class -> bytes of the rewritten values, before
     bytes_after: dict[str, int]
 
     def to_dict(self, spec: Mapping[str, str]) -> dict:
+        """The rewrite record the what-if report lists, with `spec` (class -> dtype)."""
         return {"rewrite": "precision", "spec": dict(spec), "values_changed": dict(self.changed),
                 "bytes_before": dict(self.bytes_before), "bytes_after": dict(self.bytes_after)}
 
@@ -79,6 +82,8 @@ def value_class(v: Value) -> str | None:
 
 
 def rewrite_precision(graph: Graph, spec: Mapping[str, str]) -> PrecisionResult:
+    """A new graph whose floating-point values of each class in `spec` (class -> canonical dtype) carry that
+    dtype; UsageError for an unknown class."""
     for cls in spec:
         if cls not in PRECISION_CLASSES:
             raise UsageError(f"precision class {cls!r} unknown; choose from " + ", ".join(PRECISION_CLASSES))
