@@ -45,6 +45,7 @@ from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType
 from graphperf.ops import GEMM_OPS, matrix_family
 from graphperf.peaks import matrix_peak, vector_rate
+from graphperf.rules.matmul import matmul_dims
 
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
 
@@ -179,13 +180,7 @@ def _fused_problem(graph: Graph, node: Node, ins, outs):
 
 def _matmul_problem(node, ins, out) -> Gemm:
     a, b = ins[0], ins[1]
-    if a.rank == 0 or b.rank == 0:
-        raise ValueError("matmul operands must have rank >= 1")
-    if a.rank == 1:
-        m, k = 1, a.shape[0]
-    else:
-        m, k = (a.shape[-1], a.shape[-2]) if node.attrs.get("trans_a") else (a.shape[-2], a.shape[-1])
-    n = 1 if b.rank == 1 else (b.shape[-2] if node.attrs.get("trans_b") else b.shape[-1])
+    m, n, k = matmul_dims(a, b, node.attrs)
     if m * n == 0 or k == 0 or out.numel == 0 or out.numel % (m * n):
         raise ValueError(f"matmul shapes a {a}, b {b}, out {out} give an empty or inconsistent GEMM")
     batch = out.numel // (m * n)

@@ -18,7 +18,7 @@ from ..ir import TensorType
 from ._common import operand, optional, out0, read_bytes, written_bytes
 from .registry import register
 
-__all__ = ["matmul_rule", "grouped_matmul_rule", "einsum_rule", "quantized_matmul_rule"]
+__all__ = ["matmul_rule", "matmul_dims", "grouped_matmul_rule", "einsum_rule", "quantized_matmul_rule"]
 
 
 # matmul: out[..., m, n] = sum_k op(a)[..., m, k] * op(b)[..., k, n] (+ bias[..., m, n]).
@@ -29,23 +29,31 @@ __all__ = ["matmul_rule", "grouped_matmul_rule", "einsum_rule", "quantized_matmu
 # `b` must agree: b.shape[-1] if trans_b else b.shape[-2] (b.shape[0] for a 1-D `b`).
 # A bias (addmm, linear, Gemm's C) is one add per output element, on the vector unit; Gemm's
 # alpha/beta scalings are not counted (they are 1.0 in every captured model we know).
+def matmul_dims(a: TensorType, b: TensorType, attrs: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(M, N, K) of one matmul of `a` and `b` under `attrs` (trans_a, trans_b): the one reading of a matmul's
+    shapes, shared by the cost rule and the tile model (passes/tiling.py). A 1-D `a` gives M = 1, a 1-D `b`
+    N = 1. RuleError for a rank-0 operand or contraction sizes that differ."""
+    if a.rank == 0 or b.rank == 0:
+        raise RuleError(f"matmul: operands must have rank >= 1, got a {a} and b {b}")
+    if a.rank == 1:
+        m, k = 1, a.shape[0]
+    else:
+        m, k = (a.shape[-1], a.shape[-2]) if attrs.get("trans_a") else (a.shape[-2], a.shape[-1])
+    if b.rank == 1:
+        n, k_b = 1, b.shape[0]
+    else:
+        n, k_b = (b.shape[-2], b.shape[-1]) if attrs.get("trans_b") else (b.shape[-1], b.shape[-2])
+    if k != k_b:
+        raise RuleError(f"matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={k_b}")
+    return m, n, k
+
+
 @register("matmul")
 def matmul_rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
     a = operand("matmul", ins, 0, "a")
     b = operand("matmul", ins, 1, "b")
     out = out0("matmul", outs)
-    if a.rank == 0 or b.rank == 0:
-        raise RuleError(f"matmul: operands must have rank >= 1, got a {a} and b {b}")
-    if a.rank == 1:
-        k = a.shape[0]
-    else:
-        k = a.shape[-2] if attrs.get("trans_a") else a.shape[-1]
-    if b.rank == 1:
-        k_b = b.shape[0]
-    else:
-        k_b = b.shape[-1] if attrs.get("trans_b") else b.shape[-2]
-    if k != k_b:
-        raise RuleError(f"matmul: contraction sizes differ: a {a} gives K={k}, b {b} gives K={k_b}")
+    _, _, k = matmul_dims(a, b, attrs)
     matrix = 2 * out.numel * k
     bias = optional(ins, 2)
     vector = out.numel if bias is not None else 0
