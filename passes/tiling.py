@@ -63,6 +63,8 @@ _MAX_TILE = 4096
 
 @dataclass(frozen=True)
 class TileSpec:
+    """What ``--tile`` asks for: ``auto`` (search every candidate tile per node) and/or tiles by op and by node name."""
+
     auto: bool = False
     by_op: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     by_node: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
@@ -70,11 +72,14 @@ class TileSpec:
 
     @property
     def mode(self) -> str:
+        """``"auto"`` or ``"explicit"``."""
         return "auto" if self.auto else "explicit"
 
 
 @dataclass(frozen=True)
 class TilingResult:
+    """The tiled graph (a new `Graph`), the rewrite's record and the nodes refused (with reasons)."""
+
     graph: Graph
     rewrite: dict
     refused: list[dict]
@@ -119,6 +124,8 @@ def parse_tile(text: str) -> TileSpec:
 
 
 def candidates() -> list[tuple[int, int, int]]:
+    """Every candidate tile ``(Mt, Nt, Kt)`` that ``--tile auto`` evaluates: `CANDIDATE_MN` x `CANDIDATE_MN` x
+    `CANDIDATE_K`."""
     return [(m, n, k) for m in CANDIDATE_MN for n in CANDIDATE_MN for k in CANDIDATE_K]
 
 
