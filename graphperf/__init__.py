@@ -19,7 +19,7 @@ The public API (pinned by tests/test_public_api.py):
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .cost import Cost
 from .count import count

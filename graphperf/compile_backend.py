@@ -181,7 +181,7 @@ class CompileReports:
         """One graph: its report (graphperf.report/1). Several: graphperf.compile/1 with all of them."""
         if len(self.graphs) == 1 and self.graphs[0].report is not None:
             return self.graphs[0].report.to_dict()
-        from . import __version__
+        from .version import __version__
 
         kinds = sorted({g.kind for g in self.graphs})
         return {"schema": COMPILE_SCHEMA, "tool": {"name": "graphperf", "version": __version__},

@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
-from .model import NodeRecord, Report
+from .records import NodeRecord
+
+if TYPE_CHECKING:
+    from .model import Report
 
 __all__ = ["to_csv", "COLUMNS"]
 

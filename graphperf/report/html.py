@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from html import escape
-from typing import Optional, Sequence, Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from ..execution import host_costs
 from ..kernel_time import kernel_params
@@ -38,8 +39,11 @@ from ..target import FIGURE_FIELDS
 from .html_assets import (BOUND_COLOURS, OP_PALETTE, LogScale, Section, bar_cell, document, esc, hbar_chart,
                           kv_table, loglog_frame, pct, sort_key, table)
 from .memory_fit import does_not_fit_note, fit_line
-from .model import SCHEMA, NodeRecord, Report
+from .records import SCHEMA, NodeRecord
 from .units import seconds, si
+
+if TYPE_CHECKING:
+    from .model import Report
 
 __all__ = ["render_html", "render_sections", "report_sections", "comparison_section", "ceilings", "placeable",
            "DEFAULT_TOP"]
@@ -54,7 +58,7 @@ _SHAPES_MAX = 160
 
 def render_html(reports: Union[Report, Sequence[Report]], *, top: int = DEFAULT_TOP, fragment: bool = False) -> str:
     """The page for one report, or a comparison page for several (same model, one per target)."""
-    reports = [reports] if isinstance(reports, Report) else list(reports)
+    reports = list(reports) if isinstance(reports, Iterable) else [reports]  # a Report is not iterable
     if not reports:
         raise ValueError("render_html needs at least one report")
     first = reports[0]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Iterable, Optional, Sequence
 
+from ..version import __version__
 from .units import seconds, si
 
 __all__ = ["CSS", "JS", "OP_PALETTE", "OTHER_COLOUR", "BOUND_COLOURS", "page", "Section", "esc", "sort_key", "pct",
@@ -402,8 +403,6 @@ def line_chart(xs: Sequence[float], series: Sequence[tuple[str, str, Sequence[Op
 def document(title: str, sections: Sequence[Section], schema: str, *, fragment: bool = False) -> str:
     """Header (title, navigation), the sections and a footer naming the JSON schema the figures follow,
     wrapped in the self-contained page (`page`)."""
-    from .. import __version__
-
     nav = " ".join(f'<a href="#{escape(s.id)}">{escape(s.nav or s.title)}</a>' for s in sections)
     head = f"<header>\n<h1>{escape(title)}</h1>\n<nav>{nav}</nav>\n</header>\n"
     foot = (f'<p class="note">graphperf {escape(__version__)}; figures as in the JSON output ({escape(schema)}); '

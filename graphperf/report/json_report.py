@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from .model import SCHEMA, NodeRecord, Report
+from ..version import __version__
+from .records import SCHEMA, NodeRecord
+
+if TYPE_CHECKING:
+    from .model import Report
 
 __all__ = ["report_to_dict", "to_json"]
 

@@ -1,6 +1,8 @@
 """The report object: every figure the renderers show, computed once from counts and times.
 
-Renderers (table, JSON, CSV) only read a `Report`. Units are SI and carried in names
+Renderers (table, JSON, CSV, HTML) only read a `Report`, and never import this module at run time: the
+schema name, the conventions and `NodeRecord` live in `records` (re-exported here), and the methods below
+import the renderers on first use. Units are SI and carried in names
 (`latency_s`, `bytes_read`); totals of latency cover counted nodes only, and
 `latency_is_lower_bound` says when unknown nodes were left out. `findings` are what the graph itself says
 about speed on any target: GEMMs whose rows are not 16-byte aligned (graphperf/alignment.py), in graph order.
@@ -29,57 +31,9 @@ from ..execution import Execution, simulate
 from ..ir import Graph
 from ..project import NodeTime
 from .memory_fit import memory_fit
+from .records import CONVENTIONS, SCHEMA, NodeRecord
 
-__all__ = ["NodeRecord", "Report", "Rollup", "build_report", "SCHEMA"]
-
-SCHEMA = "graphperf.report/1"
-
-CONVENTIONS = {
-    "flop": "one add or one multiply; a multiply-add is 2 FLOPs; matmul MxK by KxN is 2*M*K*N",
-    "matrix_flops": "the part of flops that runs on a matrix unit: matmul, convolution, attention matmuls",
-    "transcendentals": "exp, log, erf, tanh, sigmoid, sqrt, rsqrt, sin, cos counted apart from flops",
-    "attention": "two matmuls plus scale and softmax per score; causal masking halves all score work "
-                 "(FlopCounterMode counts causal attention in full)",
-    "bytes": "what an unfused kernel moves: each input read once per consuming node, each output written once; "
-             "gathers read only the gathered rows; views and non-copying reshapes move nothing",
-    "fp32_matmul": "runs on the fp32 vector peak unless the target allows TF32",
-    "latency": "device_s is a kernel's time on the device (roofline: max(compute_s, memory_s)); the wall time "
-               "(latency_s) is the host issue queue of the execution mode (graph | eager | compiled) over the "
-               "device times; a node's latency_s is the wall time it adds; unknown nodes are excluded, never zero",
-    "weights": "weight_bytes counts every parameter, buffer and constant the model holds; activations apart",
-    "memory": "memory_needed_bytes = weight_bytes + peak_activation_bytes; fits compares it with the target's "
-              "memory_gb * 1e9 (None when the target states no memory_gb); latency_s of a model that does not "
-              "fit is the time of the work alone, labelled 'does not fit'",
-    "alignment": "a GEMM dimension is misaligned when the row stride it sets (its size times the element size) is "
-                 "not a multiple of 16 bytes; operands with a single row have no stride (graphperf/alignment.py)",
-}
-
-
-@dataclass(slots=True)
-class NodeRecord:
-    name: str
-    op: str
-    source_op: str
-    module: str
-    dtype: str
-    inputs: list[str]
-    outputs: list[str]
-    flops: Optional[int]
-    matrix_flops: Optional[int]
-    transcendentals: Optional[int]
-    bytes_read: Optional[int]
-    bytes_written: Optional[int]
-    intensity: Optional[float]  # flops per byte moved
-    compute_s: Optional[float]
-    memory_s: Optional[float]
-    latency_s: Optional[float]
-    bound: str
-    matrix_dtype: str = ""
-    unknown_reason: str = ""
-    device_s: Optional[float] = None  # kernel time on the device (0 for free nodes)
-    host_s: Optional[float] = None  # host time to issue the node in the report's execution mode
-    start_s: Optional[float] = None  # when the device starts the node, from the start of the run
-
+__all__ = ["NodeRecord", "Report", "Rollup", "build_report", "SCHEMA"]  # NodeRecord, SCHEMA: from records.py
 
 class Rollup(list):
     """A roll-up table: rows (dicts) sorted by latency. Read it as a list (`report.by_op[0]`) or

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rich.console import Console, Group
 from rich.table import Table
 
 from .memory_fit import does_not_fit_note, fit_line
-from .model import Report
 from .units import seconds, si
+
+if TYPE_CHECKING:
+    from .model import Report
 
 __all__ = ["Col", "fit_table", "launch_bound_note", "render_table", "wrap"]
 
