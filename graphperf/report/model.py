@@ -45,6 +45,47 @@ class Rollup(list):
 
 @dataclass(repr=False)
 class Report:
+    """Every figure the renderers show for one model on one target, computed once (`build_report`).
+
+    Build one with `graphperf.analyze` or `graphperf.analyze_graph`. Units are SI and in the names;
+    latencies cover counted nodes only (``totals["latency_is_lower_bound"]`` says when unknown nodes were
+    left out). The methods render it (`to_json`, `to_csv`, `to_dict`, `to_pandas`, `save`) or diff it
+    (`compare`); none changes it.
+
+    Attributes
+    ----------
+    model : dict
+        What was analysed: name, frontend, source, canonicalization summary, passes run.
+    target : Target
+        The device it was projected on.
+    nodes : list of NodeRecord
+        One row per node, in graph order.
+    totals : dict
+        Sums and facts over the graph: ``nodes``, ``coverage``, ``flops``, ``bytes``, ``weight_bytes``,
+        ``peak_activation_bytes``, ``fits``, ``latency_s`` (the execution model's wall time), ``mode``,
+        ``latency_by_bound_s``, ``unknown_ops``, ...
+    by_op, by_module : Rollup
+        Roll-ups by canonical op and by module pattern (``layers.*.attn``), sorted by latency; each
+        row a dict (``name``, ``nodes``, ``flops``, ``bytes``, ``latency_s``, ``time_share``, ...).
+    unknown_ops : dict
+        op -> number of nodes no rule covers.
+    conventions : dict
+        The counting conventions the figures follow, by topic.
+    findings : list of dict
+        What the graph says about speed on any target (misaligned GEMMs), in graph order.
+
+    Example
+    -------
+    >>> import graphperf
+    >>> report = graphperf.analyze("gpt2", config="tiny")
+    >>> report.totals["coverage"], report.totals["nodes"] == len(report.nodes)
+    (1.0, True)
+    >>> report.by_op[0]["name"] in {r.op for r in report.nodes}
+    True
+    >>> report.to_dict()["schema"]
+    'graphperf.report/1'
+    """
+
     model: dict[str, Any]
     target: Any  # graphperf.target.Target
     nodes: list[NodeRecord]
@@ -148,7 +189,43 @@ def module_pattern(path: str) -> str:
 
 def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], target,
                  model: dict[str, Any], peak_activation_bytes: int, execution: Optional[Execution] = None) -> Report:
-    """The report of `times` queued as `execution` says (default: `simulate(times, target)`, graph mode)."""
+    """The report of `times` queued as `execution` says (default: `simulate(times, target)`, graph mode).
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph that was counted.
+    counts : list of NodeCount
+        `graphperf.count`'s result for `graph`.
+    times : list of NodeTime
+        `graphperf.project`'s result for `counts`.
+    target : Target
+        The device `times` were projected on.
+    model : dict
+        The report's ``model`` section.
+    peak_activation_bytes : int
+        The graph's activation peak (`graphperf.passes.peak_activation_memory`).
+    execution : Execution, optional
+        The execution model's queue of `times` (graphperf/execution.py).
+
+    Returns
+    -------
+    Report
+
+    Example
+    -------
+    >>> import graphperf
+    >>> from graphperf.passes import canonicalize, peak_activation_memory
+    >>> from graphperf.report.model import build_report
+    >>> graph, model = graphperf.load_graph(graphperf.ModelRequest("gpt2", config="tiny"))
+    >>> graph = canonicalize(graph).graph
+    >>> target = graphperf.load_target("h100")
+    >>> counts = graphperf.count(graph)
+    >>> times = graphperf.project(graph, counts, target)
+    >>> report = build_report(graph, counts, times, target, model, peak_activation_memory(graph).bytes)
+    >>> report.totals["mode"], len(report.nodes) == len(graph)
+    ('graph', True)
+    """
     if execution is None:
         execution = simulate(times, target, ops=[nc.node.op.name for nc in counts])
     values = graph.values

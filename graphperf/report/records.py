@@ -38,6 +38,8 @@ CONVENTIONS = {
 
 @dataclass(slots=True)
 class NodeRecord:
+    """One node's row of the report: identity, shapes, counts and times (counts and times None for an unknown node)."""
+
     name: str
     op: str
     source_op: str
