@@ -44,7 +44,7 @@ __all__ = ["NodeTime", "node_time", "project"]
 
 @dataclass(frozen=True, slots=True)
 class NodeTime:
-    """One node's projected time on a target and its roofline parts (None throughout for an unknown node).
+    """One node's projected time on a target and its roofline parts (times None for an unknown node).
 
     Attributes
     ----------
