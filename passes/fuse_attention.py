@@ -4,8 +4,9 @@ Pattern, anchored on each `softmax` node whose output space is the score space `
 
 - backwards from the softmax input, through pointwise nodes over ``n`` elements (scale, additive
   mask, cast), to the matmul that produced the scores (``QK``: output of ``n`` elements);
-- forwards from the softmax output, through pointwise nodes over ``n`` elements (cast, dropout) each
-  read once, to the matmul that reads the probabilities as its first operand (``PV``).
+- forwards from the softmax output, through a region of pointwise nodes over ``n`` elements (cast,
+  dropout, the ONNX exporter's ``Where(IsNaN(p), 0, p)`` guard) whose values are read only inside the
+  region, to the one matmul that reads the probabilities as its first operand (``PV``).
 
 The group {QK, chain, softmax, chain, PV} is fused when it is legal (passes/fusion.py: every member
 counted, no cycle) and when:
@@ -31,6 +32,7 @@ from __future__ import annotations
 from typing import Optional
 
 from graphperf.ir import Graph, Node
+from graphperf.rules.registry import is_free
 
 from .fuse_chains import is_pointwise
 from .fusion import FusionResult, Grouper
@@ -48,6 +50,13 @@ def _numel(values, name: Optional[str]) -> Optional[int]:
     return None if name is None else values[name].type.numel
 
 
+def _passes_scores(node: Node, values, n: int) -> bool:
+    """True for a node the scores or probabilities may pass through inside the kernel: a pointwise op over the
+    ``n`` score elements (scale, mask, cast, dropout, NaN guard) or a view of them (torch.export writes an
+    eval-mode dropout and a same-dtype cast as views)."""
+    return (is_pointwise(node) or is_free(node.op)) and bool(node.outputs) and _numel(values, node.outputs[0]) == n
+
+
 def _back_to_scores(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
     """[QK, pointwise..., ] from the softmax input back to the score matmul (breadth first), or None."""
     values = g.values
@@ -63,25 +72,40 @@ def _back_to_scores(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
         node = g.by_name[p]
         if _is(node, "matmul") and _numel(values, node.outputs[0]) == n:
             return [p, *path]
-        if is_pointwise(node) and _numel(values, node.outputs[0]) == n:
+        if _passes_scores(node, values, n):
             queue.extend((v, [p, *path]) for v in node.inputs if v is not None and _numel(values, v) == n)
     return None
 
 
 def _forward_to_pv(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
-    """[pointwise..., PV] from the softmax output to the matmul reading it as operand 0, or None."""
-    value, path = softmax.outputs[0], []
-    while True:
-        users = g.consumers.get(value, ())
-        if len(users) != 1:
-            return None
-        node = g.by_name[next(iter(users))]
-        if _is(node, "matmul") and node.inputs[0] == value:
-            return [*path, node.name]
-        if not (is_pointwise(node) and _numel(g.values, node.outputs[0]) == n):
-            return None
-        path.append(node.name)
-        value = node.outputs[0]
+    """[pointwise..., PV] from the softmax output to the one matmul reading the probabilities as operand 0,
+    or None. The probabilities may pass through a pointwise region over ``n`` elements, not only a chain:
+    the ONNX exporter's NaN guard reads them twice (``Where(IsNaN(p), 0, p)``). Every reader of a value in
+    the region must be in the region or be that matmul."""
+    region: list[str] = []
+    pv: Optional[str] = None
+    frontier = [softmax.outputs[0]]
+    seen_values: set[str] = set()
+    while frontier:
+        value = frontier.pop(0)
+        if value in seen_values:
+            continue
+        seen_values.add(value)
+        for user in sorted(g.consumers.get(value, ()), key=g.index.__getitem__):
+            node = g.by_name[user]
+            if _is(node, "matmul") and node.inputs[0] == value and value not in node.inputs[1:]:
+                if pv not in (None, user):
+                    return None  # the probabilities feed two matmuls: not one attention
+                pv = user
+            elif _passes_scores(node, g.values, n):
+                if user not in region:
+                    region.append(user)
+                    frontier.extend(node.outputs)
+            else:
+                return None  # read by something else: not the middle of an attention chain
+    if pv is None or any(m == pv for m in region):
+        return None
+    return [*sorted(region, key=g.index.__getitem__), pv]
 
 
 def fuse_attention(graph: Graph, target=None) -> FusionResult:
