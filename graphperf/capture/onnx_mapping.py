@@ -132,6 +132,8 @@ TARGETS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 def register(op_types: Union[str, Sequence[str]], targets: Sequence[str],
              domain: str = "") -> Callable[[Mapper], Mapper]:
+    """Decorator: map the ONNX op(s) `op_types` of `domain` with the decorated function, which produces the
+    canonical ops `targets`; an op mapped twice raises ValueError."""
     names = (op_types,) if isinstance(op_types, str) else tuple(op_types)
 
     def decorate(fn: Mapper) -> Mapper:
@@ -147,6 +149,7 @@ def register(op_types: Union[str, Sequence[str]], targets: Sequence[str],
 
 
 def register_simple(table: Mapping[str, str], keep: Optional[Sequence[int]] = None, domain: str = "") -> None:
+    """Map each ONNX op of `table` one to one onto its canonical op, on the inputs `keep` (None: all)."""
     for op_type, target in table.items():
         register(op_type, (target,), domain)(lambda n, t=target: n.part(t, keep))
 
@@ -160,10 +163,12 @@ def trim_inputs(inputs: Sequence[Optional[str]]) -> tuple[Optional[str], ...]:
 
 
 def normalize_axis(axis: int, rank: Optional[int]) -> int:
+    """A negative `axis` counted from the end of a tensor of `rank` dimensions (kept as is when rank is unknown)."""
     return axis + rank if axis < 0 and rank is not None else axis
 
 
 def const_ints(value: Optional[np.ndarray]) -> Optional[tuple[int, ...]]:
+    """A constant input read as a flat tuple of ints (None when it is not a known constant)."""
     return None if value is None else tuple(int(v) for v in np.asarray(value).reshape(-1))
 
 
@@ -247,6 +252,7 @@ def register_contrib(op_types: Union[str, Sequence[str]], targets: Sequence[str]
 # --- helpers the op tables share ---------------------------------------------------------------------
 
 def norm_numel(n: OnnxNode, default_axis: int = -1) -> int:
+    """Elements each normalisation reduces over: the input's dimensions from ``axis`` on."""
     x = n.in_type(0)
     if x is None:
         raise UnmappableNode("the input's shape is unknown")
@@ -256,11 +262,13 @@ def norm_numel(n: OnnxNode, default_axis: int = -1) -> int:
 
 
 def pool_mapper(target: str) -> Mapper:
+    """A mapper onto the pooling op `target` with the node's ``kernel_shape``."""
     return lambda n: n.part(target, kernel=tuple(int(k) for k in n.attrs["kernel_shape"]))
 
 
 
 def global_pool_mapper(target: str) -> Mapper:
+    """A mapper of a global pool onto the reduction `target` over the spatial axes (kept)."""
     def map_pool(n: OnnxNode) -> Part:
         x = n.in_type(0)
         axes = None if x is None else tuple(range(2, x.rank))
@@ -271,6 +279,7 @@ def global_pool_mapper(target: str) -> Mapper:
 
 
 def reduce_mapper(target: str) -> Mapper:
+    """A mapper of an ONNX Reduce* op (axes as attribute or constant input) onto the reduction `target`."""
     def map_reduce(n: OnnxNode) -> Part:
         x = n.in_type(0)
         rank = None if x is None else x.rank
@@ -288,6 +297,7 @@ def reduce_mapper(target: str) -> Mapper:
 
 
 def typed_value(n: OnnxNode, name: Optional[str], what: str) -> TensorType:
+    """The type of value `name`; UnmappableNode naming `what` when it has none."""
     t = None if name is None else n.type(name)
     if t is None:
         raise UnmappableNode(f"{what} has no known shape")
@@ -295,6 +305,7 @@ def typed_value(n: OnnxNode, name: Optional[str], what: str) -> TensorType:
 
 
 def temp_value(n: OnnxNode, tag: str, shape: Sequence[int], dtype: str) -> str:
+    """A new intermediate value of a decomposition, of `shape` and `dtype`."""
     return n.temp(tag, TensorType(tuple(shape), dtype))
 
 
@@ -309,6 +320,7 @@ _MODES = {"nearest": "nearest", "linear": "linear", "bilinear": "linear", "trili
 
 
 def sample_mode(n: OnnxNode, default: str) -> str:
+    """The canonical interpolation mode of the node's ``mode`` attribute; KeepUnknown for a mode with none."""
     mode = _MODES.get(str(n.attrs.get("mode", default)))
     if mode is None:
         raise KeepUnknown(f"mode {n.attrs.get('mode')!r}")
