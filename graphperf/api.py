@@ -214,8 +214,8 @@ def analyze(model: Any, example_inputs: Any = None, *, target: Union[str, os.Pat
     passes : sequence of callables
         ``pass(graph) -> Graph``, run after the registered passes (see `register_pass`).
     mode : str
-        The execution model (``"graph"``, ``"eager"`` or ``"compiled"``; graphperf/execution.py), as the
-        CLI's ``--mode``.
+        The execution model (``"graph"``, ``"eager"``, ``"compiled"`` or ``"reduce-overhead"``;
+        graphperf/execution.py), as the CLI's ``--mode``.
 
     Returns
     -------

@@ -109,7 +109,8 @@ def _mode_option(fn):
 
     return click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
                         help="Execution model: eager (per-op host dispatch), graph (CUDA-graph replay), compiled "
-                             "(every fusion rule, then the compiled wrapper's launches).")(fn)
+                             "(every fusion rule, then the compiled wrapper's launches), reduce-overhead (the "
+                             "compiled kernels replayed as a CUDA graph).")(fn)
 
 
 def _import_option(fn):

@@ -15,7 +15,8 @@ the backend is registered through the ``torch_dynamo_backends`` entry point. Opt
 - ``then``: what runs: ``"eager"`` (default: the ATen graphs aot_autograd traced, run eagerly, as
   ``backend="aot_eager"`` does) or ``"inductor"`` (dynamo's graph handed to inductor untouched).
 - ``name``: the model name in reports (default: the compiled module's class name).
-- ``mode``: the execution model of the projection, ``"graph"`` (default), ``"eager"`` or ``"compiled"``
+- ``mode``: the execution model of the projection, ``"graph"`` (default), ``"eager"``, ``"compiled"`` or
+  ``"reduce-overhead"``
   (as ``--mode``; graphperf/execution.py).
 
 Guarantees:

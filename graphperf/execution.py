@@ -21,6 +21,8 @@ latency is a lower bound). Host time per node, by mode (target fields, microseco
                a library call (`ops.LIBRARY_CALL_OPS`: cuBLAS, cuDNN, attention) host_eager_library_us
                (default host_eager_us)
     compiled   compiled_launch_us (default launch_overhead_us) 0
+    reduce-overhead  0 (torch.compile(mode="reduce-overhead")    0
+               replays the compiled kernels as one CUDA graph)
 
 Measured on an H200 host (shared/h200): the gap between back-to-back kernels is 1.2-1.5 us (median of the
 traces' kernel-to-kernel gaps); eager PyTorch spends about 17 us of host time per TensorIterator op, 64 us per
@@ -29,7 +31,8 @@ library call and 5 us per view (fitted to five workloads' eager walls, benchmark
 So in ``graph`` mode the wall is sum(device_s + launch_overhead) over the kernels: the projection graphperf
 made before the execution model, and the default. `compiled` projects the graph a compiler emits; the
 caller rewrites the graph first (every what-if fusion rule, ``--fuse auto``: `graphperf.pipeline.mode_graph`)
-and queues it here like any other.
+and queues it here like any other; ``reduce-overhead`` queues the same compiled graph with no host time per
+kernel (`FUSED_MODES` are the modes that run the compiled graph).
 
 A node whose device waited (for the host, or the inter-kernel gap) longer than its own device time is bound
 ``overhead``; otherwise it keeps the roofline's bound, with the launch term left to the queue: a node the
@@ -52,10 +55,12 @@ from typing import Any, NamedTuple, Optional, Sequence
 from .errors import UsageError
 from .ops import LIBRARY_CALL_OPS
 
-__all__ = ["DEFAULT_MODE", "MODES", "Execution", "HostCosts", "check_mode", "host_costs", "simulate"]
+__all__ = ["DEFAULT_MODE", "MODES", "FUSED_MODES", "Execution", "HostCosts", "check_mode", "host_costs", "simulate"]
 
-MODES = ("graph", "eager", "compiled")
+MODES = ("graph", "eager", "compiled", "reduce-overhead")
 DEFAULT_MODE = "graph"
+#: Modes that run the graph a compiler emits (torch.compile's kernels), not the captured one.
+FUSED_MODES = ("compiled", "reduce-overhead")
 
 
 def check_mode(mode: str) -> str:
@@ -77,7 +82,7 @@ def host_costs(target, mode: str = DEFAULT_MODE) -> HostCosts:
     """The host seconds per node of `mode` on `target` (the module docstring's table)."""
     check_mode(mode)
     launch_s = target.launch_overhead_us * 1e-6
-    if mode == "graph":
+    if mode in ("graph", "reduce-overhead"):  # a CUDA-graph replay: the host issues nothing per kernel
         return HostCosts(0.0, 0.0, 0.0)
     if mode == "eager":
         kernel_s = launch_s if target.host_eager_us is None else target.host_eager_us * 1e-6

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 
 from .count import count
 from .errors import UsageError
-from .execution import DEFAULT_MODE, check_mode, simulate
+from .execution import DEFAULT_MODE, FUSED_MODES, check_mode, simulate
 from .ir import Graph
 from .project import project
 from .report.model import Report, build_report
@@ -215,10 +215,10 @@ def _tensors(value) -> list:
 
 
 def mode_graph(graph: Graph, target, mode: str = DEFAULT_MODE) -> tuple[Graph, Optional[dict[str, Any]]]:
-    """The graph `mode` runs: `graph` itself, or for ``compiled`` the graph rewritten by every what-if
-    fusion rule (`passes.whatif.rewrite` with ``--fuse auto``: the kernels a compiler emits) and a
-    summary of that rewrite (None for the other modes). `graph` should be canonical already."""
-    if check_mode(mode) != "compiled":
+    """The graph `mode` runs: `graph` itself, or for ``compiled`` and ``reduce-overhead`` the graph rewritten
+    by every what-if fusion rule (`passes.whatif.rewrite` with ``--fuse auto``: the kernels a compiler emits)
+    and a summary of that rewrite (None for the other modes). `graph` should be canonical already."""
+    if check_mode(mode) not in FUSED_MODES:
         return graph, None
     from graphperf.passes.whatif import FUSE_RULES
 
@@ -255,7 +255,7 @@ def analyze_graph(graph: Graph, target, model: Mapping[str, Any], layout_as_view
     layout_as_views : bool
         True (default): transpose, split and slice are free views; False: copies.
     mode : str
-        The execution model: ``"graph"`` (default), ``"eager"`` or ``"compiled"``.
+        The execution model: ``"graph"`` (default), ``"eager"``, ``"compiled"`` or ``"reduce-overhead"``.
 
     Returns
     -------

@@ -52,7 +52,8 @@ def test_modes_take_their_host_figures_from_the_target(target):
     assert host_costs(target, "eager") == (target.host_eager_us * US, target.host_eager_view_us * US,
                                            target.host_eager_library_us * US)
     assert host_costs(target, "compiled") == (target.compiled_launch_us * US, 0.0, target.compiled_launch_us * US)
-    assert DEFAULT_MODE == "graph" and set(MODES) == {"graph", "eager", "compiled"}
+    assert host_costs(target, "reduce-overhead") == (0.0, 0.0, 0.0)  # the compiled kernels, replayed
+    assert DEFAULT_MODE == "graph" and set(MODES) == {"graph", "eager", "compiled", "reduce-overhead"}
 
 
 def test_missing_host_figures_default_to_the_launch_overhead_and_views_to_zero(target):
@@ -359,3 +360,18 @@ def test_cli_whatif_projects_before_after_and_sweep_in_the_mode(capsys):
 def test_cli_unknown_mode_is_exit_2_one_line(capsys, command):
     code, out, err = _run([command, "llama3-8b", "--config", "tiny", "--phase", "decode", "--mode", "warp"], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "--mode" in err
+
+
+def test_reduce_overhead_replays_the_compiled_graph_with_no_host_time():
+    """torch.compile(mode="reduce-overhead"): the compiled mode's kernels, replayed as a CUDA graph, so its wall is
+    the compiled graph's graph-mode wall: sum(device_s) plus the inter-kernel gap of each kernel."""
+    import graphperf
+
+    kwargs = dict(config="tiny", dtype="float32", target="h200")
+    compiled = graphperf.analyze("gpt2", mode="compiled", **kwargs).totals
+    replayed = graphperf.analyze("gpt2", mode="reduce-overhead", **kwargs).totals
+    assert replayed["kernels"] == compiled["kernels"] and replayed["device_s"] == compiled["device_s"]
+    assert replayed["host_s"] == 0 and replayed["latency_s"] == pytest.approx(compiled["graph_mode_latency_s"])
+    gap_s = graphperf.load_target("h200").launch_overhead_us * 1e-6
+    assert replayed["latency_s"] == pytest.approx(replayed["device_s"] + replayed["kernels"] * gap_s)
+    assert replayed["latency_s"] < compiled["latency_s"]

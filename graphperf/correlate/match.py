@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
 from ..errors import UsageError
+from ..execution import FUSED_MODES
 from .events import aten_name
 from .provenance import check_kineto_trace, onnx_profile_dims
 from .reader import Profile, onnx_nodes_of, read_profile
@@ -219,7 +220,7 @@ def _host_and_device(target):
 def _through_fusion(to_report: dict[str, list[str]], canon, target, mode: str) -> dict[str, list[str]]:
     """In ``compiled`` mode the report's nodes are fused groups: map each canonical node to the fused node
     holding it (through every rule, a group of an earlier rule can join a later one); else unchanged."""
-    if mode != "compiled":
+    if mode not in FUSED_MODES:
         return to_report
     from ..pipeline import compiled_rewrite
 

@@ -164,7 +164,8 @@ def launch_bound_note(totals: dict) -> str:
     line = f"device idle {totals['idle_s'] / totals['latency_s']:.0%} of the wall"
     graph_s = totals["graph_mode_latency_s"]
     if totals["mode"] != "graph" and 0 < graph_s < totals["latency_s"]:
-        how = "--mode graph" if totals["mode"] == "eager" else "torch.compile mode='reduce-overhead'"
+        how = ("--mode graph" if totals["mode"] == "eager"
+               else "torch.compile mode='reduce-overhead': --mode reduce-overhead")
         line += (f"; a CUDA graph ({how}) would take {seconds(graph_s)} instead of "
                  f"{seconds(totals['latency_s'])} ({totals['latency_s'] / graph_s:.1f}x)")
     return line
