@@ -216,11 +216,11 @@ def _tensors(value) -> list:
 
 def mode_graph(graph: Graph, target, mode: str = DEFAULT_MODE) -> tuple[Graph, Optional[dict[str, Any]]]:
     """The graph `mode` runs: `graph` itself, or for ``compiled`` and ``reduce-overhead`` the graph rewritten
-    by every what-if fusion rule (`passes.whatif.rewrite` with ``--fuse auto``: the kernels a compiler emits)
+    by every what-if fusion rule (`passes.rewrite.rewrite` with ``--fuse auto``: the kernels a compiler emits)
     and a summary of that rewrite (None for the other modes). `graph` should be canonical already."""
     if check_mode(mode) not in FUSED_MODES:
         return graph, None
-    from graphperf.passes.whatif import FUSE_RULES
+    from graphperf.passes.rewrite import FUSE_RULES
 
     fused, rewrites = compiled_rewrite(graph, target)
     return fused, {"fuse": "auto", "rules": list(FUSE_RULES),
@@ -230,8 +230,8 @@ def mode_graph(graph: Graph, target, mode: str = DEFAULT_MODE) -> tuple[Graph, O
 
 def compiled_rewrite(graph: Graph, target) -> tuple[Graph, list[dict]]:
     """The ``compiled`` mode's rewrite of `graph`: the what-if fusion rules of ``--fuse auto``
-    (`passes.whatif.rewrite`), with each rule's record (its groups: fused node and members)."""
-    from graphperf.passes.whatif import FUSE_RULES, rewrite
+    (`passes.rewrite.rewrite`), with each rule's record (its groups: fused node and members)."""
+    from graphperf.passes.rewrite import FUSE_RULES, rewrite
 
     fused, rewrites, _ = rewrite(graph, list(FUSE_RULES), target=target)
     return fused, rewrites

@@ -43,6 +43,7 @@ from typing import Any, Mapping, Optional
 from graphperf.dtypes import itemsize_bits
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType
+from graphperf.node_time import node_time
 from graphperf.ops import GEMM_OPS, matrix_family
 from graphperf.peaks import matrix_peak, vector_rate
 from graphperf.rules.matmul import matmul_dims
@@ -334,8 +335,6 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
 def tiled_time(graph: Graph, node: Node, cost, target):
     """`NodeTime` of a node carrying ``attrs["tile"]`` under the tile model; None when it cannot be modelled
     (shapes or target figures missing), so the caller projects it with the plain roofline."""
-    from graphperf.project import node_time
-
     tile = node.attrs["tile"]["tile"]
     dtype = graph.node_dtype(node) or "float32"
     try:

@@ -29,17 +29,11 @@ from typing import Any, Mapping, Optional
 from graphperf.errors import UsageError
 from graphperf.ir import Graph
 
-from .fuse_attention import fuse_attention
-from .fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
-from .fuse_named import fuse_named
-from .pad import pad_dims
-from .precision import no_peak_nodes, rewrite_precision
-from .tiling import apply_tiling
+from .precision import no_peak_nodes
+from .rewrite import FUSE_CHOICES, FUSE_RULES, parse_fuse, rewrite
 
 __all__ = ["FUSE_CHOICES", "FUSE_RULES", "WhatIfResult", "parse_fuse", "parse_sweep", "rewrite", "sweep", "whatif"]
 
-FUSE_RULES = ("attention", "epilogue", "norm", "elementwise")  # the order they run in
-FUSE_CHOICES = ("none", "auto", *FUSE_RULES)
 _MAX_SWEEP_POINTS = 1000
 
 
@@ -57,18 +51,6 @@ class WhatIfResult:
     def compare(self):
         """The `ReportDiff` of after relative to before."""
         return self.before.compare(self.after)
-
-
-def parse_fuse(text: str) -> list[str]:
-    """`none` -> []; `auto` -> every rule; `epilogue,norm` -> those rules, in the order they run."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in parts if p not in FUSE_CHOICES]
-    if bad or not parts:
-        raise UsageError(f"--fuse {text!r}: choose none, auto, or a comma-separated list of "
-                         f"{', '.join(FUSE_RULES)}")
-    if "auto" in parts:
-        return list(FUSE_RULES)
-    return [r for r in FUSE_RULES if r in parts]
 
 
 def parse_sweep(text: str) -> tuple[str, list[float]]:
@@ -92,52 +74,6 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
     if n > _MAX_SWEEP_POINTS:
         raise UsageError(f"--sweep {text!r}: {n} points; at most {_MAX_SWEEP_POINTS}")
     return key, [start + i * step for i in range(n)]
-
-
-def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | None = None, target=None,
-            groups: list[list[str]] = (), tile=None, pad=None):
-    """canonicalize -> precision -> padding -> named groups -> fusion rules -> tiling; returns (new graph,
-    rewrites, refused).
-
-    `target` bounds the on-chip tiles of attention and norm kernels (passes/fuse_attention.py,
-    passes/fuse_chains.py); without one those checks are skipped (norm) or refuse (attention).
-    `tile` (a `TileSpec` from passes/tiling.py) tiles the matmul, conv and attention nodes left after
-    fusion (a matrix node inside a fused group keeps the group's roofline projection). `pad` (a `PadSpec`
-    from passes/pad.py) pads GEMM dimensions before fusion, so fused groups are counted from padded shapes.
-    """
-    from .canonicalize import canonicalize
-
-    g = canonicalize(graph).graph
-    rewrites: list[dict] = []
-    refused: list[dict] = []
-    if precision:
-        res = rewrite_precision(g, precision)
-        g = res.graph
-        rewrites.append(res.to_dict(precision))
-    if pad is not None:
-        padded = pad_dims(g, pad)
-        g = padded.graph
-        rewrites.append(padded.rewrite)
-        refused.extend(padded.refused)
-    passes = [lambda x, t: fuse_named(x, list(groups))] if groups else []
-    passes += [_FUSE_PASSES[rule] for rule in FUSE_RULES if rule in fuse]
-    for run in passes:
-        res = run(g, target)
-        g = res.graph
-        rewrites.append(res.to_dict())
-        refused.extend(res.refused)
-    if tile is not None:
-        if target is None:
-            raise UsageError("tiling needs a target (compute units, on-chip memory)")
-        tiled = apply_tiling(g, target, tile)
-        g = tiled.graph
-        rewrites.append(tiled.rewrite)
-        refused.extend(tiled.refused)
-    return g, rewrites, refused
-
-
-_FUSE_PASSES = {"attention": fuse_attention, "epilogue": fuse_epilogue, "norm": fuse_norm,
-                "elementwise": fuse_elementwise}
 
 
 def sweep(graph: Graph, target, key: str, values: list[float], mode: str = "graph") -> dict:

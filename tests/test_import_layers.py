@@ -109,14 +109,7 @@ def test_rules_resolve_submodules_packages_and_relative_imports():
 
 # Cycles that remain only until a file owned by someone else changes; each entry names the change. The test
 # fails when one of them is gone (remove it here) and for any cycle not listed.
-PENDING: dict[frozenset[str], str] = {
-    frozenset({"graphperf.pipeline", "graphperf.passes.whatif"}):
-        "move FUSE_RULES / FUSE_CHOICES / parse_fuse / rewrite out of passes/whatif.py into a module below both "
-        "(passes/rewrite.py); pipeline imports that, whatif re-exports it",
-    frozenset({"graphperf.project", "graphperf.passes.tiling"}):
-        "tiling.tiled_time builds a NodeTime with project.node_time: move NodeTime/node_time below project "
-        "(or tiled_time into project.py) so tiling does not import project",
-}
+PENDING: dict[frozenset[str], str] = {}
 
 
 def test_import_graph_has_no_cycles():

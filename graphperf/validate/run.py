@@ -74,7 +74,7 @@ def _project(case: Case, target) -> tuple[Optional[dict], str]:
     from graphperf.count import count
     from graphperf.passes.canonicalize import canonicalize
     from graphperf.passes.tiling import apply_tiling, parse_tile
-    from graphperf.passes.whatif import FUSE_RULES, rewrite
+    from graphperf.passes.rewrite import FUSE_RULES, rewrite
     from graphperf.project import project
 
     graph = canonicalize(case.graph).graph
