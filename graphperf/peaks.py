@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .target import OP_MATRIX_EFFICIENCY
+
 __all__ = ["Bound", "PeakUsed", "matrix_peak", "vector_rate"]
 
 
@@ -44,6 +46,8 @@ class PeakUsed:
         The peak, FLOP/s, before efficiency.
     efficiency : float
         `Target.matrix_efficiency_for(family)`.
+    efficiency_field : str
+        The target field `efficiency` comes from ("matrix_efficiency_attention", or "matrix_efficiency").
 
     Example
     -------
@@ -60,6 +64,7 @@ class PeakUsed:
     family: str
     peak_flops: float
     efficiency: float
+    efficiency_field: str = "matrix_efficiency"
 
     @property
     def on_vector_unit(self) -> bool:
@@ -81,9 +86,11 @@ def matrix_peak(target, dtype: str, family: str) -> PeakUsed:
     """The peak and efficiency of `family` matrix work in `dtype` on `target` (module docstring)."""
     peak = target.matrix_peak_flops(dtype, family)
     efficiency = target.matrix_efficiency_for(family)
+    own = OP_MATRIX_EFFICIENCY.get(family)
+    field = own if own is not None and getattr(target, own) is not None else "matrix_efficiency"
     if peak is None:
-        return PeakUsed("", dtype, family, target.vector_peak_flops(dtype), efficiency)
-    return PeakUsed(peak[1], dtype, family, peak[0], efficiency)
+        return PeakUsed("", dtype, family, target.vector_peak_flops(dtype), efficiency, field)
+    return PeakUsed(peak[1], dtype, family, peak[0], efficiency, field)
 
 
 def vector_rate(target, dtype: str) -> float:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from .records import NodeRecord
+from .records import SERIALIZED_FIELDS
 
 if TYPE_CHECKING:
     from .model import Report
 
 __all__ = ["to_csv", "COLUMNS"]
 
-COLUMNS = [f.name for f in fields(NodeRecord)]
+COLUMNS = list(SERIALIZED_FIELDS)
 
 
 def to_csv(report: Report) -> str:

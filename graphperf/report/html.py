@@ -335,15 +335,19 @@ def ceilings(report: Report) -> list[Ceiling]:
                                        "fp32 vector" if "vector_fp32_tflops" in fields else "") if x)
         out.append(Ceiling(label, value, bw, None, ", ".join(f"{f} = {getattr(t, f):g}" for f in fields)))
     achievable = []
-    for md in sorted({r.matrix_dtype for r in report.nodes if r.matrix_dtype}):
-        if md.startswith("matrix_") and getattr(t, md, None) is not None:
-            achievable.append(Ceiling(f"{_short(md)} matrix", getattr(t, md) * 1e12 * t.matrix_efficiency, bw_eff,
-                                      t.matrix_efficiency, f"{md} {getattr(t, md):g} x matrix_efficiency"))
-        else:  # e.g. "float32 (vector unit)": a matmul on the vector unit keeps matrix_efficiency
-            dtype = md.split(" ")[0]
-            achievable.append(Ceiling(f"{_DTYPE_SHORT.get(dtype, dtype)} matmul on vector",
-                                      t.vector_peak_flops(dtype) * t.matrix_efficiency, bw_eff, t.matrix_efficiency,
-                                      f"vector peak for {dtype} x matrix_efficiency"))
+    used = {(p.field, p.dtype if p.on_vector_unit else "", p.efficiency_field): p
+            for p in (r.peak for r in report.nodes) if p is not None}
+    for key in sorted(used):
+        p = used[key]  # the peak and efficiency the projection ran these nodes at (graphperf/peaks.py)
+        family = "" if p.efficiency_field == "matrix_efficiency" else f" ({p.family})"
+        if not p.on_vector_unit:
+            achievable.append(Ceiling(f"{_short(p.field)} matrix{family}", p.rate_flops, bw_eff, p.efficiency,
+                                      f"{p.field} {getattr(t, p.field):g} x {p.efficiency_field}"))
+        else:  # no matrix unit for the dtype: the vector unit runs the matmul, at the matrix efficiency
+            dtype = p.dtype
+            achievable.append(Ceiling(f"{_DTYPE_SHORT.get(dtype, dtype)} matmul on vector{family}",
+                                      p.rate_flops, bw_eff, p.efficiency,
+                                      f"vector peak for {dtype} x {p.efficiency_field}"))
     achievable.append(Ceiling("fp32 vector", t.vector_fp32_tflops * 1e12 * t.vector_efficiency, bw_eff,
                               t.vector_efficiency, f"vector_fp32_tflops {t.vector_fp32_tflops:g} x vector_efficiency"))
     return out + sorted(achievable, key=lambda c: (-c.flops_per_s, c.label))
@@ -577,16 +581,17 @@ def comparison_section(reports: Sequence[Report]) -> Section:
 def _peak_used(report: Report) -> tuple[str, Optional[str], str]:
     """The matrix peak that ran most of the matrix FLOPs, as a table cell."""
     work: dict[str, int] = {}
+    peaks = {}
     for r in report.nodes:
-        if r.matrix_dtype and r.matrix_flops:
-            work[r.matrix_dtype] = work.get(r.matrix_dtype, 0) + r.matrix_flops
+        if r.peak is not None and r.matrix_flops:
+            work[r.peak.label] = work.get(r.peak.label, 0) + r.matrix_flops
+            peaks[r.peak.label] = r.peak
     if not work:
         return ("-", None, "")
-    field = max(sorted(work), key=lambda k: work[k])
-    value = getattr(report.target, field, None) if field.startswith("matrix_") else None
-    if value is None:
-        return (esc(field), None, "")
-    return (f"{esc(_short(field))} {value:g} T", sort_key(value), "")
+    peak = peaks[max(sorted(work), key=lambda k: work[k])]
+    if peak.on_vector_unit:
+        return (esc(peak.label), None, "")
+    return (f"{esc(_short(peak.field))} {peak.peak_flops / 1e12:g} T", sort_key(peak.peak_flops / 1e12), "")
 
 
 def _op_matrix(reports: Sequence[Report]) -> str:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from ..version import __version__
-from .records import SCHEMA, NodeRecord
+from .records import SCHEMA, SERIALIZED_FIELDS, NodeRecord
 
 if TYPE_CHECKING:
     from .model import Report
 
 __all__ = ["report_to_dict", "to_json"]
 
-_NODE_FIELDS = tuple(f.name for f in fields(NodeRecord))
+_NODE_FIELDS = SERIALIZED_FIELDS
 
 
 def _node_dict(record: NodeRecord) -> dict[str, Any]:

@@ -22,7 +22,7 @@ before/after diff (`compare`); none of them changes the report.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..alignment import misaligned_findings
@@ -31,7 +31,7 @@ from ..execution import Execution, simulate
 from ..ir import Graph
 from ..project import NodeTime
 from .memory_fit import memory_fit
-from .records import CONVENTIONS, SCHEMA, NodeRecord
+from .records import CONVENTIONS, SCHEMA, SERIALIZED_FIELDS, NodeRecord
 
 __all__ = ["NodeRecord", "Report", "Rollup", "build_report", "SCHEMA"]  # NodeRecord, SCHEMA: from records.py
 
@@ -144,7 +144,7 @@ class Report:
         except ImportError as exc:
             raise ImportError("Report.to_pandas() needs pandas, which is not installed: pip install pandas "
                               "(Report.to_csv() and Report.to_json() need nothing extra)") from exc
-        columns = [f.name for f in fields(NodeRecord)]
+        columns = list(SERIALIZED_FIELDS)
         return pandas.DataFrame([[getattr(r, c) for c in columns] for r in self.nodes], columns=columns)
 
     def compare(self, other: "Report"):
@@ -248,7 +248,7 @@ def build_report(graph: Graph, counts: list[NodeCount], times: list[NodeTime], t
             node.name, str(node.op), node.source_op, node.module, dtype, ins, outs,
             cost.flops, cost.matrix_flops, cost.transcendentals, cost.bytes_read, cost.bytes_written,
             (cost.flops / moved) if moved else None, t.compute_s, t.memory_s, ex_latency[i], ex_bound[i],
-            t.matrix_dtype, "", t.device_s, ex_host[i], ex_start[i]))
+            t.matrix_dtype, "", t.device_s, ex_host[i], ex_start[i], t.peak))
     known = [r for r in records if r.flops is not None]
     weight_bytes = sum(v.type.nbytes for v in graph.weights() if v.type is not None)
     input_bytes = sum(v.type.nbytes for v in graph.values.values()

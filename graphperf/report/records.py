@@ -8,10 +8,10 @@ Guarantees: this module imports nothing from graphperf, so the renderers (`json_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
 
-__all__ = ["SCHEMA", "CONVENTIONS", "NodeRecord"]
+__all__ = ["SCHEMA", "CONVENTIONS", "NodeRecord", "SERIALIZED_FIELDS"]
 
 SCHEMA = "graphperf.report/1"
 
@@ -62,3 +62,9 @@ class NodeRecord:
     device_s: Optional[float] = None  # kernel time on the device (0 for free nodes)
     host_s: Optional[float] = None  # host time to issue the node in the report's execution mode
     start_s: Optional[float] = None  # when the device starts the node, from the start of the run
+    peak: Any = field(default=None, repr=False)  # the typed `graphperf.peaks.PeakUsed`; not serialized
+
+
+#: The fields of a `NodeRecord` that the JSON node records, the CSV columns and `to_pandas` hold (all but `peak`,
+#: whose text is `matrix_dtype`).
+SERIALIZED_FIELDS = tuple(f.name for f in fields(NodeRecord) if f.name != "peak")
