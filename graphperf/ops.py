@@ -69,6 +69,9 @@ lrn          (x [N, C, ...],); attrs size (channels summed per element). LRN.
 det, inverse (x [..., n, n],); determinant and inverse of square matrices (LU).
 nonzero      (x,); out the indices of the non-zero elements (NonZero).
 multinomial  (x [B, C] log-probabilities,); out [B, samples] (Multinomial).
+all_reduce, all_gather, reduce_scatter, all_to_all  (x,); collectives of a device group (passes/shard.py inserts
+             them); attrs group_size, algorithm="ring"|"tree", [link="scale_up"|"scale_out"], [axis] (all_gather,
+             reduce_scatter: the gathered or scattered dim). Rules and link times: graphperf/rules/collective.py.
 
 Training ops (forward-only training ops, losses and backward ops from aot_autograd graphs; rules in
 graphperf/rules/backward.py). Elementwise ones are in ELEMENTWISE_TRAINING, inputs as ATen orders
@@ -271,6 +274,7 @@ _OTHERS = (
     "linalg",  # MLIR level (graphperf/mlir/): one rule from iteration domain, body and indexing maps
     "quantized_matmul", "rnn", "fft", "interpolate", "rotary", "lrn", "det", "inverse", "nonzero", "multinomial",
     "pointwise", "grouped_matmul",
+    "all_reduce", "all_gather", "reduce_scatter", "all_to_all",  # collectives (graphperf/rules/collective.py)
 )
 
 CANONICAL: frozenset[str] = frozenset((*ELEMENTWISE, *REDUCTIONS, *DATA_MOVEMENT, *_OTHERS, *ELEMENTWISE_TRAINING,

@@ -5,6 +5,8 @@ Three models, by node and target:
 - the size-aware kernel model (graphperf/kernel_time.py) on a target that sets ``kernel_floor_us`` and
   ``compute_units`` (`size_aware_time`): GEMM waves and split-K, flash-attention waves, misaligned GEMMs,
   stream classes with their floors; a matrix node whose shapes it cannot read falls back to the roofline;
+- a collective (all_reduce, all_gather, reduce_scatter, all_to_all: graphperf/rules/collective.py) on its link:
+  ``steps * link latency + wire bytes / link bandwidth`` stands as its memory side (`collective_node_time`);
 - the tile model (passes/tile_model.py) for a node the tiling what-if gave ``attrs["tile"]``;
 - otherwise the roofline with efficiencies:
 
@@ -35,7 +37,8 @@ from .count import NodeCount
 from .ir import Graph
 from . import kernel_time as kt
 from .kernel_time import kernel_params
-from .ops import BROADCASTING_OPS, MATRIX_FAMILIES, matrix_family
+from .ops import BROADCASTING_OPS, MATRIX_FAMILIES, is_canonical, matrix_family
+from .rules.collective import COLLECTIVE_OPS, collective_time
 from .node_time import NodeTime, node_time
 from .peaks import Bound, PeakUsed, matrix_peak, vector_rate
 
@@ -90,6 +93,9 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
             out.append(_FREE)
             continue
         node = nc.node
+        if node.op.name in COLLECTIVE_OPS and is_canonical(node.op):  # priced on its link, not on device memory
+            out.append(collective_node_time(graph, node, cost, target, overhead_s))
+            continue
         if "tile" in node.attrs:
             from graphperf.passes.tiling import tiled_time  # the pass owns the tile model
 
@@ -120,6 +126,18 @@ def project(graph: Graph, counts: list[NodeCount], target) -> list[NodeTime]:
         memory_s = (cost.bytes_read + cost.bytes_written) / mem_rate
         out.append(node_time(compute_s, memory_s, overhead_s, peak=peak))
     return out
+
+
+def collective_node_time(graph: Graph, node, cost, target, overhead_s: float) -> NodeTime:
+    """A collective's time (graphperf/rules/collective.py): its link time stands as the memory side (`memory_s`),
+    the reduction's adds as the compute side; unknown (latency None) when the target lacks the link's figures."""
+    x, out = graph.types(node.inputs[:1])[0], graph.types(node.outputs[:1])[0]
+    timed = collective_time(node.op.name, node.attrs, x, out, target)
+    if timed.link_s is None:
+        return _UNKNOWN
+    vector_work = cost.flops + cost.transcendentals
+    compute_s = vector_work / vector_rate(target, graph.node_dtype(node) or "float32") if vector_work else 0.0
+    return node_time(compute_s, timed.link_s, overhead_s)
 
 
 def _repeated_input_bytes(graph: Graph, node) -> int:

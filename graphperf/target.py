@@ -136,6 +136,16 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
                                                "byte stride is not a multiple of 16 (align1 kernels)"),
     "allow_tf32_conv": (bool, False, "run float32 convolutions on TF32 units (PyTorch's cuDNN default: true)"),
     "memory_efficiency": (float, True, "achievable fraction of hbm_gbps"),
+    "scale_up_gbps": (float, False, "scale-up link bandwidth per device and direction (NVLink, xGMI, ICI), GB/s: "
+                                    "the rate a ring collective inside one node sends at (graphperf/rules/collective.py)"),
+    "scale_up_latency_us": (float, False, "latency of one step of a collective over the scale-up links, "
+                                          "microseconds"),
+    "scale_out_gbps": (float, False, "scale-out network bandwidth per device and direction (the NICs between "
+                                     "nodes), GB/s"),
+    "scale_out_latency_us": (float, False, "latency of one step of a collective over the scale-out network, "
+                                           "microseconds"),
+    "devices_per_node": (int, False, "devices one scale-up domain connects (8 in an HGX node, 72 in an NVL72 "
+                                     "rack); a collective group larger than this crosses the scale-out network"),
     "notes": (str, False, "assumptions and caveats, free text"),
 }
 _TABLES = ("references", "sources", "derived")
@@ -260,6 +270,11 @@ class Target:
     allow_tf32_conv: bool = True
     matrix_efficiency_conv: float | None = None
     matrix_efficiency_attention: float | None = None
+    scale_up_gbps: float | None = None
+    scale_up_latency_us: float | None = None
+    scale_out_gbps: float | None = None
+    scale_out_latency_us: float | None = None
+    devices_per_node: int | None = None
     notes: str = ""
     path: str = ""
     overridden: tuple[str, ...] = ()

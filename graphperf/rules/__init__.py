@@ -9,6 +9,7 @@ from . import fused  # noqa: F401  (what-if fused groups)
 from . import decomposition, recurrent, rotary, sampling, spectral  # noqa: F401  (ONNX op families)
 from . import linalg  # noqa: F401  (MLIR level: linalg ops from torch-mlir)
 from . import backward  # noqa: F401  (training graphs: backward ops, losses; after the rules it builds on)
+from . import collective  # noqa: F401  (all_reduce, all_gather, reduce_scatter, all_to_all)
 from .registry import FREE, Rule, is_free, register, registered, rule_for
 
 __all__ = ["FREE", "Rule", "is_free", "register", "registered", "rule_for"]

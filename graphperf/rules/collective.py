@@ -1,0 +1,155 @@
+"""Cost rules and link times of the collectives: all_reduce, all_gather, reduce_scatter, all_to_all.
+
+A collective node is what one device of a group of ``p = group_size`` devices runs (passes/shard.py inserts
+them into the graph a device runs). Attributes: ``group_size`` (p >= 1), ``algorithm`` ("ring", the default,
+or "tree": all_reduce only), optionally ``link`` ("scale_up" or "scale_out"; default: scale_up when the group
+fits in the target's ``devices_per_node``, or the target gives no ``devices_per_node``).
+
+S is the payload in bytes: the buffer of the whole group's result for all_gather (its output), the buffer
+each device contributes for the others (their input). Per device, for the ring algorithm::
+
+    op              wire bytes sent        steps        FLOPs (the reduction)
+    all_reduce      2 (p-1)/p * S          2 (p-1)      (p-1)/p * elements   (reduce-scatter, then all-gather)
+    all_gather      (p-1)/p * S            p-1          0
+    reduce_scatter  (p-1)/p * S            p-1          (p-1)/p * elements
+    all_to_all      (p-1)/p * S            p-1          0                    (each peer gets its 1/p)
+
+and for tree all_reduce (NCCL's double binary tree: reduce up, broadcast down, each half of the buffer on one
+tree, so every device sends and receives S on each pass): wire bytes 2 S, steps 2 ceil(log2 p).
+
+The cost rule (`Cost`) counts the reduction FLOPs (vector work) and the device-memory bytes of an unfused
+kernel: the input read once, the output written once. The bytes on the wire are not device-memory bytes: the
+projection (graphperf/project.py) routes a collective to `collective_time`, which prices them on the link::
+
+    link_s = steps * latency_us * 1e-6 + wire_bytes / (gbps * 1e9)
+
+with the target's ``scale_up_gbps`` and ``scale_up_latency_us`` (or the ``scale_out_*`` pair; GB/s per device
+and direction). The link time is NCCL's model without its fixed per-call base latency (NVIDIA/nccl
+src/graph/tuning.cc: base + steps * hop latency + bytes / bandwidth). A target without the link's figures gives
+no time (None, with the missing field named), never zero. With p = 1 a collective does nothing and is free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+from ..cost import Cost
+from ..errors import RuleError
+from ..ir import TensorType
+from ._common import operand, out0
+from .registry import register
+
+__all__ = ["COLLECTIVE_OPS", "ALGORITHMS", "LINKS", "CollectiveTime", "group_size", "payload_bytes",
+           "wire_bytes", "steps", "reduction_flops", "collective_rule", "collective_time"]
+
+#: The collective ops (canonical names): the projection prices them on a link, not on device memory.
+COLLECTIVE_OPS = frozenset(("all_reduce", "all_gather", "reduce_scatter", "all_to_all"))
+ALGORITHMS = ("ring", "tree")
+LINKS = ("scale_up", "scale_out")
+_REDUCING = ("all_reduce", "reduce_scatter")
+
+
+def group_size(op: str, attrs: Mapping[str, Any]) -> int:
+    """The ``group_size`` attribute (an int >= 1); `RuleError` naming the op otherwise."""
+    p = attrs.get("group_size")
+    if not isinstance(p, int) or isinstance(p, bool) or p < 1:
+        raise RuleError(f"{op}: attribute group_size={p!r} must be an int >= 1")
+    return p
+
+
+def _algorithm(op: str, attrs: Mapping[str, Any]) -> str:
+    algo = attrs.get("algorithm") or "ring"
+    if algo not in ALGORITHMS:
+        raise RuleError(f"{op}: algorithm={algo!r} is not one of {', '.join(ALGORITHMS)}")
+    if algo == "tree" and op != "all_reduce":
+        raise RuleError(f"{op}: the tree algorithm is modelled for all_reduce only (NCCL runs the others as rings)")
+    return algo
+
+
+def payload_bytes(op: str, x: TensorType, out: TensorType) -> int:
+    """S: the output's bytes for all_gather (the gathered buffer), the input's for the others."""
+    return out.nbytes if op == "all_gather" else x.nbytes
+
+
+def wire_bytes(op: str, p: int, payload: int, algorithm: str = "ring") -> float:
+    """Bytes one device sends over its link (the module docstring's table)."""
+    if p == 1:
+        return 0.0
+    if algorithm == "tree":
+        return 2.0 * payload
+    factor = 2 * (p - 1) if op == "all_reduce" else p - 1
+    return factor * payload / p
+
+
+def steps(op: str, p: int, algorithm: str = "ring") -> int:
+    """Sequential link steps (each pays the link latency once)."""
+    if p == 1:
+        return 0
+    if algorithm == "tree":
+        return 2 * math.ceil(math.log2(p))
+    return 2 * (p - 1) if op == "all_reduce" else p - 1
+
+
+def reduction_flops(op: str, p: int, elements: int) -> int:
+    """Adds one device does: (p-1)/p of the elements for all_reduce and reduce_scatter, 0 for the others."""
+    return (p - 1) * elements // p if op in _REDUCING else 0
+
+
+def collective_rule(op: str):
+    """The cost rule of collective `op`: the reduction's FLOPs, the input read and the output written once."""
+
+    def rule(ins: Sequence[Optional[TensorType]], outs: Sequence[TensorType], attrs: Mapping[str, Any]) -> Cost:
+        x = operand(op, ins, 0, "x")
+        out = out0(op, outs)
+        p = group_size(op, attrs)
+        _algorithm(op, attrs)
+        if (op == "all_gather" and out.numel != x.numel * p) or (op == "reduce_scatter" and x.numel != out.numel * p):
+            raise RuleError(f"{op}: output {out} is not input {x} gathered or scattered over {p} devices")
+        if p == 1:
+            return Cost.zero()
+        return Cost(reduction_flops(op, p, x.numel), 0, 0, x.nbytes, out.nbytes)
+
+    rule.__name__ = f"{op}_rule"
+    return rule
+
+
+for _op in sorted(COLLECTIVE_OPS):
+    register(_op)(collective_rule(_op))
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveTime:
+    """One collective's time on a link: `link_s` (None when the target lacks a figure; `missing` names it)."""
+
+    link: str
+    algorithm: str
+    group_size: int
+    payload_bytes: int
+    wire_bytes: float
+    steps: int
+    link_s: Optional[float]
+    missing: str = ""
+
+
+def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: TensorType, target) -> CollectiveTime:
+    """The link time of collective `op` (attrs as a node carries them) on `target`: the module docstring's
+    formula on the link the group uses."""
+    p = group_size(op, attrs)
+    algo = _algorithm(op, attrs)
+    per_node = getattr(target, "devices_per_node", None)
+    link = attrs.get("link") or ("scale_out" if per_node is not None and p > per_node else "scale_up")
+    if link not in LINKS:
+        raise RuleError(f"{op}: link={link!r} is not one of {', '.join(LINKS)}")
+    payload = payload_bytes(op, x, out)
+    wire = wire_bytes(op, p, payload, algo)
+    n = steps(op, p, algo)
+    if p == 1:
+        return CollectiveTime(link, algo, p, payload, 0.0, 0, 0.0)
+    gbps = getattr(target, f"{link}_gbps", None)
+    latency_us = getattr(target, f"{link}_latency_us", None)
+    missing = [f for f, v in ((f"{link}_gbps", gbps), (f"{link}_latency_us", latency_us)) if v is None]
+    if missing:
+        return CollectiveTime(link, algo, p, payload, wire, n, None, ", ".join(missing))
+    return CollectiveTime(link, algo, p, payload, wire, n, n * latency_us * 1e-6 + wire / (gbps * 1e9))
