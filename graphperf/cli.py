@@ -1,4 +1,4 @@
-"""Command line: `graphperf analyze | targets | models | profile | correlate | whatif | calibrate | validate |
+"""Command line: `graphperf analyze | targets | models | profile | correlate | whatif | calibrate | validate | audit |
 mlir`.
 
 `analyze --format table|json|csv|html`; `--target a,b,c` (several targets) renders a side-by-side
@@ -16,124 +16,29 @@ from contextlib import nullcontext
 from typing import Optional
 
 import click
-from rich.console import Console
 
 from .cli_args import pairs, refuse_overwriting
+from .cli_args import console as _console
+from .cli_args import emit as _emit
+from .cli_args import import_modules as _import
+from .cli_args import import_option as _import_option
+from .cli_args import mode_option as _mode_option
+from .cli_args import model_request as _model_request
+from .cli_args import output_format as _output_format
+from .cli_args import status as _status
+from .cli_args import workload_options as _workload_options
+from .cli_args import wrote as _wrote
 from .errors import GraphperfError, UsageError
 
-DEFAULT_MODEL = "llama3-8b"
 DEFAULT_TARGET = "h100"
 FORMATS = ("table", "json", "csv", "html")
 HTML_TOP = 100
-
-
-
-
-def _stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def _output_format(fmt: str, output: Optional[str], choices: tuple[str, ...]) -> str:
-    """The format to write: --format as given; without it, the one -o's extension names (`r.html` -> html).
-    Refused: an explicit --format that contradicts -o's extension, and HTML printed to a terminal."""
-    from .report.save import format_of_path
-
-    implied = format_of_path(output) if output else None
-    implied = None if implied == "table" else implied  # .txt is the default; any --format may go in a .txt
-    explicit = click.get_current_context().get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT
-    if implied is not None and implied in choices:
-        if not explicit:
-            fmt = implied
-        elif implied != fmt:
-            raise UsageError(f"-o {output} with --format {fmt}: the file's extension says {implied}; pass "
-                             f"--format {implied}, or a file name that fits {fmt}")
-    if fmt == "html" and not output and _stdout_is_terminal():
-        raise UsageError("--format html writes a page, not terminal text: pass -o FILE.html")
-    return fmt
-
-
-def _wrote(output: Optional[str], fmt: str) -> None:
-    """Say where a report went when it went to a file (stderr: stdout stays free for a pipe)."""
-    if output:
-        click.echo(f"wrote {output} ({fmt})", err=True)
-
-
-def _emit(text: str, output: Optional[str]) -> None:
-    """Write a rendered report to `output`, or to stdout when none is given."""
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
-
-
-def _console(file=None) -> Console:
-    """A console for reports: 160 columns when the output is not a terminal (files, pipes)."""
-    console = Console(file=file)
-    if not console.is_terminal:
-        console.width = 160
-    return console
 
 
 def _html_top(top: int, html_default: int) -> int:
     """`--top` as given, or the HTML page's own default when the user left it at the table's."""
     source = click.get_current_context().get_parameter_source("top")
     return html_default if source == click.core.ParameterSource.DEFAULT else top
-
-
-def _status(message: str):
-    err = Console(stderr=True)
-    return err.status(message) if err.is_terminal else nullcontext()
-
-
-def _workload_options(fn):
-    """The workload-shaping options shared by `analyze` and `whatif` (see `_model_request`)."""
-    for option in reversed((
-        click.option("--config", default="full", show_default=True, help="Workload config (full, tiny, ...)."),
-        click.option("--phase", help="Workload phase: prefill | decode (LLMs), forward."),
-        click.option("--batch", type=click.IntRange(min=1), help="Batch size."),
-        click.option("--seq", type=click.IntRange(min=1), help="Sequence length (prefill, encoders)."),
-        click.option("--kv-len", type=click.IntRange(min=1), help="Context length attended to in decode."),
-        click.option("--dtype", help="Workload dtype: bfloat16 (bf16), float16 (fp16, half), float32 (fp32, float)."),
-        click.option("--dim", "dims", multiple=True, metavar="NAME=N", help="Bind a dynamic dimension of a file."),
-        click.option("--attention", type=click.Choice(("sdpa", "eager")), default="sdpa", show_default=True,
-                     help="Attention of models/ workloads: one fused SDPA node, or the unfused eager chain."),
-    )):
-        fn = option(fn)
-    return fn
-
-
-def _mode_option(fn):
-    """`--mode`: the execution model (graphperf/execution.py) shared by `analyze`, `whatif` and `correlate`."""
-    from .execution import DEFAULT_MODE, MODES
-
-    return click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
-                        help="Execution model: eager (per-op host dispatch), graph (CUDA-graph replay), compiled "
-                             "(every fusion rule, then the compiled wrapper's launches), reduce-overhead (the "
-                             "compiled kernels replayed as a CUDA graph).")(fn)
-
-
-def _import_option(fn):
-    """`--import MODULE` (repeatable), shared by `analyze`, `whatif` and `correlate`: imported before the model
-    loads, so the custom ops a .pt2 calls (e.g. transformers::grouped_mm_fallback) are registered."""
-    return click.option("--import", "imports", multiple=True, metavar="MODULE",
-                        help="Import MODULE before loading (a library that registers custom ops the .pt2 calls, "
-                             "e.g. --import transformers); repeatable.")(fn)
-
-
-def _import(imports) -> tuple[str, ...]:
-    from .capture.torch_export import import_libraries
-
-    import_libraries(imports)
-    return tuple(imports)
-
-
-def _model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention="sdpa", imports=()):
-    from .pipeline import ModelRequest
-
-    return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
-                        kv_len=kv_len, dtype=dtype, dims=pairs(dims, "--dim", as_int=True),
-                        attention=None if attention == "sdpa" else attention, import_modules=tuple(imports))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -430,6 +335,7 @@ def whatif(model, target, fuse, precision, sets, sweep, fmt, output, config, pha
 cli.add_command(__import__("graphperf.calibrate.command", fromlist=["calibrate"]).calibrate)
 cli.add_command(__import__("graphperf.validate.command", fromlist=["validate"]).validate)
 cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
+cli.add_command(__import__("graphperf.audit.command", fromlist=["audit"]).audit)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from graphperf import cli
+from graphperf import cli, cli_args
 from graphperf.cli import main
 
 TINY = ["gpt2", "--config", "tiny", "--dtype", "float32"]
@@ -41,7 +41,7 @@ def test_an_explicit_format_that_contradicts_the_extension_is_refused(tmp_path, 
 
 @pytest.mark.parametrize("command", ["analyze", "whatif"])
 def test_html_is_not_printed_to_a_terminal(monkeypatch, capsys, command):
-    monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_args, "stdout_is_terminal", lambda: True)
     code = main([command, *TINY, "--format", "html"])
     out, err = capsys.readouterr()
     assert code == 2 and "-o FILE.html" in err and err.count("\n") == 1 and "<html" not in out
