@@ -336,6 +336,7 @@ cli.add_command(__import__("graphperf.calibrate.command", fromlist=["calibrate"]
 cli.add_command(__import__("graphperf.validate.command", fromlist=["validate"]).validate)
 cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
 cli.add_command(__import__("graphperf.audit.command", fromlist=["audit"]).audit)
+cli.add_command(__import__("graphperf.serve.command", fromlist=["serve"]).serve)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -1,0 +1,98 @@
+"""`graphperf serve MODEL --target h100 --tp 8 --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
+[--kv-dtype bf16] [--usd-per-hour 2.5] [--set FIELD=VALUE] [--format table|json] [-o FILE]`.
+
+Projects one generation (graphperf/serve/generation.py) and prints a table or the JSON (``graphperf.serve/1``).
+A configuration that does not fit its devices is reported as such (exit 0, ``fits`` false, no times) with the
+largest batch and the smallest tp that fit. Errors are one line (UsageError exit 2), as for every command.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+__all__ = ["serve", "render_table"]
+
+
+def _fmt_s(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1e3:.2f} ms" if value < 1 else f"{value:.3f} s"
+
+
+def _gb(value) -> str:
+    return "-" if value is None else f"{value / 1e9:.2f} GB"
+
+
+def render_table(d: dict) -> str:
+    """The terminal table of a `ServeResult.to_dict()`: settings, totals, memory, step breakdown, collectives."""
+    s, t, m = d["settings"], d["totals"], d["memory"]
+    lines = [f"{d['model']} on {s['tp']} x {d['target']}  (tp {s['tp']}, batch {s['batch']}, input {s['input_len']}, "
+             f"output {s['output_len']}, {s['dtype']} weights, {s['kv_dtype']} KV cache, {s['mode']} mode)", ""]
+    rows = [("ttft", _fmt_s(t["ttft_s"])), ("tpot", _fmt_s(t["tpot_s"])), ("end to end", _fmt_s(t["e2e_s"])),
+            ("output tokens/s", "-" if t["output_tokens_per_s"] is None else f"{t['output_tokens_per_s']:,.0f}"),
+            ("output tokens/s per device", "-" if t["output_tokens_per_s_per_device"] is None
+             else f"{t['output_tokens_per_s_per_device']:,.0f}"),
+            ("memory per device", f"{_gb(t['memory_per_device_bytes'])} of {_gb(m['usable_bytes'])} usable "
+                                  f"(weights {_gb(m['weights_bytes'])}, KV {_gb(m['kv_cache_bytes'])}, "
+                                  f"activations {_gb(m['activations_bytes'])})"),
+            ("fits", "yes" if t["fits"] else "NO: not projected"),
+            ("largest batch that fits", str(t["max_batch_that_fits"]))]
+    if "smallest_tp_that_fits" in m:
+        rows.append(("smallest tp that fits", str(m["smallest_tp_that_fits"] or "none")))
+    if t["usd_per_million_tokens"] is not None:
+        rows.append(("usd per million output tokens", f"{t['usd_per_million_tokens']:.3f}"))
+    width = max(len(k) for k, _ in rows)
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    steps = []
+    if d.get("prefill"):
+        steps.append(("prefill", d["prefill"]["latency_s"], d["prefill"]["breakdown"]))
+    for sample in (d.get("decode") or {}).get("samples", []):
+        steps.append((f"decode kv={sample['kv_len']}", sample["latency_s"], sample["breakdown"]))
+    if steps:
+        lines += ["", f"  {'step':<18} {'wall':>11} {'compute':>11} {'memory':>11} {'collective':>11} {'launch':>11}"]
+        for name, wall, b in steps:
+            lines.append(f"  {name:<18} {_fmt_s(wall):>11} {_fmt_s(b['compute_s']):>11} {_fmt_s(b['memory_s']):>11} "
+                         f"{_fmt_s(b['collective_s']):>11} {_fmt_s(b['overhead_s']):>11}")
+    if d["collectives_per_layer"]:
+        lines += ["", "  collectives per layer (decode step, layers.0):"]
+        for c in d["collectives_per_layer"]:
+            time_s = "no link figures" if c["time_s"] is None else f"{c['time_s'] * 1e6:.1f} us"
+            lines.append(f"    {c['op']:<10} after {c['module']:<24} {c['payload_bytes']:>12,} B  "
+                         f"{c['wire_bytes']:>14,.0f} B on the {c['link']} link  {time_s}")
+    lines += [""] + [f"  note: {n}" for n in d["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("model")
+@click.option("--target", "-t", default="h100", show_default=True, help="Target name or TOML file.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences served together.")
+@click.option("--input-len", type=click.IntRange(min=1), default=2048, show_default=True, help="Prompt tokens.")
+@click.option("--output-len", type=click.IntRange(min=1), default=256, show_default=True, help="Generated tokens.")
+@click.option("--dtype", help="Weights and activations: bf16, fp16, fp8 (default: the model's).")
+@click.option("--kv-dtype", help="KV cache dtype (default: the activations', bf16 with --dtype fp8).")
+@click.option("--usd-per-hour", type=click.FloatRange(min=0), help="Price of one device-hour, USD.")
+@click.option("--config", default="full", show_default=True, help="Workload config (full, tiny).")
+@click.option("--mode", type=click.Choice(("graph", "eager", "compiled", "reduce-overhead")), default="graph",
+              show_default=True, help="Execution model of every step (graph: CUDA-graph replay).")
+@click.option("--kv-samples", type=click.IntRange(min=2), default=4, show_default=True,
+              help="Context lengths projected exactly; the decode steps between them are interpolated.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+def serve(model, target, sets, tp, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour, config, mode,
+          kv_samples, fmt, output):
+    """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
+    from ..cli_args import emit, pairs
+    from ..target import load_target
+    from .generation import serve as run
+
+    tgt = load_target(target, pairs(sets, "--set", as_int=False))
+    result = run(model, tgt, tp=tp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+                 kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples)
+    d = result.to_dict()
+    text = json.dumps(d, indent=2, sort_keys=False) + "\n" if fmt == "json" else render_table(d)
+    emit(text, output)

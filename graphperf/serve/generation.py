@@ -1,0 +1,279 @@
+"""`serve`: one generation (a prefill, then a decode step per output token) of a batch on `tp` devices.
+
+How the figures are projected (every step is the graph one device runs, passes/shard.py, projected on the
+target and queued in the execution ``mode``, default ``graph``: CUDA-graph replay, as serving engines run):
+
+- **prefill**: the prompt of ``input_len`` tokens for the whole batch in one pass, the LM head on the last
+  position only (`graphs.last_token_logits`); its wall time is ``ttft_s`` (the first output token).
+- **decode**: output tokens 2..``output_len`` each take one step; step j attends over ``input_len + j``
+  positions. The decode graph is captured once and its KV-cache inputs retyped for each sampled context length
+  (`graphs.with_kv_len`): ``kv_samples`` lengths spread evenly over the generation are projected exactly, the
+  steps between them are interpolated linearly (a decode step's time is linear in the context length up to
+  the kernels' tile steps), and summed. ``tpot_s`` is the mean step; ``e2e_s = ttft_s + sum of the steps``.
+- **throughput**: ``output_tokens_per_s = batch * output_len / e2e_s`` (the batch runs as one, no continuous
+  batching); per device: divided by ``tp``.
+- **memory per device**: the sharded graph's weights + the KV cache of the batch at ``input_len + output_len``
+  positions + the prefill's peak of live activations (passes/liveness.py). ``fits`` when that is at most
+  ``memory_fraction`` (default 0.9, vLLM's ``gpu_memory_utilization``) of ``memory_gb``. A configuration that does
+  not fit is not projected (its times are None); the result says the largest batch that fits at this tp and the
+  smallest tp that fits this batch (weights and KV cache split by tp, replicated weights kept whole).
+- **cost**: ``usd_per_million_tokens = usd_per_hour * tp / 3600 / output_tokens_per_s * 1e6`` with
+  ``usd_per_hour`` the price of one device-hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from graphperf.errors import UsageError
+
+__all__ = ["ServeResult", "serve", "SCHEMA"]
+
+SCHEMA = "graphperf.serve/1"
+_TOTALS = ("ttft_s", "tpot_s", "e2e_s", "output_tokens_per_s", "output_tokens_per_s_per_device",
+           "memory_per_device_bytes", "fits", "max_batch_that_fits", "usd_per_million_tokens")
+
+
+@dataclass
+class ServeResult:
+    """One projected generation; `to_dict()` is the JSON (``schema`` ``graphperf.serve/1``)."""
+
+    model: str
+    target: str
+    settings: dict[str, Any]
+    totals: dict[str, Any]
+    memory: dict[str, Any]
+    prefill: Optional[dict[str, Any]] = None
+    decode: Optional[dict[str, Any]] = None
+    collectives_per_layer: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return bool(self.totals["fits"])
+
+    def to_dict(self) -> dict[str, Any]:
+        from graphperf.version import __version__
+
+        return {"schema": SCHEMA, "tool": {"name": "graphperf", "version": __version__}, "model": self.model,
+                "target": self.target, "settings": dict(self.settings), "totals": dict(self.totals),
+                "memory": dict(self.memory), "prefill": self.prefill, "decode": self.decode,
+                "collectives_per_layer": list(self.collectives_per_layer), "notes": list(self.notes)}
+
+
+def _breakdown(counts, times, execution) -> dict[str, float]:
+    """The wall split into collectives and, for the other nodes, their bound (compute, memory, overhead)."""
+    from graphperf.rules.collective import COLLECTIVE_OPS
+
+    out = {"compute_s": 0.0, "memory_s": 0.0, "collective_s": 0.0, "overhead_s": 0.0}
+    for c, lat, bound in zip(counts, execution.latency_s, execution.bound):
+        if lat is None:
+            continue
+        if c.node.op.name in COLLECTIVE_OPS:
+            out["collective_s"] += lat
+        elif bound in ("compute", "memory", "overhead"):
+            out[f"{bound}_s"] += lat
+    return out
+
+
+def _project(graph, target, mode: str) -> dict[str, Any]:
+    from graphperf.count import count
+    from graphperf.execution import simulate
+    from graphperf.project import project
+
+    counts = count(graph)
+    unknown = sorted({str(c.node.op) for c in counts if c.cost is None})
+    times = project(graph, counts, target)
+    missing = [c.node.name for c, t in zip(counts, times) if c.cost is not None and t.latency_s is None]
+    if unknown or missing:
+        what = f"ops without a cost rule ({', '.join(unknown)})" if unknown else \
+            f"collectives without link figures ({missing[0]}, ...)"
+        raise UsageError(f"{graph.name}: the step has {what}; set the target's scale_up_gbps and "
+                         "scale_up_latency_us with --set, or serve with --tp 1")
+    ex = simulate(times, target, mode, [c.node.op.name for c in counts])
+    return {"latency_s": ex.wall_s, "flops": sum(c.cost.flops for c in counts),
+            "bytes": sum(c.cost.bytes for c in counts), "breakdown": _breakdown(counts, times, ex)}
+
+
+def _sample_lengths(first: int, last: int, samples: int) -> list[int]:
+    if last <= first or samples <= 1:
+        return sorted({first, last})
+    step = (last - first) / (samples - 1)
+    return sorted({round(first + i * step) for i in range(samples)})
+
+
+def _interpolated_sum(points: list[tuple[int, float]], first: int, last: int) -> float:
+    """Sum over every integer length in [first, last] of the piecewise-linear curve through `points`."""
+    total = 0.0
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        # lengths x0 .. x1 - 1 on this segment (the last point added after the loop)
+        n = x1 - x0
+        total += n * y0 + (y1 - y0) * (n - 1) / 2 if n > 0 else 0.0
+    if len(points) == 1:
+        return points[0][1] * (last - first + 1)
+    return total + points[-1][1]
+
+
+def _check_heads(spec, cfg, tp: int) -> None:
+    heads, kv_heads = getattr(cfg, "num_heads", None), getattr(cfg, "num_kv_heads", None)
+    if heads is None:
+        raise UsageError(f"{spec.name}: serve projects decoder LLMs (llama, mixtral); {spec.name} has no heads "
+                         "config")
+    if heads % tp or kv_heads % tp:
+        raise UsageError(f"{spec.name}: --tp {tp} does not divide its {heads} attention heads and {kv_heads} KV "
+                         f"heads; choose one of {', '.join(str(t) for t in range(1, kv_heads + 1) if kv_heads % t == 0 and heads % t == 0)}")
+
+
+def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_len: int = 2048,
+          output_len: int = 256, dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
+          usd_per_hour: Optional[float] = None, config: str = "full", mode: str = "graph", kv_samples: int = 4,
+          memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None) -> ServeResult:
+    """Project one generation of `model` (a graphperf.models LLM) on `tp` devices of `target` (module docstring).
+
+    Parameters
+    ----------
+    model : str
+        A decoder LLM of graphperf.models (``graphperf models``): llama2-7b, llama3-8b/70b/405b, mixtral-8x7b.
+    target : str or Target
+        The device (its name, a TOML path or a `Target`).
+    tp : int
+        Tensor-parallel degree; must divide the attention heads and the KV heads.
+    batch, input_len, output_len : int
+        Sequences served together, prompt tokens each, generated tokens each.
+    dtype, kv_dtype : str, optional
+        Weights and activations (``bf16``, ``fp16``, ``fp8``, ...; default the model's), KV cache (default: the
+        activation dtype, or bf16 when `dtype` is an 8-bit or 4-bit type).
+    usd_per_hour : float, optional
+        Price of one device-hour; gives ``usd_per_million_tokens``.
+
+    Returns
+    -------
+    ServeResult
+
+    Example
+    -------
+    >>> from graphperf.serve import serve
+    >>> r = serve("llama3-8b", "h100", tp=2, batch=2, input_len=32, output_len=8, config="tiny")
+    >>> r.fits, r.totals["ttft_s"] > 0, r.totals["e2e_s"] > r.totals["ttft_s"]
+    (True, True, True)
+    """
+    from graphperf import models
+    from graphperf.dtypes import DTYPE_BITS, dtype_name
+    from graphperf.execution import check_mode
+    from graphperf.passes.liveness import peak_activation_memory
+    from graphperf.passes.shard import collectives_by_layer, shard_tensor_parallel
+    from graphperf.rules.collective import collective_time
+    from graphperf.target import Target, load_target
+
+    from .graphs import capture_phase, kv_inputs, last_token_logits, with_kv_len, with_precision
+
+    check_mode(mode)
+    for what, value in (("--tp", tp), ("--batch", batch), ("--input-len", input_len), ("--output-len", output_len),
+                        ("kv_samples", kv_samples)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"{what} {value!r}: must be an integer >= 1")
+    try:
+        spec = models.get_model(model)
+    except KeyError:
+        names = ", ".join(m.name for m in models.list_models() if m.is_llm)
+        raise UsageError(f"unknown model {model!r}: serve projects one of {names}") from None
+    if not spec.is_llm or config not in spec.configs:
+        raise UsageError(f"{model}: serve needs a decoder LLM config ({', '.join(spec.configs)})")
+    cfg = spec.configs[config]
+    _check_heads(spec, cfg, tp)
+    if input_len + output_len > cfg.max_positions:
+        raise UsageError(f"{model}: --input-len {input_len} + --output-len {output_len} exceeds its "
+                         f"{cfg.max_positions} positions")
+    tgt = target if isinstance(target, Target) else load_target(str(target), overrides or {})
+    if tgt.memory_gb is None:
+        raise UsageError(f"target {tgt.name} has no memory_gb; set one with --set memory_gb=N")
+
+    def resolve(d):
+        try:
+            return None if d is None else dtype_name(d)
+        except KeyError:
+            raise UsageError(f"dtype {d!r}: use bf16, fp16, fp32, fp8 (or a canonical name)") from None
+
+    want, want_kv = resolve(dtype), resolve(kv_dtype)
+    build = want if want in models.DTYPES else spec.default_dtype
+    narrow = want is not None and DTYPE_BITS[want] <= 8
+    act = want if (want is not None and want != build) else None
+    kv = want_kv if want_kv is not None else ("bfloat16" if narrow else None)
+    served = {"weights": want or build, "activations": want or build, "kv": want_kv or ("bfloat16" if narrow else want or build)}
+
+    def precise(graph):
+        return with_precision(graph, act, kv if (kv and kv != build) else None)
+
+    prefill_graph = shard_tensor_parallel(
+        precise(last_token_logits(capture_phase(model, config, "prefill", batch, input_len, build))), tp, algorithm)
+    first, last = input_len + 1, input_len + output_len - 1
+    decode_unsharded = precise(capture_phase(model, config, "decode", batch, first, build))
+    decode_base = shard_tensor_parallel(decode_unsharded, tp, algorithm).graph
+
+    # -- memory per device ------------------------------------------------------------------------
+    capacity = tgt.memory_gb * 1e9
+    usable = capacity * memory_fraction
+    weights = sum(v.type.nbytes for v in decode_base.weights())
+    kv_names = kv_inputs(decode_base)
+    kv_per_position = sum(decode_base.values[n].type.nbytes for n in kv_names) / first
+    kv_bytes = kv_per_position * (input_len + output_len)
+    activations = peak_activation_memory(prefill_graph.graph).bytes
+    total = weights + kv_bytes + activations
+    fits = total <= usable
+    per_seq = (kv_bytes + activations) / batch
+    max_batch = max(int((usable - weights) // per_seq), 0) if per_seq > 0 else None
+    memory = {"weights_bytes": int(weights), "kv_cache_bytes": int(kv_bytes), "activations_bytes": int(activations),
+              "capacity_bytes": int(capacity), "usable_bytes": int(usable), "memory_fraction": memory_fraction}
+    fit_tp = None
+    if not fits:  # the smallest tp that fits this batch: weights of the graph sharded that far, KV and activations / tp
+        for t in range(tp + 1, cfg.num_kv_heads + 1):
+            if cfg.num_kv_heads % t or cfg.num_heads % t:
+                continue
+            w = sum(v.type.nbytes for v in shard_tensor_parallel(decode_unsharded, t, algorithm).graph.weights())
+            if w + (kv_bytes + activations) * tp / t <= usable:
+                fit_tp = t
+                break
+        memory["smallest_tp_that_fits"] = fit_tp
+    totals: dict[str, Any] = {k: None for k in _TOTALS}
+    totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
+    settings = {"tp": tp, "batch": batch, "input_len": input_len, "output_len": output_len, "config": config,
+                "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode, "kv_samples": kv_samples,
+                "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": tp}
+    per_layer = []
+    for c in collectives_by_layer(decode_base).get("layers.0", []):
+        node = next(n for n in decode_base.nodes if n.name == c["node"])
+        x, out = decode_base.types(node.inputs[:1])[0], decode_base.types(node.outputs[:1])[0]
+        t = collective_time(node.op.name, node.attrs, x, out, tgt)
+        per_layer.append({**c, "payload_bytes": t.payload_bytes, "wire_bytes": t.wire_bytes, "steps": t.steps,
+                          "link": t.link, "time_s": t.link_s})
+    notes = [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
+             "prefill computes the LM head for the last position only",
+             "the batch runs as one (no continuous batching); usd per device-hour"]
+    result = ServeResult(model, tgt.tag, settings, totals, memory, collectives_per_layer=per_layer, notes=notes)
+    if not fits:
+        result.notes.append(
+            f"does not fit: {total / 1e9:.1f} GB per device > {usable / 1e9:.1f} GB usable "
+            f"({memory_fraction:.0%} of {tgt.memory_gb:g} GB); not projected. Largest batch at tp {tp}: {max_batch}; "
+            f"smallest tp for batch {batch}: {fit_tp or 'none'}")
+        return result
+
+    # -- time -------------------------------------------------------------------------------------
+    pre = _project(prefill_graph.graph, tgt, mode)
+    samples = []
+    if output_len > 1:
+        for kv_len in _sample_lengths(first, last, kv_samples):
+            step = _project(with_kv_len(decode_base, kv_len), tgt, mode)
+            samples.append({"kv_len": kv_len, "latency_s": step["latency_s"], "breakdown": step["breakdown"]})
+    decode_s = _interpolated_sum([(s["kv_len"], s["latency_s"]) for s in samples], first, last) if samples else 0.0
+    steps = output_len - 1
+    ttft = pre["latency_s"]
+    e2e = ttft + decode_s
+    tokens_per_s = batch * output_len / e2e
+    totals.update(ttft_s=ttft, tpot_s=decode_s / steps if steps else None, e2e_s=e2e,
+                  output_tokens_per_s=tokens_per_s, output_tokens_per_s_per_device=tokens_per_s / tp)
+    if usd_per_hour is not None:
+        totals["usd_per_million_tokens"] = usd_per_hour * tp / 3600 / tokens_per_s * 1e6
+    result.prefill = {"latency_s": ttft, "flops": pre["flops"], "bytes": pre["bytes"], "breakdown": pre["breakdown"]}
+    result.decode = {"steps": steps, "total_s": decode_s, "samples": samples}
+    return result
