@@ -1,0 +1,143 @@
+"""Run a sweep: group the grid's points by the graph they need (one capture per shape), evaluate every point,
+and stream each finished row to a journal next to the output, so an interrupted sweep resumes where it
+stopped and loses or repeats no point. At the end the table is written in grid order (CSV or Parquet) and the
+journal removed; the same spec always gives the same table.
+
+Guarantees: a point's key is a hash of its axis values; a resumed sweep evaluates only the keys the journal
+lacks (a torn last line, from a kill mid-write, is dropped and that point evaluated again); rows come back
+with exactly the columns: the axes in spec order, ``key``, then `evaluate.COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterable, Optional
+
+from ..errors import UsageError
+from .evaluate import COLUMNS, evaluate, prepare
+from .spec import SHAPE_AXES, SweepSpec
+
+__all__ = ["point_key", "run_sweep", "read_table", "CHUNK_POINTS"]
+
+#: Points per task: a task loads its graph from the disk cache once, then projects its points.
+CHUNK_POINTS = 500
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """A stable id of a point: the hash of its axis values."""
+    return hashlib.sha256(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _split(point: dict[str, Any]) -> tuple[tuple, str, dict, str]:
+    shape = tuple((k, point[k]) for k in SHAPE_AXES if k in point)
+    overrides = {k.removeprefix("target."): v for k, v in point.items() if k.startswith("target.")}
+    return shape, str(point.get("target", "h100")), overrides, str(point.get("mode", "graph"))
+
+
+def evaluate_chunk(shape: tuple, points: list[dict[str, Any]], cache: Optional[str]) -> list[dict[str, Any]]:
+    """The rows of `points`, which share `shape` (a task of the executor: it runs in a worker process)."""
+    from ..target import load_target
+
+    prep = prepare(dict(shape), cache)
+    targets: dict[tuple, Any] = {}
+    rows = []
+    for point in points:
+        _, name, overrides, mode = _split(point)
+        tkey = (name, tuple(sorted(overrides.items())))
+        if tkey not in targets:
+            targets[tkey] = load_target(name).with_overrides(**overrides)
+        rows.append({**point, "key": point_key(point), **evaluate(prep, targets[tkey], mode)})
+    return rows
+
+
+def _journal_rows(path: str) -> list[dict[str, Any]]:
+    rows = []
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:  # a line torn by a kill mid-write: evaluate that point again
+                    continue
+    return rows
+
+
+def run_sweep(spec: SweepSpec, output: str, jobs: int = 1, cache: Optional[str] = None,
+              progress: Optional[Callable[[int, int], None]] = None,
+              chunk_points: Optional[int] = None) -> list[dict[str, Any]]:
+    """Evaluate every point of `spec` not already in `output`'s journal, write `output` (.csv or .parquet) in
+    grid order, and return the rows. `jobs` worker processes (1: in this process); `chunk_points` points per
+    task (default `CHUNK_POINTS`)."""
+    fmt = os.path.splitext(output)[1].lower()
+    if fmt not in (".csv", ".parquet"):
+        raise UsageError(f"-o {output}: a sweep table is written as .csv or .parquet")
+    journal = output + ".journal.jsonl"
+    points = list(spec.iter_points())
+    done = {r["key"]: r for r in _journal_rows(journal)}
+    todo: dict[tuple, list[dict[str, Any]]] = {}
+    for p in points:
+        if point_key(p) not in done:
+            todo.setdefault(_split(p)[0], []).append(p)
+    chunk = chunk_points or CHUNK_POINTS
+    tasks = [(shape, pts[i:i + chunk]) for shape, pts in todo.items() for i in range(0, len(pts), chunk)]
+    finished = len(points) - sum(len(p) for p in todo.values())
+    with open(journal, "a", encoding="utf-8") as out:
+        out.write("")  # a torn last line stays torn: the next line starts fresh below
+        def record(rows: Iterable[dict[str, Any]]) -> None:
+            nonlocal finished
+            for row in rows:
+                out.write("\n" + json.dumps(row))
+                done[row["key"]] = row
+                finished += 1
+            out.flush()
+            if progress is not None:
+                progress(finished, len(points))
+
+        if progress is not None:
+            progress(finished, len(points))
+        if jobs <= 1:
+            for shape, pts in tasks:
+                record(evaluate_chunk(shape, pts, cache))
+        else:
+            if tasks:  # capture each shape once, here, so the workers only read the disk cache
+                for shape in {shape for shape, _ in tasks}:
+                    prepare(dict(shape), cache)
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for future in as_completed([pool.submit(evaluate_chunk, shape, pts, cache) for shape, pts in tasks]):
+                    record(future.result())
+    rows = [done[point_key(p)] for p in points]
+    columns = [*spec.axes, "key", *COLUMNS]
+    _write(rows, columns, output, fmt)
+    os.remove(journal)
+    return rows
+
+
+def _write(rows: list[dict[str, Any]], columns: list[str], output: str, fmt: str) -> None:
+    tmp = output + ".tmp"
+    if fmt == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise UsageError("-o *.parquet needs pyarrow: pip install pyarrow (or write .csv)") from None
+        pq.write_table(pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]), tmp)
+    else:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    os.replace(tmp, output)
+
+
+def read_table(path: str) -> list[dict[str, Any]]:
+    """A written sweep table as rows (CSV cells as text; Parquet typed)."""
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
