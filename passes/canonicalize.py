@@ -20,7 +20,9 @@ frontend, two rewrites run on every captured graph:
   still counted where the graph demands contiguous data: concat, pad, tile/expand copies,
   clone/contiguous, casts, and reshapes the runtime must materialise.
 
-Rewrites never mutate their input: `canonicalize` returns a new `Graph` and what it changed.
+Rewrites never mutate their input: `canonicalize` returns a new `Graph` and what it changed (a
+`CanonicalizeResult`, passes/result.py's `PassResult`; its contract ensures ``"canonical"``, which the
+fusion, padding and tiling rewrites require).
 """
 
 from __future__ import annotations
@@ -30,14 +32,16 @@ from dataclasses import dataclass
 from graphperf.ir import Graph, Node, Value
 from graphperf.ops import LAYOUT_OPS, canonical
 
+from .result import PassResult, graph_pass
+
 __all__ = ["CanonicalizeResult", "canonicalize", "EAGER_FRONTENDS"]
 
 
-@dataclass(frozen=True)
-class CanonicalizeResult:
-    """The canonical graph (a new `Graph`) and how many of each rewrite made it (`summary`)."""
+@dataclass(frozen=True, kw_only=True)
+class CanonicalizeResult(PassResult):
+    """The canonical graph (a new `Graph`) and how many of each rewrite made it (`summary`); a `PassResult`
+    whose one record is ``{"rewrite": "canonicalize", **summary()}`` and which never refuses."""
 
-    graph: Graph
     bias_adds_folded: int
     batch_norms_folded: int
     layout_ops_as_views: int
@@ -77,6 +81,7 @@ def _fold_target(graph: Graph, consumers, by_name, node: Node, op, values) -> No
 EAGER_FRONTENDS = ("torch.export", "torch.compile")
 
 
+@graph_pass("canonicalize", ensures={"canonical"})
 def canonicalize(graph: Graph, layout_as_views: bool = True, fold_batch_norm: bool | None = None) -> CanonicalizeResult:
     """`layout_as_views=False` keeps transpose/split/slice as the copies a runtime that executes them
     literally performs (onnxruntime's CPU kernels: see graphperf/correlate/match.py). `fold_batch_norm`:
@@ -133,4 +138,5 @@ def canonicalize(graph: Graph, layout_as_views: bool = True, fold_batch_norm: bo
             as_views += 1
         nodes.append(node)
     new = Graph(graph.name, nodes, values, graph.outputs, graph.meta)
-    return CanonicalizeResult(new, adds, norms, as_views)
+    counts = {"bias_adds_folded": adds, "batch_norms_folded": norms, "layout_ops_as_views": as_views}
+    return CanonicalizeResult(new, any(counts.values()), [{"rewrite": "canonicalize", **counts}], **counts)

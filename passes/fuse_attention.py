@@ -36,6 +36,7 @@ from graphperf.rules.registry import is_free
 
 from .fuse_chains import is_pointwise
 from .fusion import FusionResult, Grouper
+from .result import graph_pass
 from .tile_model import spread
 from .tiling import flash_problem, machine_for, search
 
@@ -108,6 +109,7 @@ def _forward_to_pv(g: Grouper, softmax: Node, n: int) -> Optional[list[str]]:
     return [*sorted(region, key=g.index.__getitem__), pv]
 
 
+@graph_pass("fuse_attention", requires={"canonical"})
 def fuse_attention(graph: Graph, target=None) -> FusionResult:
     """Fuse every unfused QK^T -> softmax -> PV chain into one flash-style node (the rules above); the
     refused chains carry their reason. `target` gives the on-chip capacity the tiling check needs."""

@@ -30,6 +30,7 @@ from graphperf.ir import Graph, Node
 from graphperf.ops import EPILOGUE_MATRIX_OPS, NORM_OPS, POINTWISE_OPS, ROW_REDUCTIONS, op_name
 
 from .fusion import FusionResult, Grouper
+from .result import graph_pass
 
 __all__ = ["fuse_elementwise", "fuse_epilogue", "fuse_norm", "is_pointwise"]
 
@@ -101,16 +102,19 @@ def _norm_admit(state: State, sig: Sig) -> Optional[State]:
     return None
 
 
+@graph_pass("fuse_elementwise", requires={"canonical"})
 def fuse_elementwise(graph: Graph, target=None) -> FusionResult:
     """Elementwise chains (no on-chip state: `target` is accepted for a uniform signature, unused)."""
     return _grow(graph, "elementwise", ("pw",), _ew_start, _ew_admit)
 
 
+@graph_pass("fuse_epilogue", requires={"canonical"})
 def fuse_epilogue(graph: Graph, target=None) -> FusionResult:
     """GEMM/conv epilogues (streamed from the accumulator: `target` unused)."""
     return _grow(graph, "epilogue", ("pw",), _epi_start, _ew_admit)
 
 
+@graph_pass("fuse_norm", requires={"canonical"})
 def fuse_norm(graph: Graph, target=None) -> FusionResult:
     """Fuse each norm or row reduction with the pointwise nodes around it into one kernel; a group whose rows
     exceed the target's on-chip memory per unit (``onchip_sram_per_unit_kb``) is refused with the reason."""

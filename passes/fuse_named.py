@@ -18,6 +18,7 @@ from graphperf.ir import Graph
 from graphperf.rules import is_free
 
 from .fusion import FusionResult, Grouper
+from .result import graph_pass
 
 __all__ = ["fuse_named", "parse_group"]
 
@@ -31,6 +32,7 @@ def parse_group(text: str) -> list[str]:
     return patterns
 
 
+@graph_pass("fuse_named", requires={"canonical"})
 def fuse_named(graph: Graph, specs: list[list[str]]) -> FusionResult:
     """Fuse the working nodes each spec's patterns match (node names or module paths) into one group per spec.
 

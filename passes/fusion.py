@@ -2,8 +2,8 @@
 
 A fusion rule decides *which* nodes belong together; this module decides whether a group is legal
 and builds the new graph. `Grouper(graph, rule)` holds the groups a rule forms; `result()` returns a
-`FusionResult` with a new `Graph` (the input is never mutated), the groups and every refused
-candidate with its reason.
+`FusionResult` (a `PassResult`, passes/result.py) with a new `Graph` (the input is never mutated), the
+groups and every refused candidate as a `Refusal` with its reason.
 
 Legality, for every rule:
 
@@ -31,21 +31,31 @@ from graphperf.count import apply_rule
 from graphperf.ir import Graph, Node, Value
 from graphperf.ops import canonical
 
+from .result import PassResult, Refusal
+
 __all__ = ["FusionResult", "Grouper", "member_cost", "numel"]
 
-@dataclass(frozen=True)
-class FusionResult:
-    """A fusion rule's result: the new graph, the groups it formed and the candidates it refused (with reasons)."""
+@dataclass(frozen=True, kw_only=True)
+class FusionResult(PassResult):
+    """A fusion rule's `PassResult`: the new graph, the groups it formed and the candidates it refused (typed
+    `Refusal`s, where: "producer"/"consumer", or "nodes" and a named group's "group"); `modified` when a group
+    formed. Build it with `FusionResult.of`."""
 
-    graph: Graph
     groups: list[dict]  # {"node", "members", "member_ops", "inputs", "outputs", ...rule extras}
-    refused: list[dict]  # {"rule", "kind", "reason", and "producer"/"consumer" or "node"/"nodes"}
     rule: str = "elementwise"
+
+    @classmethod
+    def of(cls, graph: Graph, groups: list[dict], refused: list[Refusal], rule: str) -> "FusionResult":
+        return cls(graph, bool(groups), [_record(rule, groups)], refused, groups=groups, rule=rule)
 
     def to_dict(self) -> dict:
         """The rewrite record the what-if report lists: rule, groups formed, nodes fused, groups."""
-        return {"rewrite": "fuse", "rule": self.rule, "groups_formed": len(self.groups),
-                "nodes_fused": sum(len(g["members"]) for g in self.groups), "groups": self.groups}
+        return _record(self.rule, self.groups)
+
+
+def _record(rule: str, groups: list[dict]) -> dict:
+    return {"rewrite": "fuse", "rule": rule, "groups_formed": len(groups),
+            "nodes_fused": sum(len(g["members"]) for g in groups), "groups": groups}
 
 
 def member_cost(node: Node, values) -> Optional[dict]:
@@ -79,7 +89,7 @@ class Grouper:
         self.group_of: dict[str, int] = {}
         self.groups: list[Optional[list[str]]] = []  # None: dissolved
         self.extras: dict[int, dict] = {}
-        self.refused: list[dict] = []
+        self.refused: list[Refusal] = []
         self._costs: dict[str, Optional[dict]] = {}
 
     # -- queries ---------------------------------------------------------------------------------
@@ -137,7 +147,8 @@ class Grouper:
 
     # -- changes ---------------------------------------------------------------------------------
     def refuse(self, kind: str, reason: str, **where: Any) -> None:
-        self.refused.append({"rule": self.rule, "kind": kind, **where, "reason": reason})
+        """Record a declined candidate; `kind` must name a `RefusalKind` (ValueError otherwise: a bug)."""
+        self.refused.append(Refusal(self.rule, kind, reason, where))
 
     def join(self, producer: str, node: str) -> int:
         """Put `node` into `producer`'s group (creating it); returns the group id."""
@@ -209,7 +220,7 @@ class Grouper:
                             "inputs": list(inputs), "outputs": list(outputs), **extras})
         nodes = _toposort([replaced.get(n.name, n) for n in graph.nodes if n.name not in drop], new_values)
         new = Graph(graph.name, nodes, new_values, graph.outputs, dict(graph.meta))
-        return FusionResult(new, records, self.refused, self.rule)
+        return FusionResult.of(new, records, self.refused, self.rule)
 
 
 def _toposort(nodes: list[Node], values) -> list[Node]:

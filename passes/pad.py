@@ -28,9 +28,10 @@ after) and the extra FLOPs, bytes moved and weight bytes. Projected time follows
 whatever a target charges for misaligned dimensions (graphperf/alignment.py) is the projection's
 business, not this pass's.
 
-Refused, with the reason (``{"rule": "pad", "kind", "size", "reason", ...}``): a SIZE that no GEMM node
-has as a matrix dimension (``not_found``), one already a multiple (``aligned``), a tie that reaches a
-fused or linalg node (``fixed_cost``), channels of a grouped convolution (``grouped_conv``).
+Refused, with the reason (a `Refusal`, passes/result.py, read as ``{"rule": "pad", "kind", "size", "reason",
+...}``): a SIZE that no GEMM node has as a matrix dimension (``not_found``), one already a multiple
+(``aligned``), a tie that reaches a fused or linalg node (``fixed_cost``), channels of a grouped convolution
+(``grouped_conv``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from graphperf.alignment import aligned_multiple, is_gemm_node, misaligned_dims
 from graphperf.count import apply_rule
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType, Value
+
+from .result import PassResult, Refusal, graph_pass
 
 __all__ = ["PadSpec", "PadResult", "parse_pad", "pad_dims"]
 
@@ -66,12 +69,14 @@ class PadSpec:
 
 
 @dataclass(frozen=True)
-class PadResult:
-    """The padded graph (a new `Graph`), the rewrite's record (values padded, extra work) and the refusals."""
+class PadResult(PassResult):
+    """The padded graph (a new `Graph`), the rewrite's record (values padded, extra work) and the refusals;
+    `modified` when some value was padded."""
 
-    graph: Graph
-    rewrite: dict
-    refused: list[dict]
+    @property
+    def rewrite(self) -> dict:
+        """The one rewrite record (``{"rewrite": "pad", ...}``)."""
+        return self.rewrites[0]
 
 
 def parse_pad(text: str) -> PadSpec:
@@ -239,11 +244,11 @@ class _Walk:
 # -- the pass ------------------------------------------------------------------------------------
 
 
-def _refuse(kind: str, size: int, reason: str, **where) -> dict:
-    return {"rule": "pad", "kind": kind, "size": size, **where, "reason": reason}
+def _refuse(kind: str, size: int, reason: str, **where) -> Refusal:
+    return Refusal("pad", kind, reason, {"size": size, **where})
 
 
-def _targets(graph: Graph, spec: PadSpec, gemms: list[Node], refused: list[dict]) -> dict[int, tuple[int, int]]:
+def _targets(graph: Graph, spec: PadSpec, gemms: list[Node], refused: list[Refusal]) -> dict[int, tuple[int, int]]:
     """SIZE -> (MULTIPLE, padded size); auto: the smallest aligned size of every misaligned dimension."""
     if not spec.auto:
         out = {}
@@ -269,12 +274,13 @@ def _cost(node: Node, values) -> Optional[tuple[int, int, int]]:
     return None if c is None else (c.flops, c.matrix_flops, c.bytes_read + c.bytes_written)
 
 
+@graph_pass("pad_dims", requires={"canonical"})
 def pad_dims(graph: Graph, spec: PadSpec | str) -> PadResult:
     """Pad the GEMM dimensions `spec` names (a `PadSpec` or `parse_pad` text); see the module docstring."""
     if isinstance(spec, str):
         spec = parse_pad(spec)
     gemms = [n for n in graph.nodes if is_gemm_node(n) and n.op.name != "fused"]
-    refused: list[dict] = []
+    refused: list[Refusal] = []
     targets = _targets(graph, spec, gemms, refused)
     ties: dict[str, list[list[Dim]]] = {}
     grouped: dict[str, tuple[str, set[int]]] = {}  # node -> (why its channels are not tied, the channel counts)
@@ -311,7 +317,7 @@ def pad_dims(graph: Graph, spec: PadSpec | str) -> PadResult:
                       "values": sorted({n for n, _ in walk.dims}), "nodes": sorted(walk.touched, key=order.__getitem__),
                       "boundaries": walk.boundaries})
     new = _rebuild(graph, new_shapes, {s["size"]: s["padded_size"] for s in sizes})
-    return PadResult(new, _record(graph, new, spec, sizes, new_shapes), refused)
+    return PadResult(new, bool(new_shapes), [_record(graph, new, spec, sizes, new_shapes)], refused)
 
 
 def _rebuild(graph: Graph, new_shapes: Mapping[str, list[int]], padded: Mapping[int, int]) -> Graph:

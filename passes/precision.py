@@ -28,6 +28,8 @@ from graphperf.errors import UsageError
 from graphperf.ir import Graph, TensorType, Value
 from graphperf.peaks import matrix_peak
 
+from .result import PassResult, graph_pass
+
 __all__ = ["PRECISION_CLASSES", "DTYPE_ALIASES", "PrecisionResult", "parse_precision", "rewrite_precision",
            "value_class", "no_peak_nodes"]
 
@@ -37,19 +39,24 @@ DTYPE_ALIASES = SPELLINGS  # the one table of short dtype spellings (graphperf/d
 _FLOAT_TARGETS = sorted(d for d in DTYPE_BITS if is_float(d))
 
 
-@dataclass(frozen=True)
-class PrecisionResult:
-    """The rewritten graph and, per value class, how many values changed dtype and their bytes before and after."""
+@dataclass(frozen=True, kw_only=True)
+class PrecisionResult(PassResult):
+    """The rewritten graph and, per value class, how many values were rewritten and their bytes before and after;
+    a `PassResult` whose one record is ``to_dict(spec)``, `modified` when some value's dtype changed."""
 
-    graph: Graph
     changed: dict[str, int]  # class -> values rewritten
     bytes_before: dict[str, int]  # class -> bytes of the rewritten values, before
     bytes_after: dict[str, int]
+    spec: Mapping[str, str]  # class -> dtype, as asked
 
-    def to_dict(self, spec: Mapping[str, str]) -> dict:
-        """The rewrite record the what-if report lists, with `spec` (class -> dtype)."""
-        return {"rewrite": "precision", "spec": dict(spec), "values_changed": dict(self.changed),
-                "bytes_before": dict(self.bytes_before), "bytes_after": dict(self.bytes_after)}
+    def to_dict(self, spec: Mapping[str, str] | None = None) -> dict:
+        """The rewrite record the what-if report lists, with `spec` (class -> dtype; default: the one asked)."""
+        return _record(self.spec if spec is None else spec, self.changed, self.bytes_before, self.bytes_after)
+
+
+def _record(spec: Mapping[str, str], changed: dict, before: dict, after: dict) -> dict:
+    return {"rewrite": "precision", "spec": dict(spec), "values_changed": dict(changed),
+            "bytes_before": dict(before), "bytes_after": dict(after)}
 
 
 def parse_precision(text: str) -> dict[str, str]:
@@ -81,6 +88,7 @@ def value_class(v: Value) -> str | None:
     return "activations"
 
 
+@graph_pass("rewrite_precision")
 def rewrite_precision(graph: Graph, spec: Mapping[str, str]) -> PrecisionResult:
     """A new graph whose floating-point values of each class in `spec` (class -> canonical dtype) carry that
     dtype; UsageError for an unknown class."""
@@ -91,6 +99,7 @@ def rewrite_precision(graph: Graph, spec: Mapping[str, str]) -> PrecisionResult:
     changed = {c: 0 for c in spec}
     before = {c: 0 for c in spec}
     after = {c: 0 for c in spec}
+    modified = False
     for name, v in graph.values.items():
         cls = value_class(v)
         if cls in spec:
@@ -98,10 +107,12 @@ def rewrite_precision(graph: Graph, spec: Mapping[str, str]) -> PrecisionResult:
             changed[cls] += 1
             before[cls] += v.type.nbytes
             after[cls] += t.nbytes
+            modified = modified or t != v.type
             v = replace(v, type=t)
         values[name] = v
     new = Graph(graph.name, list(graph.nodes), values, graph.outputs, dict(graph.meta))
-    return PrecisionResult(new, changed, before, after)
+    return PrecisionResult(new, modified, [_record(spec, changed, before, after)], changed=changed,
+                           bytes_before=before, bytes_after=after, spec=dict(spec))
 
 
 def no_peak_nodes(graph: Graph, counts, target) -> list[dict]:

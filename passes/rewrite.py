@@ -5,6 +5,12 @@ fixed order, each on the graph the previous one returned; it returns (new graph,
 mutates its input. Fusion rules run in the order of `FUSE_RULES` (`--fuse auto` is all of them); `parse_fuse`
 reads a ``--fuse`` value.
 
+`run_passes(graph, steps, ensured)` is the chain itself: each step (a pass, or a `functools.partial` of one)
+returns a `PassResult` (passes/result.py); before it runs, its contract's ``requires`` must be among the
+properties `ensured` holds or an earlier step's contract ``ensures``, else `AnalysisError` names the pass, the
+missing property and the passes that ran before it. It returns one `PassResult`: the last graph, whether any
+step modified it, every step's rewrite records and refusals in order.
+
 Guarantees: this module imports only passes and the layers below them (never the pipeline), so
 `graphperf.pipeline` (the compiled mode) and `passes/whatif.py` (which projects before and after through the
 pipeline) both use it without importing each other. `passes.whatif` re-exports every name.
@@ -12,7 +18,8 @@ pipeline) both use it without importing each other. `passes.whatif` re-exports e
 
 from __future__ import annotations
 
-from typing import Mapping
+from functools import partial
+from typing import Callable, Iterable, Mapping, Sequence
 
 from graphperf.errors import UsageError
 from graphperf.ir import Graph
@@ -22,9 +29,10 @@ from .fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
 from .fuse_named import fuse_named
 from .pad import pad_dims
 from .precision import rewrite_precision
+from .result import PassResult, check_requires
 from .tiling import apply_tiling
 
-__all__ = ["FUSE_CHOICES", "FUSE_RULES", "parse_fuse", "rewrite"]
+__all__ = ["FUSE_CHOICES", "FUSE_RULES", "parse_fuse", "rewrite", "run_passes"]
 
 FUSE_RULES = ("attention", "epilogue", "norm", "elementwise")  # the order they run in
 FUSE_CHOICES = ("none", "auto", *FUSE_RULES)
@@ -55,33 +63,38 @@ def rewrite(graph: Graph, fuse: list[str] = (), precision: Mapping[str, str] | N
     """
     from .canonicalize import canonicalize
 
-    g = canonicalize(graph).graph
-    rewrites: list[dict] = []
-    refused: list[dict] = []
+    if tile is not None and target is None:
+        raise UsageError("tiling needs a target (compute units, on-chip memory)")
+    steps: list[Callable[[Graph], PassResult]] = []
     if precision:
-        res = rewrite_precision(g, precision)
-        g = res.graph
-        rewrites.append(res.to_dict(precision))
+        steps.append(partial(rewrite_precision, spec=precision))
     if pad is not None:
-        padded = pad_dims(g, pad)
-        g = padded.graph
-        rewrites.append(padded.rewrite)
-        refused.extend(padded.refused)
-    passes = [lambda x, t: fuse_named(x, list(groups))] if groups else []
-    passes += [_FUSE_PASSES[rule] for rule in FUSE_RULES if rule in fuse]
-    for run in passes:
-        res = run(g, target)
-        g = res.graph
-        rewrites.append(res.to_dict())
-        refused.extend(res.refused)
+        steps.append(partial(pad_dims, spec=pad))
+    if groups:
+        steps.append(partial(fuse_named, specs=list(groups)))
+    steps += [partial(_FUSE_PASSES[rule], target=target) for rule in FUSE_RULES if rule in fuse]
     if tile is not None:
-        if target is None:
-            raise UsageError("tiling needs a target (compute units, on-chip memory)")
-        tiled = apply_tiling(g, target, tile)
-        g = tiled.graph
-        rewrites.append(tiled.rewrite)
-        refused.extend(tiled.refused)
-    return g, rewrites, refused
+        steps.append(partial(apply_tiling, target=target, spec=tile))
+    canon = canonicalize(graph)  # its counts are the report's business (pipeline), not a what-if rewrite
+    res = run_passes(canon.graph, steps, ensured=canonicalize.contract.ensures)
+    return res.graph, res.rewrites, res.refused
+
+
+def run_passes(graph: Graph, steps: Sequence[Callable[[Graph], PassResult]],
+               ensured: Iterable[str] = ()) -> PassResult:
+    """Run `steps` in order, each on the graph the previous one returned, checking each step's contract first
+    (module docstring); `ensured`: the properties `graph` already has (e.g. ``{"canonical"}``)."""
+    have, ran = set(ensured), []
+    g, modified, rewrites, refused = graph, False, [], []
+    for step in steps:
+        contract = check_requires(step, have, ran)
+        res = step(g)
+        g, modified = res.graph, modified or res.modified
+        rewrites.extend(res.rewrites)
+        refused.extend(res.refused)
+        have |= contract.ensures
+        ran.append(contract.name)
+    return PassResult(g, modified, rewrites, refused)
 
 
 _FUSE_PASSES = {"attention": fuse_attention, "epilogue": fuse_epilogue, "norm": fuse_norm,

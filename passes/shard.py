@@ -15,7 +15,7 @@ Every other node follows its inputs: an elementwise op, a view, a concatenation 
 tensor stays split along the same (moved) dim; a node that reads only replicated values (norms, residual adds,
 the MoE router) runs in full on every device. A node the pass cannot split along its input's dim (a reduction
 over the split dim, a view it cannot follow) gets its split inputs gathered first (an ``all_gather``) and runs
-replicated; each such case is listed in `ShardResult.refused` with its reason.
+replicated; each such case is listed in `ShardResult.refused` as a `Refusal` (kind ``replicated``) with its reason.
 
 Collective nodes carry ``group_size`` = tp and ``algorithm`` (graphperf/rules/collective.py prices them);
 their names end in ``_all_reduce`` / ``_all_gather`` and they keep the module of the node they follow.
@@ -34,6 +34,8 @@ from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, TensorType, Value
 from graphperf.ops import NORM_OPS, POINTWISE_OPS, REDUCTIONS, canonical, op_name
 
+from .result import PassResult, Refusal, RefusalKind, graph_pass
+
 __all__ = ["TP_PLAN", "ShardResult", "shard_tensor_parallel", "collectives_by_layer"]
 
 #: How the pass splits a matmul, by the last name of its module (a Linear) or the end of its weight's name
@@ -46,27 +48,32 @@ TP_PLAN = {
 }
 
 
-@dataclass
-class ShardResult:
-    """The sharded graph, its degree, the collectives it inserted and the nodes it could not split."""
+@dataclass(frozen=True, kw_only=True)
+class ShardResult(PassResult):
+    """The sharded graph, its degree, the collectives it inserted and the nodes it could not split (`Refusal`s of
+    kind ``replicated``: gathered, run replicated); a `PassResult` whose one record is `summary()`, `modified`
+    when tp > 1. Build it with `ShardResult.of`."""
 
-    graph: Graph
     tp: int
     collectives: list[str] = field(default_factory=list)  # inserted node names, graph order
-    refused: list[dict] = field(default_factory=list)  # {"node", "op", "reason"}: gathered, run replicated
 
-    @property
-    def modified(self) -> bool:
-        return self.tp > 1
+    @classmethod
+    def of(cls, graph: Graph, tp: int, collectives: list[str] = (), refused: list[Refusal] = ()) -> "ShardResult":
+        collectives, refused = list(collectives), list(refused)
+        return cls(graph, tp > 1, [_summary(graph, tp, collectives, refused)], refused, tp=tp, collectives=collectives)
 
     def summary(self) -> dict:
-        ops: dict[str, int] = {}
-        by_name = {n.name: n for n in self.graph.nodes}
-        for name in self.collectives:
-            op = by_name[name].op.name
-            ops[op] = ops.get(op, 0) + 1
-        return {"rewrite": "tensor_parallel", "tp": self.tp, "collectives": dict(sorted(ops.items())),
-                "refused": len(self.refused)}
+        """The rewrite record: ``{"rewrite": "tensor_parallel", "tp", "collectives": {op: count}, "refused"}``."""
+        return _summary(self.graph, self.tp, self.collectives, self.refused)
+
+
+def _summary(graph: Graph, tp: int, collectives: list[str], refused: list) -> dict:
+    ops: dict[str, int] = {}
+    by_name = {n.name: n for n in graph.nodes}
+    for name in collectives:
+        op = by_name[name].op.name
+        ops[op] = ops.get(op, 0) + 1
+    return {"rewrite": "tensor_parallel", "tp": tp, "collectives": dict(sorted(ops.items())), "refused": len(refused)}
 
 
 def collectives_by_layer(graph: Graph) -> dict[str, list[dict]]:
@@ -142,7 +149,7 @@ class _Sharder:
         self.nodes: list[Node] = []
         self.values: dict[str, Value] = {}
         self.collectives: list[str] = []
-        self.refused: list[dict] = []
+        self.refused: list[Refusal] = []
 
     # -- values --------------------------------------------------------------------------------
     def type_of(self, name: str) -> TensorType:
@@ -184,7 +191,8 @@ class _Sharder:
 
     def refuse(self, node: Node, reason: str) -> list[Node]:
         """Run `node` replicated: an all_gather of each split input before it."""
-        self.refused.append({"node": node.name, "op": str(node.op), "reason": reason})
+        self.refused.append(Refusal("tensor_parallel", RefusalKind.REPLICATED, reason,
+                                    {"node": node.name, "op": str(node.op)}))
         out: list[Node] = []
         inputs = []
         for n in node.inputs:
@@ -348,6 +356,7 @@ class _Sharder:
         return [node]
 
 
+@graph_pass("shard_tensor_parallel", requires={"canonical"})
 def shard_tensor_parallel(graph: Graph, tp: int, algorithm: str = "ring") -> ShardResult:
     """The graph one device of a `tp`-way tensor-parallel group runs (module docstring); tp = 1 returns the graph.
 
@@ -362,11 +371,11 @@ def shard_tensor_parallel(graph: Graph, tp: int, algorithm: str = "ring") -> Sha
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise UsageError(f"--tp {tp!r}: the tensor-parallel degree must be an integer >= 1")
     if tp == 1:
-        return ShardResult(graph, 1)
+        return ShardResult.of(graph, 1)
     s = _Sharder(graph, tp, algorithm)
     s.run()
     if not any(d is not None for d in s.decided.values()):
         raise UsageError(f"{graph.name}: no matmul matched the tensor-parallel plan ({', '.join(TP_PLAN)}); "
                          "this model cannot be sharded yet: run it with --tp 1")
     meta = {**graph.meta, "tensor_parallel": tp}
-    return ShardResult(Graph(graph.name, s.nodes, s.values, graph.outputs, meta), tp, s.collectives, s.refused)
+    return ShardResult.of(Graph(graph.name, s.nodes, s.values, graph.outputs, meta), tp, s.collectives, s.refused)

@@ -48,6 +48,7 @@ from graphperf.ops import GEMM_OPS, matrix_family
 from graphperf.peaks import matrix_peak, vector_rate
 from graphperf.rules.matmul import matmul_dims
 
+from .result import PassResult, Refusal, graph_pass
 from .tile_model import Attention, Gemm, Machine, TileEstimate, estimate, spread
 
 __all__ = ["TileSpec", "TilingResult", "CANDIDATE_MN", "CANDIDATE_K", "TILED_OPS", "parse_tile",
@@ -78,12 +79,14 @@ class TileSpec:
 
 
 @dataclass(frozen=True)
-class TilingResult:
-    """The tiled graph (a new `Graph`), the rewrite's record and the nodes refused (with reasons)."""
+class TilingResult(PassResult):
+    """The tiled graph (a new `Graph`), the rewrite's record and the nodes refused (with reasons); `modified`
+    when some node was tiled."""
 
-    graph: Graph
-    rewrite: dict
-    refused: list[dict]
+    @property
+    def rewrite(self) -> dict:
+        """The one rewrite record (``{"rewrite": "tile", "mode", "nodes"}``)."""
+        return self.rewrites[0]
 
 
 def parse_tile(text: str) -> TileSpec:
@@ -259,10 +262,11 @@ def search(problem, mach: Machine) -> tuple[Optional[TileEstimate], list[TileEst
     return best, ests
 
 
-def _refuse(node: Node, kind: str, reason: str) -> dict:
-    return {"rule": "tile", "kind": kind, "node": node.name, "reason": reason}
+def _refuse(node: Node, kind: str, reason: str) -> Refusal:
+    return Refusal("tile", kind, reason, {"node": node.name})
 
 
+@graph_pass("apply_tiling", requires={"canonical"})
 def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
     """Tile every matmul/conv/attention node the spec covers (a `TileSpec` or `parse_tile` text)."""
     if isinstance(spec, str):
@@ -280,7 +284,7 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
         raise UsageError(f"--tile {unknown[0]}=...: no node named {unknown[0]!r} in {graph.name}; {where}")
     nodes: list[Node] = []
     records: list[dict] = []
-    refused: list[dict] = []
+    refused: list[Refusal] = []
     for node in graph.nodes:
         op = _op(node)
         explicit = spec.by_node.get(node.name) or (spec.by_op.get(op) if op else None)
@@ -329,7 +333,7 @@ def apply_tiling(graph: Graph, target, spec: TileSpec | str) -> TilingResult:
                         "tiles": chosen.tiles, "waves": chosen.waves})
     new = Graph(graph.name, nodes, dict(graph.values), graph.outputs, dict(graph.meta))
     rewrite = {"rewrite": "tile", "mode": spec.mode, "nodes": records}
-    return TilingResult(new, rewrite, refused)
+    return TilingResult(new, bool(records), [rewrite], refused)
 
 
 def tiled_time(graph: Graph, node: Node, cost, target):

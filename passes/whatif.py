@@ -44,7 +44,7 @@ class WhatIfResult:
     before: Any  # Report
     after: Any  # Report
     rewrites: list[dict]
-    refused: list[dict]
+    refused: list  # passes.result.Refusal (read as {"rule", "kind", ..., "reason"})
     flags: list[dict] = field(default_factory=list)
     sweep: Optional[dict] = None  # {"field", "rows": [{"value", "latency_s", ...}]}
 

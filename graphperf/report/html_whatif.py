@@ -21,7 +21,8 @@ Guarantees (as the analyze page, `graphperf.report.html`):
 
 Fusion rules are read generically from the records they emit
 (``{"rewrite": "fuse", "rule", "groups": [{"node", "members", "member_ops", "inputs", "outputs"}]}``;
-refused: ``{"rule", "kind", "producer", "consumer", "reason", ...}``, any key may be missing).
+refused: `passes.result.Refusal`s or plain dicts, read as the mapping ``{"rule", "kind", "producer", "consumer",
+"reason", ...}``, any key may be missing).
 """
 
 from __future__ import annotations

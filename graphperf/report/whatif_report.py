@@ -86,8 +86,13 @@ def by_change(rows: list[GroupChange]) -> list[GroupChange]:
 
 def whatif_to_dict(result) -> dict[str, Any]:
     return {"schema": WHATIF_SCHEMA, "before": report_to_dict(result.before), "after": report_to_dict(result.after),
-            "rewrites": result.rewrites, "refused": result.refused, "flags": result.flags,
+            "rewrites": result.rewrites, "refused": [_plain(r) for r in result.refused], "flags": result.flags,
             "diff": result.compare().to_dict(), "sweep": result.sweep}
+
+
+def _plain(refusal) -> dict[str, Any]:
+    """A refusal as JSON writes it: a `passes.result.Refusal` through its `to_dict`, a plain dict as it is."""
+    return refusal.to_dict() if hasattr(refusal, "to_dict") else refusal
 
 
 def whatif_to_json(result) -> str:
