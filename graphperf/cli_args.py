@@ -52,6 +52,7 @@ def refuse_overwriting(output: Optional[str], *inputs: Optional[str], flag: str 
 
 
 def stdout_is_terminal() -> bool:
+    """True when stdout is a terminal (HTML is then refused without -o)."""
     return sys.stdout.isatty()
 
 
@@ -98,6 +99,7 @@ def console(file=None) -> Console:
 
 
 def status(message: str):
+    """A spinner with `message` on stderr while a step runs, when stderr is a terminal (else nothing)."""
     err = Console(stderr=True)
     return err.status(message) if err.is_terminal else nullcontext()
 
@@ -138,6 +140,7 @@ def import_option(fn):
 
 
 def import_modules(imports) -> tuple[str, ...]:
+    """Import the `--import` modules (libraries that register a .pt2's custom ops); returns them as a tuple."""
     from .capture.torch_export import import_libraries
 
     import_libraries(imports)
@@ -145,6 +148,7 @@ def import_modules(imports) -> tuple[str, ...]:
 
 
 def model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attention="sdpa", imports=()):
+    """The `ModelRequest` of a command's MODEL argument and workload options (the default workload without one)."""
     from .pipeline import ModelRequest
 
     return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
