@@ -58,7 +58,7 @@ from typing import Optional
 
 from .ops import BROADCASTING_OPS, ROW_KERNEL_OPS, STRIDED_KERNEL_OPS
 
-__all__ = ["KernelParams", "GEMM_TILES", "SIMT_TILES", "FULL_RATE_REUSE", "FLASH_TILE",
+__all__ = ["KernelParams", "gemm_candidates", "attention_waves", "GEMM_TILES", "SIMT_TILES", "FULL_RATE_REUSE", "FLASH_TILE",
            "SPLIT_K_MIN", "kernel_params", "stream_class", "gemm_time", "attention_time", "stream_memory_s"]
 
 #: Output tiles (Mt, Nt) of the GEMM kernels the model chooses from: Hopper/Ampere cuBLAS and CUTLASS
@@ -134,45 +134,63 @@ def stream_memory_s(bytes_moved: float, klass: str, prm: KernelParams) -> float:
     return bytes_moved / rate
 
 
-def gemm_time(batch: int, m: int, n: int, k: int, bytes_moved: float, unit_flops_per_s: float,
-              prm: KernelParams, simt: bool = False) -> tuple[float, float, tuple[int, int, int]]:
-    """(compute_s, memory_s, (Mt, Nt, split)) of the best GEMM tile; `bytes_moved` = A + B + C (+ bias);
-    `simt`: the GEMM runs on the vector units (SIMT_TILES)."""
-    best = None
+def gemm_candidates(batch: int, m: int, n: int, k: int, units: int,
+                    simt: bool = False) -> list[tuple[tuple[int, int, int], int, float, int]]:
+    """The rate-independent part of `gemm_time`, per candidate tile: ((Mt, Nt, split), the FLOPs one unit runs
+    over all waves, the tile's operand reuse, the fp32 partial-sum bytes of split-K). A candidate's compute time
+    is ``flops / (unit_flops_per_s * reuse)`` and its memory time ``(bytes_moved + partials) / stream rate``."""
+    out = []
     for mt, nt in SIMT_TILES if simt else GEMM_TILES:
         tiles = batch * -(-m // mt) * -(-n // nt)
         split = 1
-        while tiles * split * 2 <= prm.units and k // (split * 2) >= SPLIT_K_MIN:
+        while tiles * split * 2 <= units and k // (split * 2) >= SPLIT_K_MIN:
             split *= 2
-        waves = -(-tiles * split // prm.units)
+        waves = -(-tiles * split // units)
         reuse = min(1.0, mt * nt / (mt + nt) / FULL_RATE_REUSE)
-        compute_s = waves * 2 * mt * nt * -(-k // split) / (unit_flops_per_s * reuse)
         partials = 2 * 4 * batch * m * n * split if split > 1 else 0  # fp32 partial sums written and read back
+        out.append(((mt, nt, split), waves * 2 * mt * nt * -(-k // split), reuse, partials))
+    return out
+
+
+def gemm_time(batch: int, m: int, n: int, k: int, bytes_moved: float, unit_flops_per_s: float,
+              prm: KernelParams, simt: bool = False) -> tuple[float, float, tuple[int, int, int]]:
+    """(compute_s, memory_s, (Mt, Nt, split)) of the best GEMM tile (`gemm_candidates`: the one whose slower
+    side is fastest, the first on a tie); `bytes_moved` = A + B + C (+ bias); `simt`: the GEMM runs on the
+    vector units (SIMT_TILES)."""
+    best = None
+    for tile, flops, reuse, partials in gemm_candidates(batch, m, n, k, prm.units, simt):
+        compute_s = flops / (unit_flops_per_s * reuse)
         memory_s = (bytes_moved + partials) / prm.stream_bytes_per_s
         key = max(compute_s, memory_s)
         if best is None or key < best[0]:
-            best = (key, compute_s, memory_s, (mt, nt, split))
+            best = (key, compute_s, memory_s, tile)
     return best[1], best[2], best[3]
 
 
-def attention_time(bh: int, l: int, s: int, e: int, ev: int, causal: bool, bytes_moved: float,
-                   unit_flops_per_s: float, prm: KernelParams) -> tuple[float, float]:
-    """(compute_s, memory_s) of a flash-attention kernel; queries are the last `l` of `s` positions."""
+def attention_waves(bh: int, l: int, s: int, e: int, ev: int, causal: bool, units: int) -> tuple[int, list[int], float]:
+    """The rate-independent part of `attention_time`: (FLOPs of one tile visit, the K/V tiles the longest query
+    tile of each wave visits, the decode scale ``l / FLASH_TILE`` or 1.0)."""
     t = FLASH_TILE
     q_tiles, k_tiles = -(-l // t), -(-s // t)
     offset = s - l
-    per_tile = 2 * t * t * (e + ev) / unit_flops_per_s
     if causal:
         visits = sorted((min(k_tiles, -(-(offset + min((i + 1) * t, l)) // t)) for i in range(q_tiles)), reverse=True)
     else:
         visits = [k_tiles] * q_tiles
     # tiles longest first; every (batch, head) has the same list: wave w holds tiles w*units .. (w+1)*units-1
-    units = prm.units
-    total = bh * q_tiles
+    longest = [visits[start // bh] for start in range(0, bh * q_tiles, units)]
+    return 2 * t * t * (e + ev), longest, (l / t if l < t else 1.0)  # decode-like: the query tile is mostly padding
+
+
+def attention_time(bh: int, l: int, s: int, e: int, ev: int, causal: bool, bytes_moved: float,
+                   unit_flops_per_s: float, prm: KernelParams) -> tuple[float, float]:
+    """(compute_s, memory_s) of a flash-attention kernel; queries are the last `l` of `s` positions."""
+    tile_flops, longest, scale = attention_waves(bh, l, s, e, ev, causal, prm.units)
+    per_tile = tile_flops / unit_flops_per_s
     compute_s = 0.0
-    for start in range(0, total, units):
-        compute_s += visits[(start // bh)] * per_tile  # the longest tile of the wave (tiles sorted by visits)
-    if l < t:  # decode-like: the query tile is mostly padding; the kernel streams K/V
-        compute_s *= l / t
+    for visits in longest:
+        compute_s += visits * per_tile  # the longest tile of the wave (tiles sorted by visits)
+    if scale != 1.0:
+        compute_s *= scale
     memory_s = bytes_moved / prm.stream_bytes_per_s
     return compute_s, memory_s

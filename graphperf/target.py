@@ -397,12 +397,12 @@ class Target:
             changes[key] = value
         if not changes:
             return self
-        data = {k: getattr(self, k) for k in _SCALARS}
-        data.update(changes)
-        for key, value in changes.items():
+        for key, value in changes.items():  # the rest was checked when the target was loaded
             if value is None:
-                data.pop(key)
-        _validate_scalars(data, where, required=True)
+                if _SCALARS[key][1]:
+                    raise UsageError(f"{where}: field {key!r} is required and cannot be removed")
+            else:
+                _check_field(key, value, where)
         sources = dict(self.sources)
         derived = dict(self.derived)
         for key, value in changes.items():
@@ -561,24 +561,29 @@ def _validate_scalars(data: Mapping[str, Any], where: str, required: bool) -> No
             if req and required:
                 raise UsageError(f"{where}: missing required field {key!r} ({meaning})")
             continue
-        value = data[key]
-        if typ is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
-        if not ok:
-            raise UsageError(f"{where}: field {key!r} must be {_TYPE_WORDS[typ]} ({meaning}), "
-                             f"got {_tname(value)} {value!r}")
-        if key in _EFFICIENCIES and not 0 < value <= 1:
-            raise UsageError(f"{where}: field {key!r} must be in (0, 1] ({meaning}), got {value!r}")
-        if typ in (float, int) and (not math.isfinite(value) or value <= 0):
-            raise UsageError(f"{where}: field {key!r} must be > 0 ({meaning}), got {value!r}")
+        _check_field(key, data[key], where)
     if data.get("kind") not in KINDS:
         raise UsageError(f"{where}: field 'kind' must be one of {', '.join(KINDS)}, "
                          f"got {data.get('kind')!r}")
     if not _NAME_RE.match(data.get("name", "")):
         raise UsageError(f"{where}: field 'name' must be lowercase letters, digits, '.', '_' "
                          f"or '-', got {data.get('name')!r}")
+
+
+def _check_field(key: str, value: Any, where: str) -> None:
+    """One field's type and range (efficiencies in (0, 1], other figures finite and > 0); UsageError naming it."""
+    typ, _, meaning = _SCALARS[key]
+    if typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
+    if not ok:
+        raise UsageError(f"{where}: field {key!r} must be {_TYPE_WORDS[typ]} ({meaning}), "
+                         f"got {_tname(value)} {value!r}")
+    if key in _EFFICIENCIES and not 0 < value <= 1:
+        raise UsageError(f"{where}: field {key!r} must be in (0, 1] ({meaning}), got {value!r}")
+    if typ in (float, int) and (not math.isfinite(value) or value <= 0):
+        raise UsageError(f"{where}: field {key!r} must be > 0 ({meaning}), got {value!r}")
 
 
 _TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}

@@ -15,7 +15,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-__all__ = ["COLUMNS", "Prepared", "prepare", "evaluate", "cache_dir"]
+__all__ = ["COLUMNS", "Prepared", "prepare", "evaluate", "figures_of", "cache_dir"]
 
 #: The figures of every point, after its axes (names as in a report's totals).
 COLUMNS = ("latency_s", "device_s", "host_s", "idle_s", "kernels", "launch_bound", "flops", "matrix_flops", "bytes",
@@ -96,16 +96,20 @@ def evaluate(prep: Prepared, target, mode: str) -> dict[str, Any]:
     """The `COLUMNS` of `prep` on `target` in execution `mode` (a compiled mode fuses for this target first)."""
     from ..execution import FUSED_MODES, simulate
     from ..project import project
-    from ..report.memory_fit import memory_fit
-
     if mode in FUSED_MODES:  # the fused graph depends on the target (on-chip capacity): project it as analyze does
         from ..pipeline import analyze_graph
 
         t = analyze_graph(prep.graph, target, prep.info, mode=mode).totals
         return {k: t[k] for k in COLUMNS}
-    ex = simulate(project(prep.graph, prep.counts, target), target, mode, prep.ops).totals
+    return figures_of(prep, target, simulate(project(prep.graph, prep.counts, target), target, mode, prep.ops).totals)
+
+
+def figures_of(prep, target, ex: dict[str, Any]) -> dict[str, Any]:
+    """A point's `COLUMNS` from its queue totals and the shape's target-independent work."""
+    from ..report.memory_fit import memory_fit
+
     fit = memory_fit(prep.work["weight_bytes"], prep.work["peak_activation_bytes"], getattr(target, "memory_gb", None))
     return {"latency_s": ex["latency_s"], "device_s": ex["device_s"], "host_s": ex["host_s"], "idle_s": ex["idle_s"],
-            "kernels": ex["kernels"], "launch_bound": ex["launch_bound"], **{k: prep.work[k] for k in (
+            "kernels": int(ex["kernels"]), "launch_bound": bool(ex["launch_bound"]), **{k: prep.work[k] for k in (
                 "flops", "matrix_flops", "bytes", "weight_bytes", "peak_activation_bytes")},
             "memory_needed_bytes": fit["memory_needed_bytes"], "fits": fit["fits"], "coverage": prep.work["coverage"]}

@@ -18,13 +18,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterable, Optional
 
 from ..errors import UsageError
-from .evaluate import COLUMNS, evaluate, prepare
+from .evaluate import COLUMNS, evaluate, figures_of, prepare
 from .spec import SHAPE_AXES, SweepSpec
 
 __all__ = ["point_key", "run_sweep", "read_table", "CHUNK_POINTS"]
 
 #: Points per task: a task loads its graph from the disk cache once, then projects its points.
-CHUNK_POINTS = 500
+CHUNK_POINTS = 4000
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -39,19 +39,45 @@ def _split(point: dict[str, Any]) -> tuple[tuple, str, dict, str]:
 
 
 def evaluate_chunk(shape: tuple, points: list[dict[str, Any]], cache: Optional[str]) -> list[dict[str, Any]]:
-    """The rows of `points`, which share `shape` (a task of the executor: it runs in a worker process)."""
+    """The rows of `points`, which share `shape` (a task of the executor: it runs in a worker process). Points in
+    the graph and eager modes are projected together, vectorized over their targets (graphperf/sweep/vector.py);
+    the compiled modes, whose graph depends on the target, one at a time."""
+    from ..execution import FUSED_MODES
     from ..target import load_target
+    from . import vector
 
     prep = prepare(dict(shape), cache)
-    targets: dict[tuple, Any] = {}
-    rows = []
-    for point in points:
-        _, name, overrides, mode = _split(point)
-        tkey = (name, tuple(sorted(overrides.items())))
-        if tkey not in targets:
-            targets[tkey] = load_target(name).with_overrides(**overrides)
-        rows.append({**point, "key": point_key(point), **evaluate(prep, targets[tkey], mode)})
-    return rows
+    bases: dict[str, Any] = {}
+    targets = []
+    splits = [_split(point) for point in points]
+    for _, name, overrides, _ in splits:
+        if name not in bases:
+            bases[name] = load_target(name)
+        targets.append(bases[name].with_overrides(**overrides) if overrides else bases[name])
+    figures: list[Optional[dict[str, Any]]] = [None] * len(points)
+    batches: dict[tuple, list[int]] = {}
+    plans: dict[tuple, Any] = {}
+    first_plan: dict[str, Any] = {}
+    for i, point in enumerate(points):
+        mode = splits[i][3]
+        if mode in FUSED_MODES:
+            figures[i] = evaluate(prep, targets[i], mode)
+            continue
+        p = first_plan.get(mode) or first_plan.setdefault(mode, vector.plan(prep.graph, prep.counts, targets[i]))
+        if p is None:  # a graph the vectorized projection does not cover: one at a time
+            figures[i] = evaluate(prep, targets[i], mode)
+            continue
+        key = (mode, vector.structure(targets[i], p.key[1]))
+        if key[1] != p.key[0] and key not in plans:
+            plans[key] = vector.plan(prep.graph, prep.counts, targets[i])
+        plans.setdefault(key, p)
+        batches.setdefault(key, []).append(i)
+    for (mode, _), idx in batches.items():
+        out = vector.evaluate(plans[(mode, _)], [targets[i] for i in idx], mode)
+        for j, i in enumerate(idx):
+            figures[i] = figures_of(prep, targets[i], {k: out[k][j].item() for k in out})
+    return [{**point, "key": point_key(point), **f} for point, f in zip(points, figures)]
+
 
 
 def _journal_rows(path: str) -> list[dict[str, Any]]:
