@@ -3,6 +3,8 @@
 How the figures are projected (every step is the graph one device runs, passes/shard.py, projected on the
 target and queued in the execution ``mode``, default ``graph``: CUDA-graph replay, as serving engines run):
 
+- every step runs the graph its mode runs: for ``compiled`` and ``reduce-overhead`` the graph rewritten by every
+  what-if fusion rule (`graphperf.pipeline.mode_graph`), as ``graphperf analyze --mode`` does;
 - **prefill**: the prompt of ``input_len`` tokens for the whole batch in one pass, the LM head on the last
   position only (`graphs.last_token_logits`); its wall time is ``ttft_s`` (the first output token).
 - **decode**: output tokens 2..``output_len`` each take one step; step j attends over ``input_len + j``
@@ -80,8 +82,10 @@ def _breakdown(counts, times, execution) -> dict[str, float]:
 def _project(graph, target, mode: str) -> dict[str, Any]:
     from graphperf.count import count
     from graphperf.execution import simulate
+    from graphperf.pipeline import mode_graph
     from graphperf.project import project
 
+    graph, _ = mode_graph(graph, target, mode)  # compiled modes: the fused kernels a compiler emits
     counts = count(graph)
     unknown = sorted({str(c.node.op) for c in counts if c.cost is None})
     times = project(graph, counts, target)

@@ -13,6 +13,7 @@ None of them mutates its input graph.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from graphperf.ir import Graph, Node, TensorType, Value
@@ -21,8 +22,10 @@ from graphperf.ops import canonical
 __all__ = ["capture_phase", "last_token_logits", "with_precision", "with_kv_len", "kv_inputs"]
 
 
+@functools.lru_cache(maxsize=8)
 def capture_phase(model: str, config: str, phase: str, batch: int, length: int, dtype: str) -> Graph:
-    """The canonical graph of `model` in `phase` (prefill: seq=`length`; decode: kv_len=`length`)."""
+    """The canonical graph of `model` in `phase` (prefill: seq=`length`; decode: kv_len=`length`); the last few
+    captures are kept (a sweep over tp or targets captures each shape once). Callers never mutate it."""
     from graphperf.passes import canonicalize
     from graphperf.pipeline import ModelRequest, load_graph
 
