@@ -125,3 +125,44 @@ def test_bad_specs_are_one_line_naming_the_key(tmp_path, capsys, body, message):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}") and err.count("\n") == 1 and re.search(message, err), err
     assert not (tmp_path / "t.csv").exists()
+
+
+def _ray_workers_running(task: str) -> list[int]:
+    """PIDs of Ray workers executing `task` (Ray titles a busy worker's process "ray::TASK")."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if fh.read().startswith(f"ray::{task}".encode()):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_ray_and_local_executors_agree_and_a_killed_ray_worker_loses_nothing(tmp_path, spec_file, cache):
+    """A local Ray instance (2 CPUs), started by the sweep; one worker is killed while it runs a task: Ray runs
+    the task again, and the table has every point once, equal to the local executor's."""
+    import threading
+
+    spec = load_spec(spec_file)
+    local = run_sweep(spec, str(tmp_path / "local.csv"), cache=cache)
+    killed = []
+
+    def kill_one_worker():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            pids = _ray_workers_running("evaluate_chunk")
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=kill_one_worker, daemon=True)
+    watcher.start()
+    rows = run_sweep(spec, str(tmp_path / "ray.csv"), cache=cache, jobs=2, executor="ray", chunk_points=3)
+    watcher.join()
+    assert killed, "no Ray worker was seen running a task"
+    assert [r["key"] for r in rows] == [r["key"] for r in local] and len({r["key"] for r in rows}) == len(rows)
+    assert read_table(str(tmp_path / "ray.csv")) == read_table(str(tmp_path / "local.csv"))

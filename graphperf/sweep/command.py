@@ -15,13 +15,16 @@ __all__ = ["sweep"]
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The table: .csv or .parquet (resumed from its journal if an earlier run stopped).")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes (the local executor).")
+              help="Worker processes (local executor), or the CPUs of a local Ray instance (--executor ray).")
+@click.option("--executor", type=click.Choice(("local", "ray")), default="local", show_default=True,
+              help="local: a process pool; ray: Ray tasks (a local instance, or the cluster at --address).")
+@click.option("--address", help="A Ray cluster's address (with --executor ray; default: start a local instance).")
 @click.option("--max-points", default=DEFAULT_MAX_POINTS, show_default=True, type=click.IntRange(min=1),
               help="Refuse a grid larger than this (a typo can ask for 10^12 points).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Captured-graph cache (default ~/.cache/graphperf).")
 @click.option("--chunk-points", default=None, type=click.IntRange(min=1), hidden=True,
               help="Points per task (tests: small chunks make a mid-sweep kill land between journal writes).")
-def sweep(spec_path, output, jobs, max_points, cache_dir, chunk_points):
+def sweep(spec_path, output, jobs, executor, address, max_points, cache_dir, chunk_points):
     """Project every point of the grid SPEC.toml names; one row per point: its axes, then the report's totals."""
     import time
 
@@ -33,7 +36,8 @@ def sweep(spec_path, output, jobs, max_points, cache_dir, chunk_points):
     spec = load_spec(spec_path, max_points)
     start = time.perf_counter()
     with _progress_bar() as progress:
-        rows = run_sweep(spec, output, jobs=jobs, cache=cache_dir, progress=progress, chunk_points=chunk_points)
+        rows = run_sweep(spec, output, jobs=jobs, cache=cache_dir, progress=progress, chunk_points=chunk_points,
+                         executor=executor, address=address)
     seconds = time.perf_counter() - start
     click.echo(f"{len(rows):,} points in {seconds:.1f} s ({len(rows) / seconds:,.0f} points/s)", err=True)
     wrote(output, output.rsplit(".", 1)[-1])

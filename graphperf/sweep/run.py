@@ -94,10 +94,14 @@ def _journal_rows(path: str) -> list[dict[str, Any]]:
 
 def run_sweep(spec: SweepSpec, output: str, jobs: int = 1, cache: Optional[str] = None,
               progress: Optional[Callable[[int, int], None]] = None,
-              chunk_points: Optional[int] = None) -> list[dict[str, Any]]:
+              chunk_points: Optional[int] = None, executor: str = "local",
+              address: Optional[str] = None) -> list[dict[str, Any]]:
     """Evaluate every point of `spec` not already in `output`'s journal, write `output` (.csv or .parquet) in
-    grid order, and return the rows. `jobs` worker processes (1: in this process); `chunk_points` points per
-    task (default `CHUNK_POINTS`)."""
+    grid order, and return the rows. `executor` "local": `jobs` worker processes (1: in this process); "ray":
+    tasks on the Ray cluster at `address` (None: a local instance with `jobs` CPUs, started and stopped here).
+    `chunk_points` points per task (default `CHUNK_POINTS`)."""
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor {executor!r}: choose local or ray")
     fmt = os.path.splitext(output)[1].lower()
     if fmt not in (".csv", ".parquet"):
         raise UsageError(f"-o {output}: a sweep table is written as .csv or .parquet")
@@ -125,13 +129,15 @@ def run_sweep(spec: SweepSpec, output: str, jobs: int = 1, cache: Optional[str] 
 
         if progress is not None:
             progress(finished, len(points))
-        if jobs <= 1:
+        if executor == "ray" or jobs > 1:  # capture each shape once, here: the workers read the disk cache
+            for shape in dict.fromkeys(shape for shape, _ in tasks):
+                prepare(dict(shape), cache)
+        if executor == "ray":
+            _run_on_ray(tasks, cache, jobs, address, record)
+        elif jobs <= 1:
             for shape, pts in tasks:
                 record(evaluate_chunk(shape, pts, cache))
         else:
-            if tasks:  # capture each shape once, here, so the workers only read the disk cache
-                for shape in {shape for shape, _ in tasks}:
-                    prepare(dict(shape), cache)
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 for future in as_completed([pool.submit(evaluate_chunk, shape, pts, cache) for shape, pts in tasks]):
                     record(future.result())
@@ -140,6 +146,26 @@ def run_sweep(spec: SweepSpec, output: str, jobs: int = 1, cache: Optional[str] 
     _write(rows, columns, output, fmt)
     os.remove(journal)
     return rows
+
+
+def _run_on_ray(tasks, cache, jobs: int, address: Optional[str], record) -> None:
+    """Each task a Ray task (retried if its worker dies); rows are recorded as tasks finish, in any order."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--executor ray needs ray: pip install ray (or use --executor local)") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(max_retries=3, retry_exceptions=False)(evaluate_chunk)
+        pending = [remote.remote(shape, pts, cache) for shape, pts in tasks]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            record(ray.get(ready[0]))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _write(rows: list[dict[str, Any]], columns: list[str], output: str, fmt: str) -> None:
