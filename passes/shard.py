@@ -22,6 +22,9 @@ their names end in ``_all_reduce`` / ``_all_gather`` and they keep the module of
 
 Refusals that stop the pass (`UsageError`, one line): tp < 1, or a tp that does not divide a dim the plan
 splits (heads, KV heads, features, vocab).
+
+`split_pipeline(graph, pp)` is pipeline parallelism: the decoder layers split into `pp` consecutive stages, each
+a `Graph` that receives the activations of the stage before it (a point-to-point send over the link).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from graphperf.ops import NORM_OPS, POINTWISE_OPS, REDUCTIONS, canonical, op_nam
 
 from .result import PassResult, Refusal, RefusalKind, graph_pass
 
-__all__ = ["TP_PLAN", "ShardResult", "shard_tensor_parallel", "collectives_by_layer"]
+__all__ = ["TP_PLAN", "ShardResult", "shard_tensor_parallel", "collectives_by_layer", "PipelineStage",
+           "split_pipeline"]
 
 #: How the pass splits a matmul, by the last name of its module (a Linear) or the end of its weight's name
 #: (stacked expert weights): Hugging Face's ``base_model_tp_plan`` spelling.
@@ -379,3 +383,85 @@ def shard_tensor_parallel(graph: Graph, tp: int, algorithm: str = "ring") -> Sha
                          "this model cannot be sharded yet: run it with --tp 1")
     meta = {**graph.meta, "tensor_parallel": tp}
     return ShardResult.of(Graph(graph.name, s.nodes, s.values, graph.outputs, meta), tp, s.collectives, s.refused)
+
+
+@dataclass
+class PipelineStage:
+    """One pipeline stage: the graph its devices run, the layers it holds, and the activations it receives."""
+
+    graph: Graph
+    layers: tuple[int, int]  # [first, last] decoder layer index held
+    received: list[str]  # activations sent by the previous stage (graph inputs here)
+    received_bytes: int
+
+
+def _layer_of(module: str) -> Optional[int]:
+    parts = module.split(".")
+    if len(parts) > 1 and parts[0] == "layers" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def split_pipeline(graph: Graph, pp: int) -> list[PipelineStage]:
+    """Pipeline parallelism: `graph`'s decoder layers (modules ``layers.N``) split into `pp` consecutive stages of
+    as equal a number of layers as possible (the first stages take one more when `pp` does not divide them). The
+    nodes before the first layer (the embedding) go to the first stage, those after the last (final norm, LM head)
+    to the last; a node outside the layers (rotary tables) stays with the layer it sits between. Each stage is a
+    `Graph` whose inputs include the activations the previous stages produced (kind ``input``: received over the
+    link); nothing is mutated. UsageError for a pp below 1 or above the number of layers.
+
+    >>> import graphperf
+    >>> from graphperf.passes import canonicalize
+    >>> g = canonicalize(graphperf.load_graph(graphperf.ModelRequest(
+    ...     "llama3-8b", config="tiny", phase="decode", batch=2, kv_len=16))[0]).graph
+    >>> [(s.layers, s.received) for s in split_pipeline(g, 2)]
+    [((0, 0), []), ((1, 1), ['add_5'])]
+    """
+    layers = sorted({n for n in (_layer_of(node.module) for node in graph.nodes) if n is not None})
+    if isinstance(pp, bool) or not isinstance(pp, int) or pp < 1:
+        raise UsageError(f"--pp {pp!r}: the pipeline-parallel degree must be an integer >= 1")
+    if pp > max(len(layers), 1):
+        raise UsageError(f"--pp {pp}: {graph.name} has {len(layers)} decoder layers to split; choose a pp <= "
+                         f"{len(layers)}")
+    per, extra = divmod(len(layers), pp)
+    stage_of: dict[int, int] = {}
+    i = 0
+    for s in range(pp):
+        for _ in range(per + (1 if s < extra else 0)):
+            stage_of[layers[i]] = s
+            i += 1
+    buckets: list[list[Node]] = [[] for _ in range(pp)]
+    current = 0
+    for node in graph.nodes:
+        layer = _layer_of(node.module)
+        if layer is not None:
+            current = stage_of[layer]
+        buckets[current].append(node)
+    produced_in = {out: s for s, nodes in enumerate(buckets) for node in nodes for out in node.outputs}
+    stages = []
+    for s, nodes in enumerate(buckets):
+        values: dict[str, Value] = {}
+        received: list[str] = []
+        mine = {out for node in nodes for out in node.outputs}
+        for node in nodes:
+            for name in node.inputs:
+                if name is None or name in values:
+                    continue
+                v = graph.values[name]
+                if name in mine or v.producer is None:
+                    values[name] = v
+                else:
+                    values[name] = Value(name, v.type, "input", None, v.source_name)
+                    received.append(name)
+            for out in node.outputs:
+                values[out] = graph.values[out]
+        later = {name for t in range(s + 1, pp) for node in buckets[t] for name in node.inputs if name is not None}
+        outputs = [o for o in mine if o in later or o in graph.outputs]
+        outputs = [o for o in graph.outputs if o in mine] + sorted(set(outputs) - set(graph.outputs))
+        first = min(n for n in layers if stage_of[n] == s)
+        last = max(n for n in layers if stage_of[n] == s)
+        stages.append(PipelineStage(Graph(f"{graph.name}[stage {s}]", nodes, values, outputs,
+                                          {**graph.meta, "pipeline_stage": s, "pipeline_parallel": pp}),
+                                    (first, last), received,
+                                    sum(graph.values[n].type.nbytes for n in received if produced_in.get(n, s) < s)))
+    return stages

@@ -124,3 +124,17 @@ def test_cli_user_errors_are_one_line_exit_2(capsys):
     assert main(["serve", "llama3-8b", "--config", "tiny", "--tp", "3"]) == 2
     err = capsys.readouterr().err
     assert "does not divide" in err and err.count("\n") == 1
+
+
+def test_pipeline_parallel_halves_the_layers_per_device_and_adds_a_send():
+    one = serve("llama3-8b", "h100", tp=1, **TINY)
+    two = serve("llama3-8b", "h100", tp=1, pp=2, usd_per_hour=1.0, **TINY)
+    assert two.settings["devices"] == 2 and len(two.memory["per_stage_bytes"]) == 2
+    assert two.memory["kv_cache_bytes"] == one.memory["kv_cache_bytes"] / 2
+    assert two.memory["weights_bytes"] < one.memory["weights_bytes"]
+    h100 = load_target("h100")
+    send = h100.scale_up_latency_us * 1e-6 + TINY["batch"] * 64 * 2 / (h100.scale_up_gbps * 1e9)
+    sample = two.decode["samples"][0]
+    assert sample["breakdown"]["pipeline_send_s"] == pytest.approx(send)
+    assert sample["latency_s"] == pytest.approx(one.decode["samples"][0]["latency_s"] + send, rel=0.05)
+    assert two.totals["output_tokens_per_s_per_device"] == pytest.approx(two.totals["output_tokens_per_s"] / 2)

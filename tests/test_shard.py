@@ -142,3 +142,18 @@ def test_full_size_llama3_8b_at_tp8():
     attn = next(n for n in r.graph.nodes if n.op.name == "attention")
     q, k = (r.graph.values[i].type.shape for i in attn.inputs[:2])
     assert (q[1], k[1]) == (32 // 8, 8 // 8)
+
+
+def test_pipeline_stages_partition_the_graph_and_receive_the_hidden_state(decode):
+    from graphperf.passes.shard import split_pipeline
+
+    stages = split_pipeline(decode, 2)
+    assert [n.name for s in stages for n in s.graph.nodes] == [n.name for n in decode.nodes]
+    assert [s.layers for s in stages] == [(0, 0), (1, 1)]
+    flops = _flops(decode)
+    assert sum(sum(_flops(s.graph).values()) for s in stages) == sum(flops.values())
+    (hidden,) = stages[1].received
+    assert decode.values[hidden].type.shape == (2, 1, 64) and stages[1].received_bytes == 2 * 64 * 2
+    assert stages[0].graph.nodes[0].op.name == "gather" and stages[-1].graph.nodes[-1].module == "lm_head"
+    with pytest.raises(UsageError, match="decoder layers"):
+        split_pipeline(decode, 3)

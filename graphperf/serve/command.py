@@ -1,4 +1,4 @@
-"""`graphperf serve MODEL --target h100 --tp 8 --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
+"""`graphperf serve MODEL --target h100 --tp 8 [--pp 2] --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
 [--kv-dtype bf16] [--usd-per-hour 2.5] [--set FIELD=VALUE] [--format table|json] [-o FILE]`.
 
 Projects one generation (graphperf/serve/generation.py) and prints a table or the JSON (``graphperf.serve/1``).
@@ -28,7 +28,7 @@ def _gb(value) -> str:
 def render_table(d: dict) -> str:
     """The terminal table of a `ServeResult.to_dict()`: settings, totals, memory, step breakdown, collectives."""
     s, t, m = d["settings"], d["totals"], d["memory"]
-    lines = [f"{d['model']} on {s['tp']} x {d['target']}  (tp {s['tp']}, batch {s['batch']}, input {s['input_len']}, "
+    lines = [f"{d['model']} on {s['devices']} x {d['target']}  (tp {s['tp']}, pp {s.get('pp', 1)}, batch {s['batch']}, input {s['input_len']}, "
              f"output {s['output_len']}, {s['dtype']} weights, {s['kv_dtype']} KV cache, {s['mode']} mode)", ""]
     rows = [("ttft", _fmt_s(t["ttft_s"])), ("tpot", _fmt_s(t["tpot_s"])), ("end to end", _fmt_s(t["e2e_s"])),
             ("output tokens/s", "-" if t["output_tokens_per_s"] is None else f"{t['output_tokens_per_s']:,.0f}"),
@@ -54,7 +54,7 @@ def render_table(d: dict) -> str:
         lines += ["", f"  {'step':<18} {'wall':>11} {'compute':>11} {'memory':>11} {'collective':>11} {'launch':>11}"]
         for name, wall, b in steps:
             lines.append(f"  {name:<18} {_fmt_s(wall):>11} {_fmt_s(b['compute_s']):>11} {_fmt_s(b['memory_s']):>11} "
-                         f"{_fmt_s(b['collective_s']):>11} {_fmt_s(b['overhead_s']):>11}")
+                         f"{_fmt_s(b['collective_s'] + b.get('pipeline_send_s', 0.0)):>11} {_fmt_s(b['overhead_s']):>11}")
     if d["collectives_per_layer"]:
         lines += ["", "  collectives per layer (decode step, layers.0):"]
         for c in d["collectives_per_layer"]:
@@ -70,6 +70,8 @@ def render_table(d: dict) -> str:
 @click.option("--target", "-t", default="h100", show_default=True, help="Target name or TOML file.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Pipeline-parallel degree (layer stages of tp devices each).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences served together.")
 @click.option("--input-len", type=click.IntRange(min=1), default=2048, show_default=True, help="Prompt tokens.")
 @click.option("--output-len", type=click.IntRange(min=1), default=256, show_default=True, help="Generated tokens.")
@@ -83,7 +85,7 @@ def render_table(d: dict) -> str:
               help="Context lengths projected exactly; the decode steps between them are interpolated.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def serve(model, target, sets, tp, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour, config, mode,
+def serve(model, target, sets, tp, pp, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour, config, mode,
           kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
     from ..cli_args import emit, pairs
@@ -91,7 +93,7 @@ def serve(model, target, sets, tp, batch, input_len, output_len, dtype, kv_dtype
     from .generation import serve as run
 
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
-    result = run(model, tgt, tp=tp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+    result = run(model, tgt, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                  kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples)
     d = result.to_dict()
     text = json.dumps(d, indent=2, sort_keys=False) + "\n" if fmt == "json" else render_table(d)

@@ -19,8 +19,12 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
   ``memory_fraction`` (default 0.9, vLLM's ``gpu_memory_utilization``) of ``memory_gb``. A configuration that does
   not fit is not projected (its times are None); the result says the largest batch that fits at this tp and the
   smallest tp that fits this batch (weights and KV cache split by tp, replicated weights kept whole).
-- **cost**: ``usd_per_million_tokens = usd_per_hour * tp / 3600 / output_tokens_per_s * 1e6`` with
-  ``usd_per_hour`` the price of one device-hour.
+- **pipeline parallelism** (``pp`` > 1): the layers split into ``pp`` stages of ``tp`` devices (passes/shard.py
+  `split_pipeline`); a step runs the stages in turn with a send of the boundary activations between two (one link
+  latency + bytes / bandwidth), the batch as one micro-batch (each device idles (pp-1)/pp of the step: the
+  bubble); memory per device is the fullest stage's;
+- **cost**: ``usd_per_million_tokens = usd_per_hour * tp * pp / 3600 / output_tokens_per_s * 1e6`` with
+  ``usd_per_hour`` the price of one device-hour (``tp * pp`` devices).
 """
 
 from __future__ import annotations
@@ -119,6 +123,25 @@ def _interpolated_sum(points: list[tuple[int, float]], first: int, last: int) ->
     return total + points[-1][1]
 
 
+def _stages(graph, pp: int):
+    """The pipeline stages of `graph` (passes/shard.py `split_pipeline`); one stage, the graph itself, for pp 1."""
+    from graphperf.passes.shard import PipelineStage, split_pipeline
+
+    return [PipelineStage(graph, (0, 0), [], 0)] if pp == 1 else split_pipeline(graph, pp)
+
+
+def _send_s(nbytes: int, target, devices: int) -> float:
+    """A stage-to-stage send of `nbytes`: one step of the link's latency + bytes / bandwidth (the scale-up link
+    when all `devices` fit in a node, else the scale-out network)."""
+    per_node = target.devices_per_node
+    link = "scale_out" if per_node is not None and devices > per_node else "scale_up"
+    gbps, latency_us = getattr(target, f"{link}_gbps"), getattr(target, f"{link}_latency_us")
+    if gbps is None or latency_us is None:
+        raise UsageError(f"target {target.name} has no {link}_gbps / {link}_latency_us for the pipeline's sends "
+                         f"across {devices} devices; set them with --set")
+    return latency_us * 1e-6 + nbytes / (gbps * 1e9)
+
+
 def _check_heads(spec, cfg, tp: int) -> None:
     heads, kv_heads = getattr(cfg, "num_heads", None), getattr(cfg, "num_kv_heads", None)
     if heads is None:
@@ -132,7 +155,8 @@ def _check_heads(spec, cfg, tp: int) -> None:
 def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_len: int = 2048,
           output_len: int = 256, dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
           usd_per_hour: Optional[float] = None, config: str = "full", mode: str = "graph", kv_samples: int = 4,
-          memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None) -> ServeResult:
+          memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None,
+          pp: int = 1) -> ServeResult:
     """Project one generation of `model` (a graphperf.models LLM) on `tp` devices of `target` (module docstring).
 
     Parameters
@@ -143,6 +167,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         The device (its name, a TOML path or a `Target`).
     tp : int
         Tensor-parallel degree; must divide the attention heads and the KV heads.
+    pp : int
+        Pipeline-parallel degree: the decoder layers split into `pp` stages of `tp` devices each.
     batch, input_len, output_len : int
         Sequences served together, prompt tokens each, generated tokens each.
     dtype, kv_dtype : str, optional
@@ -173,8 +199,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     from .graphs import capture_phase, kv_inputs, last_token_logits, with_kv_len, with_precision
 
     check_mode(mode)
-    for what, value in (("--tp", tp), ("--batch", batch), ("--input-len", input_len), ("--output-len", output_len),
-                        ("kv_samples", kv_samples)):
+    for what, value in (("--tp", tp), ("--pp", pp), ("--batch", batch), ("--input-len", input_len),
+                        ("--output-len", output_len), ("kv_samples", kv_samples)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{what} {value!r}: must be an integer >= 1")
     try:
@@ -214,36 +240,44 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     first, last = input_len + 1, input_len + output_len - 1
     decode_unsharded = precise(capture_phase(model, config, "decode", batch, first, build))
     decode_base = shard_tensor_parallel(decode_unsharded, tp, algorithm).graph
+    prefill_stages = _stages(prefill_graph.graph, pp)
+    decode_stages = _stages(decode_base, pp)
+    devices = tp * pp
 
-    # -- memory per device ------------------------------------------------------------------------
+    # -- memory per device: the fullest pipeline stage ---------------------------------------------
     capacity = tgt.memory_gb * 1e9
     usable = capacity * memory_fraction
-    weights = sum(v.type.nbytes for v in decode_base.weights())
-    kv_names = kv_inputs(decode_base)
-    kv_per_position = sum(decode_base.values[n].type.nbytes for n in kv_names) / first
-    kv_bytes = kv_per_position * (input_len + output_len)
-    activations = peak_activation_memory(prefill_graph.graph).bytes
-    total = weights + kv_bytes + activations
+    per_stage = []
+    for pre_stage, dec_stage in zip(prefill_stages, decode_stages):
+        w = sum(v.type.nbytes for v in dec_stage.graph.weights())
+        kv_b = sum(dec_stage.graph.values[n].type.nbytes for n in kv_inputs(dec_stage.graph)) / first * (
+            input_len + output_len)
+        act_b = peak_activation_memory(pre_stage.graph).bytes
+        per_stage.append((w + kv_b + act_b, w, kv_b, act_b))
+    total, weights, kv_bytes, activations = max(per_stage)
     fits = total <= usable
-    per_seq = (kv_bytes + activations) / batch
-    max_batch = max(int((usable - weights) // per_seq), 0) if per_seq > 0 else None
+    max_batch = min((max(int((usable - w) // ((k + a) / batch)), 0) if k + a > 0 else None)
+                    for _, w, k, a in per_stage)
     memory = {"weights_bytes": int(weights), "kv_cache_bytes": int(kv_bytes), "activations_bytes": int(activations),
               "capacity_bytes": int(capacity), "usable_bytes": int(usable), "memory_fraction": memory_fraction}
+    if pp > 1:
+        memory["per_stage_bytes"] = [int(t) for t, *_ in per_stage]
     fit_tp = None
-    if not fits:  # the smallest tp that fits this batch: weights of the graph sharded that far, KV and activations / tp
+    if not fits:  # the smallest tp that fits this batch at this pp: weights sharded that far, KV and activations / tp
         for t in range(tp + 1, cfg.num_kv_heads + 1):
             if cfg.num_kv_heads % t or cfg.num_heads % t:
                 continue
-            w = sum(v.type.nbytes for v in shard_tensor_parallel(decode_unsharded, t, algorithm).graph.weights())
-            if w + (kv_bytes + activations) * tp / t <= usable:
+            stages_t = _stages(shard_tensor_parallel(decode_unsharded, t, algorithm).graph, pp)
+            if all(sum(v.type.nbytes for v in st.graph.weights()) + (k + a) * tp / t <= usable
+                   for st, (_, _, k, a) in zip(stages_t, per_stage)):
                 fit_tp = t
                 break
         memory["smallest_tp_that_fits"] = fit_tp
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
-    settings = {"tp": tp, "batch": batch, "input_len": input_len, "output_len": output_len, "config": config,
-                "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode, "kv_samples": kv_samples,
-                "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": tp}
+    settings = {"tp": tp, "pp": pp, "batch": batch, "input_len": input_len, "output_len": output_len,
+                "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
+                "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices}
     per_layer = []
     for c in collectives_by_layer(decode_base).get("layers.0", []):
         node = next(n for n in decode_base.nodes if n.name == c["node"])
@@ -254,6 +288,9 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     notes = [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
+    if pp > 1:
+        notes.append(f"pipeline: {pp} stages run one after another for the batch (one micro-batch): each device "
+                     f"idles {(pp - 1) / pp:.0%} of every step (the bubble); stage-to-stage sends on the link")
     result = ServeResult(model, tgt.tag, settings, totals, memory, collectives_per_layer=per_layer, notes=notes)
     if not fits:
         result.notes.append(
@@ -262,22 +299,30 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
             f"smallest tp for batch {batch}: {fit_tp or 'none'}")
         return result
 
-    # -- time -------------------------------------------------------------------------------------
-    pre = _project(prefill_graph.graph, tgt, mode)
+    # -- time: the stages in turn, a send between two ----------------------------------------------
+    def step(stages, kv_len=None):
+        parts = [_project(st.graph if kv_len is None else with_kv_len(st.graph, kv_len), tgt, mode) for st in stages]
+        sends = sum(_send_s(st.received_bytes, tgt, devices) for st in stages[1:])
+        breakdown = {k: sum(p["breakdown"][k] for p in parts) for k in parts[0]["breakdown"]}
+        breakdown["pipeline_send_s"] = sends
+        return {"latency_s": sum(p["latency_s"] for p in parts) + sends, "flops": sum(p["flops"] for p in parts),
+                "bytes": sum(p["bytes"] for p in parts), "breakdown": breakdown}
+
+    pre = step(prefill_stages)
     samples = []
     if output_len > 1:
         for kv_len in _sample_lengths(first, last, kv_samples):
-            step = _project(with_kv_len(decode_base, kv_len), tgt, mode)
-            samples.append({"kv_len": kv_len, "latency_s": step["latency_s"], "breakdown": step["breakdown"]})
+            one = step(decode_stages, kv_len)
+            samples.append({"kv_len": kv_len, "latency_s": one["latency_s"], "breakdown": one["breakdown"]})
     decode_s = _interpolated_sum([(s["kv_len"], s["latency_s"]) for s in samples], first, last) if samples else 0.0
     steps = output_len - 1
     ttft = pre["latency_s"]
     e2e = ttft + decode_s
     tokens_per_s = batch * output_len / e2e
     totals.update(ttft_s=ttft, tpot_s=decode_s / steps if steps else None, e2e_s=e2e,
-                  output_tokens_per_s=tokens_per_s, output_tokens_per_s_per_device=tokens_per_s / tp)
+                  output_tokens_per_s=tokens_per_s, output_tokens_per_s_per_device=tokens_per_s / devices)
     if usd_per_hour is not None:
-        totals["usd_per_million_tokens"] = usd_per_hour * tp / 3600 / tokens_per_s * 1e6
+        totals["usd_per_million_tokens"] = usd_per_hour * devices / 3600 / tokens_per_s * 1e6
     result.prefill = {"latency_s": ttft, "flops": pre["flops"], "bytes": pre["bytes"], "breakdown": pre["breakdown"]}
     result.decode = {"steps": steps, "total_s": decode_s, "samples": samples}
     return result
