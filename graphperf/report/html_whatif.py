@@ -184,19 +184,21 @@ def groups_body(result, top: int) -> str:
         shown = rows[:top]
         bars = [(f"{g.node} ({'+'.join(g.member_ops) or len(g.members)})", g.before_s, g.after_s,
                  f"{g.node}: {len(g.members)} nodes ({', '.join(g.members)})\nbefore {seconds(g.before_s)} (sum of the "
-                 f"members), after {seconds(g.after_s)}" + (f"\n{g.note}" if g.note else "")) for g in shown]
+                 f"members), after {seconds(g.after_s)}; {si(g.bytes_saved, 'B')} no longer moved"
+                 + (f"\n{g.note}" if g.note else "")) for g in shown]
         more = f"; the table below holds all {len(rows)}" if len(rows) > len(shown) else ""
         plural = "" if len(rows) == 1 else "s"
         parts.append(f"<h3>Rule {esc(rule)}: {len(rows)} group{plural}</h3>\n<p class=note>The {len(shown)} groups whose "
                      f"latency changed most{more}. Before: the sum of the members' latencies (each a kernel of its own); "
                      "after: the fused kernel.</p>\n" + paired_bars(bars))
     cols = [("fused node", False), ("rule", False), ("members", True), ("member ops", False), ("inputs", True),
-            ("outputs", True), ("before", True), ("after", True), ("after - before", True), ("note", False)]
+            ("outputs", True), ("before", True), ("after", True), ("after - before", True), ("bytes saved", True),
+            ("note", False)]
     rows = [[(esc(g.node), None, "mono"), (esc(g.rule), None, ""), (str(len(g.members)), sort_key(len(g.members)), ""),
              (esc(" + ".join(g.member_ops)), None, "mono wrap"), (str(g.inputs), sort_key(g.inputs), ""),
              (str(g.outputs), sort_key(g.outputs), ""), (seconds(g.before_s), sort_key(g.before_s), ""),
              (seconds(g.after_s), sort_key(g.after_s), ""), _change_cell(Delta(g.before_s, g.after_s), seconds),
-             (esc(g.note), None, "wrap")] for g in by_change(changes)]
+             (si(g.bytes_saved, "B"), sort_key(g.bytes_saved), ""), (esc(g.note), None, "wrap")] for g in by_change(changes)]
     return "".join(parts) + f"<h3>Every group ({len(changes)})</h3>\n" + table(cols, rows)
 
 

@@ -36,10 +36,17 @@ class GroupChange:
     note: str  # why a figure is unknown, or ""
     inputs: int
     outputs: int
+    bytes_before: Optional[int] = None  # the members' bytes moved, each a kernel of its own
+    bytes_after: Optional[int] = None  # the fused kernel's
 
     @property
     def delta(self) -> Optional[float]:
         return Delta(self.before_s, self.after_s).delta
+
+    @property
+    def bytes_saved(self) -> Optional[int]:
+        """Bytes the fused kernel no longer moves (the intermediates' round trips); None when unknown."""
+        return None if self.bytes_before is None or self.bytes_after is None else self.bytes_before - self.bytes_after
 
 
 def fuse_records(result) -> list[dict]:
@@ -53,6 +60,8 @@ def group_changes(result) -> list[GroupChange]:
     fused node's latency in the after report (unknown when a later rule fused it again)."""
     before: dict[str, Optional[float]] = {r.name: r.latency_s for r in result.before.nodes}
     after = {r.name: r.latency_s for r in result.after.nodes}
+    moved = {r.name: None if r.flops is None else r.bytes_read + r.bytes_written for r in result.before.nodes}
+    moved_after = {r.name: None if r.flops is None else r.bytes_read + r.bytes_written for r in result.after.nodes}
     fused_again: dict[str, str] = {}
     for rec in fuse_records(result):
         for g in rec.get("groups", []):
@@ -67,6 +76,8 @@ def group_changes(result) -> list[GroupChange]:
             b = None if missing or not members else sum(before[m] for m in members)
             node = str(g.get("node", "?"))
             before[node] = b
+            bb = None if any(moved.get(m) is None for m in members) or not members else sum(moved[m] for m in members)
+            moved[node] = bb
             a = after.get(node)
             notes = []
             if missing:
@@ -75,7 +86,8 @@ def group_changes(result) -> list[GroupChange]:
             if a is None:
                 notes.append(fused_again.get(node, "after unknown: the fused node has no latency in the after report"))
             out.append(GroupChange(rule, node, members, list(g.get("member_ops", [])), b, a, "; ".join(notes),
-                                   len(g.get("inputs", [])), len(g.get("outputs", []))))
+                                   len(g.get("inputs", [])), len(g.get("outputs", [])), bb,
+                                   moved_after.get(node) if a is not None else None))
     return out
 
 
@@ -85,9 +97,15 @@ def by_change(rows: list[GroupChange]) -> list[GroupChange]:
 
 
 def whatif_to_dict(result) -> dict[str, Any]:
+    """The ``graphperf.whatif/1`` document: both reports, the rewrites, the refusals, the diff, every fused group
+    with its members and its time and bytes before and after (``fused_groups``), and the sweep."""
+    groups = [{"node": g.node, "rule": g.rule, "members": g.members, "member_ops": g.member_ops,
+               "before_s": g.before_s, "after_s": g.after_s, "bytes_before": g.bytes_before,
+               "bytes_after": g.bytes_after, "bytes_saved": g.bytes_saved, "note": g.note}
+              for g in group_changes(result)]
     return {"schema": WHATIF_SCHEMA, "before": report_to_dict(result.before), "after": report_to_dict(result.after),
             "rewrites": result.rewrites, "refused": [_plain(r) for r in result.refused], "flags": result.flags,
-            "diff": result.compare().to_dict(), "sweep": result.sweep}
+            "diff": result.compare().to_dict(), "fused_groups": groups, "sweep": result.sweep}
 
 
 def _plain(refusal) -> dict[str, Any]:
@@ -152,9 +170,10 @@ def render_whatif(result, console: Console, top: int = 10) -> None:
     groups = by_change(group_changes(result))
     if groups:
         cols = (Col("group"), Col("rule", drop=1, min_width=8), Col("members", min_width=16),
-                Col("latency before", True), Col("latency after", True), Col("latency change", True))
+                Col("latency before", True), Col("latency after", True), Col("latency change", True),
+                Col("bytes saved", True, drop=2))
         rows = [(g.node, g.rule, "+".join(g.member_ops), seconds(g.before_s), seconds(g.after_s),
-                 delta_seconds(g.delta)) for g in groups[:top]]
+                 delta_seconds(g.delta), si(g.bytes_saved, "B")) for g in groups[:top]]
         console.print(fit_table(cols, rows, width, title=f"by fused group (largest latency change first, "
                                                          f"{min(top, len(groups))} of {len(groups)})",
                                 title_justify="left"))
