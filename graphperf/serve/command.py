@@ -41,6 +41,8 @@ def render_table(d: dict) -> str:
             ("largest batch that fits", str(t["max_batch_that_fits"]))]
     if "smallest_tp_that_fits" in m:
         rows.append(("smallest tp that fits", str(m["smallest_tp_that_fits"] or "none")))
+    if m.get("smallest_pp_that_fits_estimate"):
+        rows.append(("pipeline stages that fit (estimate)", str(m["smallest_pp_that_fits_estimate"])))
     if t["usd_per_million_tokens"] is not None:
         rows.append(("usd per million output tokens", f"{t['usd_per_million_tokens']:.3f}"))
     width = max(len(k) for k, _ in rows)

@@ -29,6 +29,7 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -273,6 +274,9 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                 fit_tp = t
                 break
         memory["smallest_tp_that_fits"] = fit_tp
+        # an estimate: the fullest stage's bytes spread over more stages (embedding and LM head kept whole)
+        need_pp = math.ceil(total * pp / usable) if usable > 0 else None
+        memory["smallest_pp_that_fits_estimate"] = need_pp if need_pp and need_pp <= cfg.num_layers else None
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
     settings = {"tp": tp, "pp": pp, "batch": batch, "input_len": input_len, "output_len": output_len,
@@ -296,7 +300,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         result.notes.append(
             f"does not fit: {total / 1e9:.1f} GB per device > {usable / 1e9:.1f} GB usable "
             f"({memory_fraction:.0%} of {tgt.memory_gb:g} GB); not projected. Largest batch at tp {tp}: {max_batch}; "
-            f"smallest tp for batch {batch}: {fit_tp or 'none'}")
+            f"smallest tp for batch {batch}: {fit_tp or 'none'}; about "
+            f"{memory['smallest_pp_that_fits_estimate'] or 'no'} pipeline stages of tp {tp} would hold it")
         return result
 
     # -- time: the stages in turn, a send between two ----------------------------------------------
