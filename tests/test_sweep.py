@@ -166,3 +166,52 @@ def test_ray_and_local_executors_agree_and_a_killed_ray_worker_loses_nothing(tmp
     assert killed, "no Ray worker was seen running a task"
     assert [r["key"] for r in rows] == [r["key"] for r in local] and len({r["key"] for r in rows}) == len(rows)
     assert read_table(str(tmp_path / "ray.csv")) == read_table(str(tmp_path / "local.csv"))
+
+
+ANSWER_SPEC = """
+[axes]
+workload = ["llama3-8b"]
+config = ["tiny"]
+phase = ["decode"]
+batch = [1, 64]
+kv_len = [200]
+target = ["h200"]
+"target.hbm_gbps" = [2400, 3600, 4800, 6000]
+"target.launch_overhead_us" = [0.7, 1.4, 2.8]
+
+[report]
+pareto = [["target.hbm_gbps", "latency_s"]]
+"""
+
+
+def test_the_page_holds_the_pareto_front_and_the_elasticities(tmp_path, cache):
+    """The front is exactly the non-dominated points; each elasticity equals the central difference of two
+    `graphperf.analyze` projections at the target's own value +-1%; the page loads in headless Chromium clean."""
+    import math
+
+    from tests.e2e.browser import Browser
+
+    from graphperf.sweep.answers import STEP, elasticities, pareto_front
+
+    spec_path = tmp_path / "study.toml"
+    spec_path.write_text(ANSWER_SPEC)
+    page = tmp_path / "study.html"
+    assert main(["sweep", str(spec_path), "-o", str(tmp_path / "t.csv"), "--cache-dir", cache, "--html", str(page)]) == 0
+    rows = read_table(str(tmp_path / "t.csv"))
+    front = pareto_front(rows, "target.hbm_gbps", "latency_s")
+    x, y = (lambda r: float(r["target.hbm_gbps"])), (lambda r: float(r["latency_s"]))
+    dominated = [r for r in rows if any(x(o) <= x(r) and y(o) <= y(r) and (x(o), y(o)) != (x(r), y(r)) for o in rows)]
+    assert {r["key"] for r in front} == {r["key"] for r in rows} - {r["key"] for r in dominated}
+    spec = load_spec(str(spec_path))
+    (row,) = elasticities(spec, cache)
+    h200 = graphperf.load_target("h200")
+    for knob, sign in (("hbm_gbps", -1), ("launch_overhead_us", 1)):  # more bandwidth: faster; longer gaps: slower
+        t = [graphperf.analyze("llama3-8b", config="tiny", phase="decode", batch=1, kv_len=200,
+                               target=h200.with_overrides(**{knob: getattr(h200, knob) * f})).totals["latency_s"]
+             for f in (1 + STEP, 1 - STEP)]
+        want = (math.log(t[0]) - math.log(t[1])) / (math.log(1 + STEP) - math.log(1 - STEP))
+        assert row[f"target.{knob}"] == pytest.approx(want, rel=1e-9) and 0.0 < sign * want <= 1.0
+    with Browser() as browser:
+        shown = browser.open(str(page))
+    assert not shown.problems and "Pareto front: latency_s against target.hbm_gbps" in shown.dom
+    assert "d ln t / d ln target.launch_overhead_us" in shown.dom

@@ -19,12 +19,14 @@ __all__ = ["sweep"]
 @click.option("--executor", type=click.Choice(("local", "ray")), default="local", show_default=True,
               help="local: a process pool; ray: Ray tasks (a local instance, or the cluster at --address).")
 @click.option("--address", help="A Ray cluster's address (with --executor ray; default: start a local instance).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write a page: the Pareto fronts ([report] pareto) and each workload's sensitivities.")
 @click.option("--max-points", default=DEFAULT_MAX_POINTS, show_default=True, type=click.IntRange(min=1),
               help="Refuse a grid larger than this (a typo can ask for 10^12 points).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Captured-graph cache (default ~/.cache/graphperf).")
 @click.option("--chunk-points", default=None, type=click.IntRange(min=1), hidden=True,
               help="Points per task (tests: small chunks make a mid-sweep kill land between journal writes).")
-def sweep(spec_path, output, jobs, executor, address, max_points, cache_dir, chunk_points):
+def sweep(spec_path, output, jobs, executor, address, html_path, max_points, cache_dir, chunk_points):
     """Project every point of the grid SPEC.toml names; one row per point: its axes, then the report's totals."""
     import time
 
@@ -33,6 +35,7 @@ def sweep(spec_path, output, jobs, executor, address, max_points, cache_dir, chu
     from .spec import load_spec
 
     refuse_overwriting(output, spec_path)
+    refuse_overwriting(html_path, spec_path, output, flag="--html")
     spec = load_spec(spec_path, max_points)
     start = time.perf_counter()
     with _progress_bar() as progress:
@@ -41,6 +44,12 @@ def sweep(spec_path, output, jobs, executor, address, max_points, cache_dir, chu
     seconds = time.perf_counter() - start
     click.echo(f"{len(rows):,} points in {seconds:.1f} s ({len(rows) / seconds:,.0f} points/s)", err=True)
     wrote(output, output.rsplit(".", 1)[-1])
+    if html_path:
+        from .answers import elasticities, render_sweep_html
+
+        with open(html_path, "w", encoding="utf-8") as fh:
+            fh.write(render_sweep_html(spec, rows, elasticities(spec, cache_dir)))
+        wrote(html_path, "html")
 
 
 def _progress_bar():

@@ -39,10 +39,13 @@ _INT_AXES = ("batch", "seq", "kv_len")
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """The axes in file order, each with its list of values, and where they came from (`source`, for errors)."""
+    """The axes in file order, each with its list of values, where they came from (`source`, for errors), and
+    the Pareto fronts the HTML page draws: pairs of columns, both minimized (``[report] pareto``; default: each
+    numeric ``target.FIELD`` axis against ``latency_s``)."""
 
     axes: dict[str, list[Any]]
     source: str
+    pareto: tuple[tuple[str, str], ...] = ()
 
     @property
     def points(self) -> int:
@@ -72,9 +75,10 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", max_points: int = D
     """Check a spec already read from TOML; see the module docstring."""
     from ..target import _SCALARS, IDENTITY_FIELDS  # the fields --set takes
 
-    extra = sorted(set(data) - {"axes"})
+    extra = sorted(set(data) - {"axes", "report"})
     if extra:
-        raise UsageError(f"{source}: unknown table or key {extra[0]!r}; a sweep spec has one [axes] table")
+        raise UsageError(f"{source}: unknown table or key {extra[0]!r}; a sweep spec has an [axes] and a [report] "
+                         "table")
     axes_in = data.get("axes")
     if not isinstance(axes_in, dict) or not axes_in:
         raise UsageError(f"{source}: no [axes] table; name at least `workload = [...]`")
@@ -97,11 +101,26 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", max_points: int = D
         raise UsageError(f"{source}: the [axes] table needs a workload axis (workload names or model files)")
     axes.setdefault("target", ["h100"])
     _check_names(axes, source)
-    spec = SweepSpec(axes, source)
+    spec = SweepSpec(axes, source, _pareto(data.get("report", {}), axes, source))
     if spec.points > max_points:
         raise UsageError(f"{source}: the grid holds {spec.points:,} points, above --max-points {max_points:,}; "
                          "narrow the axes or raise --max-points")
     return spec
+
+
+def _pareto(report: Any, axes: dict[str, list[Any]], source: str) -> tuple[tuple[str, str], ...]:
+    from .evaluate import COLUMNS
+
+    if not isinstance(report, dict) or set(report) - {"pareto"}:
+        raise UsageError(f"{source}: [report] takes one key, pareto = [[\"COLUMN\", \"COLUMN\"], ...]")
+    numeric = [k for k in axes if k.startswith("target.") and all(isinstance(v, (int, float)) for v in axes[k])]
+    fronts = report.get("pareto", [[k, "latency_s"] for k in numeric])
+    known = {*axes, *COLUMNS}
+    for front in fronts:
+        if not (isinstance(front, list) and len(front) == 2 and all(c in known for c in front)):
+            raise UsageError(f"{source}: report.pareto: {front!r} is not a pair of columns (axes or "
+                             f"{', '.join(COLUMNS)}), both minimized")
+    return tuple(tuple(f) for f in fronts)
 
 
 def _values(raw: Any, where: str) -> list[Any]:
