@@ -256,16 +256,21 @@ def _target(target: Any) -> Target:
 def analyze_captured(graph: Graph, target: Target, info: Mapping[str, Any], passes: Sequence[Pass] = (),
                      mode: str = "graph") -> Report:
     """`analyze_graph` (in execution `mode`) with the registered user passes (then `passes`) run after
-    canonicalization."""
+    canonicalization. A pass declared with `graphperf.passes.result.graph_pass` must have its ``requires`` met
+    by canonicalization and the passes before it (AnalysisError naming the pass and the property otherwise)."""
     chain = [*_PASSES.items(), *((_pass_name(p), p) for p in passes)]
     if not chain:
         return analyze_graph(graph, target, dict(info), mode=mode)
     from graphperf.passes import canonicalize
+    from graphperf.passes.result import check_requires
 
     canon = canonicalize(graph)
     rewritten = canon.graph
+    ensured, ran = set(canonicalize.contract.ensures), ["canonicalize"]
     for pass_name, fn in chain:
+        ensured |= check_requires(fn, ensured, ran).ensures
         rewritten = _apply(pass_name, fn, rewritten)
+        ran.append(pass_name)
     report = analyze_graph(rewritten, target, {**info, "passes": [n for n, _ in chain]}, mode=mode)
     again = report.model["canonicalized"]  # a pass may create new foldable patterns: add both runs
     report.model["canonicalized"] = {k: v + again.get(k, 0) for k, v in canon.summary().items()}

@@ -330,3 +330,20 @@ def test_readme_python_examples_run(title, tmp_path):
     if title == "## torch.compile backend":
         doc = json.loads((tmp_path / "train_step.json").read_text())
         assert [g["kind"] for g in doc["graphs"]] == ["forward", "backward"] and doc["target"]["name"] == "mi300x"
+
+
+def test_a_user_pass_whose_requires_are_unmet_is_refused_by_name():
+    from graphperf.passes.result import graph_pass
+
+    @graph_pass("needs_fused", requires={"canonical", "fused"})
+    def needs_fused(graph):
+        return graph
+
+    @graph_pass("keeps_canonical", requires={"canonical"})
+    def keeps_canonical(graph):
+        return graph
+
+    model, x = mlp(), torch.randn(B, K)
+    assert graphperf.analyze(model, (x,), passes=[keeps_canonical]).totals["coverage"] == 1.0  # canonical: met
+    with pytest.raises(graphperf.AnalysisError, match=r"pass needs_fused requires a fused graph, .*ran before it: canonicalize"):
+        graphperf.analyze(model, (x,), passes=[needs_fused])
