@@ -29,7 +29,9 @@ def check(ctx: AuditContext) -> list[Finding]:
         after = analyze_graph(ctx.graph, ctx.target, dict(ctx.info), mode=mode).totals
         spec = {"mode": mode}
     else:
-        result = ctx.whatif(fuse=["attention", "epilogue", "norm", "elementwise"])
+        from graphperf.passes.rewrite import FUSE_RULES
+
+        result = ctx.whatif(fuse=list(FUSE_RULES))
         after, spec = result.after.totals, {"fuse": "auto"}
         how = "fuse kernels (torch.compile, or the fusion rules of whatif --fuse auto): fewer launches, fewer gaps"
     fraction = (t["latency_s"] - after["latency_s"]) / t["latency_s"]
