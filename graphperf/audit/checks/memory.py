@@ -28,7 +28,7 @@ def check(ctx: AuditContext) -> list[Finding]:
                     f"weights {t['weight_bytes'] / 1e9:.1f} GB + peak activations {t['peak_activation_bytes'] / 1e9:.1f}"
                     f" GB; the projected latency is the work alone, not a run; {fp8_text}",
                     f"shard it over at least {devices} devices (tensor or pipeline parallel: graphperf serve MODEL "
-                    f"--tp {devices} projects a workload sharded), or quantize the weights",
+                    f"--tp N, N >= {devices} dividing the heads, projects a workload sharded), or quantize the weights",
                     {"precision": "weights=fp8"}, (), None, None,
                     {"memory_needed_bytes": need, "memory_capacity_bytes": capacity, "devices_needed_at_least": devices,
                      "memory_needed_fp8_weights_bytes": fp8["memory_needed_bytes"], "fits_fp8_weights": fp8.get("fits")})]
