@@ -146,6 +146,12 @@ _SCALARS: dict[str, tuple[type, bool, str]] = {
                                            "microseconds"),
     "devices_per_node": (int, False, "devices one scale-up domain connects (8 in an HGX node, 72 in an NVL72 "
                                      "rack); a collective group larger than this crosses the scale-out network"),
+    "scale_up_efficiency": (float, False, "achieved fraction of scale_up_gbps on a collective's wire bytes "
+                                          "(protocol headers, chunking, the copy/reduce kernels), in (0, 1]"),
+    "scale_out_efficiency": (float, False, "achieved fraction of scale_out_gbps on a collective's wire bytes, "
+                                           "in (0, 1]"),
+    "collective_base_us": (float, False, "fixed time of one collective call whatever its size (the library's "
+                                         "launch and the group's synchronisation), microseconds"),
     "notes": (str, False, "assumptions and caveats, free text"),
 }
 _TABLES = ("references", "sources", "derived")
@@ -275,6 +281,9 @@ class Target:
     scale_out_gbps: float | None = None
     scale_out_latency_us: float | None = None
     devices_per_node: int | None = None
+    scale_up_efficiency: float | None = None
+    scale_out_efficiency: float | None = None
+    collective_base_us: float | None = None
     notes: str = ""
     path: str = ""
     overridden: tuple[str, ...] = ()

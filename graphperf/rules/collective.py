@@ -2,7 +2,7 @@
 
 A collective node is what one device of a group of ``p = group_size`` devices runs (passes/shard.py inserts
 them into the graph a device runs). Attributes: ``group_size`` (p >= 1), ``algorithm`` ("ring", the default,
-or "tree": all_reduce only), optionally ``link`` ("scale_up" or "scale_out"; default: scale_up when the group
+"tree" or "nvls": all_reduce only), optionally ``link`` ("scale_up" or "scale_out"; default: scale_up when the group
 fits in the target's ``devices_per_node``, or the target gives no ``devices_per_node``).
 
 S is the payload in bytes: the buffer of the whole group's result for all_gather (its output), the buffer
@@ -15,18 +15,25 @@ each device contributes for the others (their input). Per device, for the ring a
     all_to_all      (p-1)/p * S            p-1          0                    (each peer gets its 1/p)
 
 and for tree all_reduce (NCCL's double binary tree: reduce up, broadcast down, each half of the buffer on one
-tree, so every device sends and receives S on each pass): wire bytes 2 S, steps 2 ceil(log2 p).
+tree, so every device sends and receives S on each pass): wire bytes 2 S, steps 2 ceil(log2 p). For NVLS
+all_reduce (NVLink SHARP, on NVSwitch systems from H100 on: the switch reduces and multicasts): each device
+sends its buffer into the switch and receives the reduced buffer back, wire bytes S, steps 2 (up, down).
 
 The cost rule (`Cost`) counts the reduction FLOPs (vector work) and the device-memory bytes of an unfused
 kernel: the input read once, the output written once. The bytes on the wire are not device-memory bytes: the
-projection (graphperf/project.py) routes a collective to `collective_time`, which prices them on the link::
+projection (graphperf/project.py) routes a collective to `collective_time`, which prices them on the link,
+one physical mechanism per term::
 
-    link_s = steps * latency_us * 1e-6 + wire_bytes / (gbps * 1e9)
+    link_s = collective_base_us * 1e-6                 # the call: library launch and the group's sync
+           + steps * latency_us * 1e-6                 # each sequential step's hop over the link
+           + wire_bytes / (gbps * 1e9 * efficiency)    # the bytes at the rate the link achieves
 
-with the target's ``scale_up_gbps`` and ``scale_up_latency_us`` (or the ``scale_out_*`` pair; GB/s per device
-and direction). The link time is NCCL's model without its fixed per-call base latency (NVIDIA/nccl
-src/graph/tuning.cc: base + steps * hop latency + bytes / bandwidth). A target without the link's figures gives
-no time (None, with the missing field named), never zero. With p = 1 a collective does nothing and is free.
+with the target's ``collective_base_us``, ``scale_up_latency_us``, ``scale_up_gbps`` and ``scale_up_efficiency``
+(or the ``scale_out_*`` figures; GB/s per device and direction). This is NCCL's own cost model (NVIDIA/nccl
+src/graph/tuning.cc: baseLat + steps * hop latency + bytes / (bandwidth)), with its base latency and its
+achieved bandwidth fitted per interconnect family to published nccl-tests sweeps (benchmarks/collectives.py,
+benchmarks/RESULTS_COLLECTIVES.md). A target without one of the link's figures gives no time (None, with the
+missing fields named), never zero. With p = 1 a collective does nothing and is free.
 """
 
 from __future__ import annotations
@@ -42,11 +49,11 @@ from ._common import operand, out0
 from .registry import register
 
 __all__ = ["COLLECTIVE_OPS", "ALGORITHMS", "LINKS", "CollectiveTime", "group_size", "payload_bytes",
-           "wire_bytes", "steps", "reduction_flops", "collective_rule", "collective_time"]
+           "wire_bytes", "steps", "reduction_flops", "collective_rule", "collective_time", "link_seconds"]
 
 #: The collective ops (canonical names): the projection prices them on a link, not on device memory.
 COLLECTIVE_OPS = frozenset(("all_reduce", "all_gather", "reduce_scatter", "all_to_all"))
-ALGORITHMS = ("ring", "tree")
+ALGORITHMS = ("ring", "tree", "nvls")
 LINKS = ("scale_up", "scale_out")
 _REDUCING = ("all_reduce", "reduce_scatter")
 
@@ -63,8 +70,8 @@ def _algorithm(op: str, attrs: Mapping[str, Any]) -> str:
     algo = attrs.get("algorithm") or "ring"
     if algo not in ALGORITHMS:
         raise RuleError(f"{op}: algorithm={algo!r} is not one of {', '.join(ALGORITHMS)}")
-    if algo == "tree" and op != "all_reduce":
-        raise RuleError(f"{op}: the tree algorithm is modelled for all_reduce only (NCCL runs the others as rings)")
+    if algo != "ring" and op != "all_reduce":
+        raise RuleError(f"{op}: the {algo} algorithm is modelled for all_reduce only (NCCL runs the others as rings)")
     return algo
 
 
@@ -79,6 +86,8 @@ def wire_bytes(op: str, p: int, payload: int, algorithm: str = "ring") -> float:
         return 0.0
     if algorithm == "tree":
         return 2.0 * payload
+    if algorithm == "nvls":
+        return float(payload)
     factor = 2 * (p - 1) if op == "all_reduce" else p - 1
     return factor * payload / p
 
@@ -89,6 +98,8 @@ def steps(op: str, p: int, algorithm: str = "ring") -> int:
         return 0
     if algorithm == "tree":
         return 2 * math.ceil(math.log2(p))
+    if algorithm == "nvls":
+        return 2
     return 2 * (p - 1) if op == "all_reduce" else p - 1
 
 
@@ -147,9 +158,18 @@ def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: Tenso
     n = steps(op, p, algo)
     if p == 1:
         return CollectiveTime(link, algo, p, payload, 0.0, 0, 0.0)
-    gbps = getattr(target, f"{link}_gbps", None)
-    latency_us = getattr(target, f"{link}_latency_us", None)
-    missing = [f for f, v in ((f"{link}_gbps", gbps), (f"{link}_latency_us", latency_us)) if v is None]
+    figures = {f"{link}_gbps": getattr(target, f"{link}_gbps", None),
+               f"{link}_latency_us": getattr(target, f"{link}_latency_us", None),
+               f"{link}_efficiency": getattr(target, f"{link}_efficiency", None),
+               "collective_base_us": getattr(target, "collective_base_us", None)}
+    missing = [f for f, v in figures.items() if v is None]
     if missing:
         return CollectiveTime(link, algo, p, payload, wire, n, None, ", ".join(missing))
-    return CollectiveTime(link, algo, p, payload, wire, n, n * latency_us * 1e-6 + wire / (gbps * 1e9))
+    return CollectiveTime(link, algo, p, payload, wire, n, link_seconds(n, wire, *figures.values()))
+
+
+def link_seconds(n_steps: int, wire: float, gbps: float, latency_us: float, efficiency: float,
+                 base_us: float) -> float:
+    """The module docstring's formula: one call's base, `n_steps` hops of `latency_us`, `wire` bytes at
+    ``gbps * efficiency`` GB/s."""
+    return base_us * 1e-6 + n_steps * latency_us * 1e-6 + wire / (gbps * 1e9 * efficiency)

@@ -63,20 +63,57 @@ def test_ring_wire_bytes_and_steps(p):
         assert wire_bytes(op, p, s) == (p - 1) / p * s and steps(op, p) == p - 1
     assert wire_bytes("all_reduce", p, s, "tree") == 2 * s
     assert steps("all_reduce", p, "tree") == 2 * math.ceil(math.log2(p))
+    assert wire_bytes("all_reduce", p, s, "nvls") == s and steps("all_reduce", p, "nvls") == 2  # up, down the switch
+
+
+def test_nvls_is_an_all_reduce_algorithm_only():
+    x = T(B, 1, H, dtype="bfloat16")
+    with pytest.raises(RuleError, match="nvls"):
+        rule_for(canonical("all_gather"))([x], [T(B, 1, H * 2, dtype="bfloat16")],
+                                          {"group_size": 2, "algorithm": "nvls"})
+
+
+def _link_s(target, link, n_steps, wire):
+    """The module docstring's formula, written out: base + steps * hop latency + wire / (bandwidth * efficiency)."""
+    return (target.collective_base_us * 1e-6 + n_steps * getattr(target, f"{link}_latency_us") * 1e-6
+            + wire / (getattr(target, f"{link}_gbps") * 1e9 * getattr(target, f"{link}_efficiency")))
 
 
 @pytest.mark.parametrize("p", [2, 8])
-def test_link_time_is_steps_times_latency_plus_wire_over_bandwidth(p):
+def test_link_time_is_base_plus_steps_times_latency_plus_wire_over_achieved_bandwidth(p):
     h100 = load_target("h100")
     x = T(B, 1, H, dtype="bfloat16")
     s = 2 * B * H
     t = collective_time("all_reduce", {"group_size": p}, x, x, h100)
-    expected = 2 * (p - 1) * h100.scale_up_latency_us * 1e-6 + 2 * (p - 1) / p * s / (h100.scale_up_gbps * 1e9)
+    expected = (h100.collective_base_us * 1e-6 + 2 * (p - 1) * h100.scale_up_latency_us * 1e-6
+                + 2 * (p - 1) / p * s / (h100.scale_up_gbps * 1e9 * h100.scale_up_efficiency))
     assert t.link == "scale_up" and t.payload_bytes == s and t.link_s == pytest.approx(expected, rel=1e-12)
+    assert t.link_s == pytest.approx(_link_s(h100, "scale_up", 2 * (p - 1), 2 * (p - 1) / p * s), rel=1e-12)
     gathered = T(B, 1, H * p, dtype="bfloat16")
     t = collective_time("all_gather", {"group_size": p}, x, gathered, h100)
-    expected = (p - 1) * h100.scale_up_latency_us * 1e-6 + (p - 1) / p * gathered.nbytes / (h100.scale_up_gbps * 1e9)
+    expected = _link_s(h100, "scale_up", p - 1, (p - 1) / p * gathered.nbytes)
     assert t.link_s == pytest.approx(expected, rel=1e-12)
+    t = collective_time("all_reduce", {"group_size": p, "algorithm": "nvls"}, x, x, h100)
+    assert t.link_s == pytest.approx(_link_s(h100, "scale_up", 2, s), rel=1e-12)
+
+
+def test_a_small_all_reduce_costs_about_the_base_and_a_large_one_the_achieved_bandwidth():
+    a100 = load_target("a100")
+    small, large = T(8, 1, 12288, dtype="float16"), T(8, 2048, 12288, dtype="float16")  # GPT-3 TP4 decode / prefill
+    t_small = collective_time("all_reduce", {"group_size": 4}, small, small, a100).link_s
+    assert a100.collective_base_us * 1e-6 < t_small < 2 * a100.collective_base_us * 1e-6
+    t_large = collective_time("all_reduce", {"group_size": 4}, large, large, a100).link_s
+    bandwidth_s = 1.5 * large.nbytes / (a100.scale_up_gbps * 1e9 * a100.scale_up_efficiency)
+    assert bandwidth_s < t_large < 1.05 * bandwidth_s
+
+
+@pytest.mark.parametrize("name", ["a100", "h100", "h200", "h100-pcie", "b200", "gb200"])
+def test_bundled_link_figures_are_sourced_and_the_efficiency_a_fraction(name):
+    t = load_target(name)
+    assert 0 < t.scale_up_efficiency <= 1 and t.collective_base_us > 0
+    for field in ("scale_up_efficiency", "collective_base_us"):
+        assert "collectives_fitted" in t.sources[field] and field in t.derived
+    assert ("transferred from" in t.sources["collective_base_us"]) == (name in ("h100-pcie", "b200"))
 
 
 def test_a_group_beyond_the_node_uses_scale_out_and_a_missing_figure_gives_no_time():
@@ -84,6 +121,11 @@ def test_a_group_beyond_the_node_uses_scale_out_and_a_missing_figure_gives_no_ti
     x = T(B, 1, H, dtype="bfloat16")
     t = collective_time("all_reduce", {"group_size": 16}, x, x, h100)
     assert t.link == "scale_out" and t.link_s is None and "scale_out_gbps" in t.missing
-    fast = h100.with_overrides(scale_out_gbps="50", scale_out_latency_us="5")
+    assert "scale_out_efficiency" in t.missing
+    fast = h100.with_overrides(scale_out_gbps="50", scale_out_latency_us="5", scale_out_efficiency="0.8")
     t = collective_time("all_reduce", {"group_size": 16}, x, x, fast)
-    assert t.link_s == pytest.approx(30 * 5e-6 + 2 * 15 / 16 * x.nbytes / 50e9)
+    assert t.link_s == pytest.approx(_link_s(fast, "scale_out", 30, 2 * 15 / 16 * x.nbytes))
+    assert t.link_s == pytest.approx(h100.collective_base_us * 1e-6 + 30 * 5e-6 + 2 * 15 / 16 * x.nbytes / (50e9 * 0.8))
+    no_base = h100.with_overrides(collective_base_us="none")
+    t = collective_time("all_reduce", {"group_size": 2}, x, x, no_base)
+    assert t.link_s is None and t.missing == "collective_base_us"
