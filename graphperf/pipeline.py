@@ -1,9 +1,10 @@
 """The pipeline: resolve a model reference to a `Graph`, then canonicalize, count, project and report.
 
-`load_graph` accepts an `.onnx` file, a `.pt2` file (torch.export.save) or a models/ workload
-name; `analyze_graph` runs canonicalize -> count -> project -> execution model -> liveness -> report on a
-captured graph. The execution mode (graphperf/execution.py) decides how the node times fill the wall:
-`compiled` first rewrites the graph with every what-if fusion rule (`mode_graph`).
+`load_graph` accepts an `.onnx` file, a `.pt2` file (torch.export.save), a models/ workload
+name or a Hugging Face `config.json` of a family models/ implements (built like a workload); `analyze_graph`
+runs canonicalize -> count -> project -> execution model -> liveness -> report on a captured graph. The
+execution mode (graphperf/execution.py) decides how the node times fill the wall: `compiled` first rewrites
+the graph with every what-if fusion rule (`mode_graph`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class ModelRequest:
     Attributes
     ----------
     ref : str
-        An ``.onnx`` path, a ``.pt2`` path (torch.export.save) or a workload name (``graphperf models``).
+        An ``.onnx`` path, a ``.pt2`` path (torch.export.save), a workload name (``graphperf models``) or
+        the path of a Hugging Face ``config.json`` (``models/hf_config.py``; shaped like a workload).
     config : str
         The workload's size (``"full"``, ``"tiny"``, ...).
     phase, batch, seq, kv_len, dtype : optional
@@ -156,9 +158,9 @@ def load_graph(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
         info = {"name": os.path.basename(ref), "frontend": "torch.export", "source": ref,
                 "description": os.path.basename(ref), "dims": dict(sorted(req.dims.items()))}
         return graph, info
-    if os.path.sep in ref or os.path.exists(ref):
+    if not lower.endswith(".json") and (os.path.sep in ref or os.path.exists(ref)):
         raise UsageError(f"{ref}: unsupported model file; pass an .onnx file, a .pt2 file "
-                         "(torch.export.save) or a workload name from `graphperf models`")
+                         "(torch.export.save), a Hugging Face config.json or a workload name from `graphperf models`")
     if req.dims:
         raise UsageError(f"{ref}: --dim binds dimensions of .onnx/.pt2 files; shape workloads with "
                          "--batch, --seq, --kv-len")
@@ -186,7 +188,8 @@ def _load_workload(req: ModelRequest) -> tuple[Graph, dict[str, Any]]:
         raise UsageError(f"{req.ref}: {exc.args[0] if exc.args else exc}") from None  # KeyError's str() adds quotes
     _check_input_sizes(req, wl.args)
     graph = capture_module(wl.module, wl.args, name=req.ref)
-    info = {"name": req.ref, "frontend": "torch.export", "source": f"graphperf.models:{req.ref}",
+    source = req.ref if req.ref.lower().endswith(".json") else f"graphperf.models:{req.ref}"
+    info = {"name": req.ref, "frontend": "torch.export", "source": source,
             "config": req.config, "description": wl.description, "family": spec.family}
     return graph, info
 

@@ -2,7 +2,8 @@
 
 Architecture (Touvron et al. 2023; Grattafiori et al. 2024): token embedding, N
 pre-norm decoder layers (RMSNorm, grouped-query attention with rotary positions,
-RMSNorm, SwiGLU MLP), final RMSNorm, untied LM head. No biases.
+RMSNorm, SwiGLU MLP), final RMSNorm, untied LM head. No biases (``qkv_bias`` / ``o_bias`` add
+them to the attention projections, for Qwen2 and HF configs with ``attention_bias``).
 
 Phases and their inputs/outputs:
 
@@ -54,6 +55,8 @@ class LlamaConfig:
     rms_norm_eps: float
     rope_scaling: Llama3RopeScaling | None = None
     tie_embeddings: bool = False
+    qkv_bias: bool = False  # q/k/v projections with bias (Qwen2; HF Llama's attention_bias)
+    o_bias: bool = False  # o_proj with bias (HF Llama's attention_bias)
 
     @property
     def head_dim(self) -> int:
@@ -73,10 +76,10 @@ class Attention(nn.Module):
                              f"kv heads {cfg.num_kv_heads}")
         self.heads, self.kv_heads, dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.attend = attention_kernel()
-        self.q_proj = nn.Linear(cfg.hidden_size, self.heads * dim, bias=False)
-        self.k_proj = nn.Linear(cfg.hidden_size, self.kv_heads * dim, bias=False)
-        self.v_proj = nn.Linear(cfg.hidden_size, self.kv_heads * dim, bias=False)
-        self.o_proj = nn.Linear(self.heads * dim, cfg.hidden_size, bias=False)
+        self.q_proj = nn.Linear(cfg.hidden_size, self.heads * dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, self.kv_heads * dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, self.kv_heads * dim, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(self.heads * dim, cfg.hidden_size, bias=cfg.o_bias)
 
     def forward(self, x: torch.Tensor, rotary: Rotary, start: int,
                 past: KVPair | None) -> tuple[torch.Tensor, KVPair | None]:

@@ -194,7 +194,7 @@ def _construction(device: torch.device, dtype: torch.dtype):
 
 
 def build(
-    name: str,
+    name: str | ModelSpec,
     *,
     config: str = "full",
     phase: str | None = None,
@@ -211,9 +211,11 @@ def build(
     batch/seq/kv_len to its defaults. ``seq`` applies to prefill and forward phases of
     sequence models, ``kv_len`` (context length including the current token) to decode.
     ``attention`` is ``"sdpa"`` (one fused attention node) or ``"eager"`` (the unfused
-    matmul-softmax-matmul chain; see :mod:`.layers`).
+    matmul-softmax-matmul chain; see :mod:`.layers`). ``name`` may also be a spec itself (one
+    made from a Hugging Face ``config.json`` by :mod:`.hf_config`).
     """
-    spec = get_model(name)
+    spec = name if isinstance(name, ModelSpec) else get_model(name)
+    name = spec.name
     if config not in spec.configs:
         raise ValueError(f"{name} has no config {config!r}; configs: {', '.join(spec.configs)}")
     cfg = spec.configs[config]
