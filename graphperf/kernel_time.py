@@ -105,7 +105,7 @@ def kernel_params(target) -> Optional[KernelParams]:
         floor_s={"stream": floor_us * 1e-6, "strided": _or(target.kernel_floor_strided_us, floor_us) * 1e-6,
                  "row": _or(target.kernel_floor_row_us, floor_us) * 1e-6},
         matrix_floor_s=_or(target.matrix_floor_us, floor_us) * 1e-6,
-        misaligned_factor=target.misaligned_matrix_factor or 1.0,
+        misaligned_factor=1.0 if target.misaligned_matrix_factor is None else target.misaligned_matrix_factor,
     )
 
 

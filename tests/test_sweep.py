@@ -2,7 +2,7 @@
 same workload, shape, mode and --set values; CSV and Parquet; a sweep killed mid-way resumes and loses or repeats
 no point; bad specs are one line naming the key, before any work."""
 
-import json
+import itertools
 import os
 import signal
 import subprocess
@@ -68,16 +68,36 @@ def test_parquet_reads_back_with_pandas_and_equals_the_csv(tmp_path, spec_file, 
     assert (frame["latency_s"] == csv["latency_s"]).all() and (frame["key"] == csv["key"]).all()
 
 
-def test_a_torn_journal_line_is_evaluated_again_and_no_point_repeats(tmp_path, spec_file, cache):
+def _journal_points(journal):
+    """Points in the finished chunk files of a journal folder."""
+    import numpy as np
+
+    names = [n for n in os.listdir(journal) if n.endswith(".npz") and not n.endswith(".tmp.npz")] if os.path.isdir(
+        journal) else []
+    return sum(len(np.load(os.path.join(journal, n))["key"]) for n in names)
+
+
+def test_a_torn_chunk_file_is_evaluated_again_and_no_point_repeats(tmp_path, spec_file, cache):
     spec = load_spec(spec_file)
     out = str(tmp_path / "t.csv")
-    clean = run_sweep(spec, str(tmp_path / "clean.csv"), cache=cache)
-    journal = out + ".journal.jsonl"
-    with open(journal, "w") as fh:  # a run that finished five points and was killed writing the sixth
-        fh.write("".join("\n" + json.dumps(r) for r in clean[:5]) + "\n" + json.dumps(clean[5])[:40])
+    clean = run_sweep(spec, str(tmp_path / "clean.csv"), cache=cache).rows()
+
+    calls = []
+
+    def stop_after_two_chunks(done, total):
+        calls.append(done)  # the first call: before any chunk
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a kill right after the second chunk's file was renamed into place
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, cache=cache, chunk_points=5, progress=stop_after_two_chunks)
+    journal = out + ".journal"
+    assert 0 < _journal_points(journal) == calls[-1] < spec.points and not os.path.exists(out)
+    with open(os.path.join(journal, "000002-torn.tmp.npz"), "wb") as fh:  # a third chunk killed while written
+        fh.write(b"PK\x03\x04 torn")
     evaluated = []
     rows = run_sweep(spec, out, cache=cache, progress=lambda done, total: evaluated.append(done))
-    assert evaluated[0] == 5 and rows == clean and not os.path.exists(journal)
+    assert evaluated[0] == calls[-1] and rows.rows() == clean and not os.path.exists(journal)
 
 
 def test_a_sweep_killed_mid_way_resumes_without_loss_or_duplicates(tmp_path, spec_file, cache):
@@ -85,16 +105,16 @@ def test_a_sweep_killed_mid_way_resumes_without_loss_or_duplicates(tmp_path, spe
     command = [sys.executable, "-m", "graphperf", "sweep", spec_file, "-o", out, "--jobs", "2", "--cache-dir", cache,
                "--chunk-points", "2"]
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    journal = out + ".journal.jsonl"
+    journal = out + ".journal"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(journal) and open(journal).read().count("{") >= 4:
+        if _journal_points(journal) >= 4:
             break
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()[-500:]  # still running: the kill lands mid-sweep
     os.killpg(proc.pid, signal.SIGKILL)  # the main process and its workers
     proc.wait()
-    before = open(journal).read().count("{")
+    before = _journal_points(journal)
     assert 4 <= before < load_spec(spec_file).points and not os.path.exists(out)
     assert main(["sweep", spec_file, "-o", out, "--cache-dir", cache]) == 0
     table = read_table(out)
@@ -115,6 +135,9 @@ def test_a_sweep_killed_mid_way_resumes_without_loss_or_duplicates(tmp_path, spe
     ('[axes]\nworkload = ["gpt2"]\n"target.label" = ["x"]', r"'label' is not a target field"),
     ('[axes]\nworkload = ["gpt2"]\n"target.hbm_gbps" = {start = 1, stop = 1000000, step = 1}', r"above --max-points"),
     ('[axes]\nworkload = ["gpt2"\n', r"not a valid TOML sweep spec"),
+    ('[axes]\nworkload = ["gpt2"]\n"target.memory_efficiency" = [0.5, 1.5, 0.7]', r"axes\.target\.memory_efficiency: 1\.5"),
+    ('[axes]\nworkload = ["gpt2"]\n"target.hbm_gbps" = [3000, "fast"]', r"axes\.target\.hbm_gbps: 'fast'"),
+    ('[axes]\nworkload = ["gpt2"]\n"target.compute_units" = [66, 0]', r"axes\.target\.compute_units: 0"),
 ])
 def test_bad_specs_are_one_line_naming_the_key(tmp_path, capsys, body, message):
     import re
@@ -166,6 +189,7 @@ def test_ray_and_local_executors_agree_and_a_killed_ray_worker_loses_nothing(tmp
     assert killed, "no Ray worker was seen running a task"
     assert [r["key"] for r in rows] == [r["key"] for r in local] and len({r["key"] for r in rows}) == len(rows)
     assert read_table(str(tmp_path / "ray.csv")) == read_table(str(tmp_path / "local.csv"))
+    assert rows.rows() == local.rows()
 
 
 ANSWER_SPEC = """
@@ -215,3 +239,63 @@ def test_the_page_holds_the_pareto_front_and_the_elasticities(tmp_path, cache):
         shown = browser.open(str(page))
     assert not shown.problems and "Pareto front: latency_s against target.hbm_gbps" in shown.dom
     assert "d ln t / d ln target.launch_overhead_us" in shown.dom
+
+
+MIXED_SPEC = """
+[axes]
+workload = ["llama3-8b"]
+config = ["tiny"]
+phase = ["decode"]
+batch = [2]
+kv_len = [64]
+"target.memory_gb" = [0.000001, 80]
+mode = ["graph", "eager", "compiled"]
+target = ["h100"]
+"target.compute_units" = [66, 132]
+"target.kernel_floor_row_us" = ["none", 3.5]
+"target.launch_overhead_us" = [1, 2.5]
+"target.allow_tf32" = [true]
+"""
+
+
+def test_group_axes_and_per_point_modes_equal_one_target_per_point(tmp_path, cache):
+    """Integer, boolean and `none` fields split the grid into groups; float fields vary inside a group as arrays;
+    the compiled mode goes one point at a time; every row equals `evaluate` on that point's own Target."""
+    from graphperf.sweep.evaluate import COLUMNS, evaluate, prepare
+
+    path = tmp_path / "mixed.toml"
+    path.write_text(MIXED_SPEC)
+    spec = load_spec(str(path))
+    rows = run_sweep(spec, str(tmp_path / "t.parquet"), cache=cache, chunk_points=3).rows()
+    assert len(rows) == spec.points == 48 and {r["fits"] for r in rows} == {True, False}
+    prep = prepare({"workload": "llama3-8b", "config": "tiny", "phase": "decode", "batch": 2, "kv_len": 64}, cache)
+    h100 = graphperf.load_target("h100")
+    for row in rows:
+        sets = {k.removeprefix("target."): row[k] for k in spec.axes if k.startswith("target.")}
+        want = evaluate(prep, h100.with_overrides(**sets), row["mode"])
+        assert {c: row[c] for c in COLUMNS} == want, row
+        assert row["key"] == point_key({k: row[k] for k in spec.axes})
+
+
+def test_point_keys_hash_the_values_not_the_axis_order():
+    """A key depends on each axis's name and value (an int and a float of equal value differ, as their JSON does),
+    not on the order of the axes; the grid's vectorized keys equal `point_key` on each point."""
+    import numpy as np
+
+    from graphperf.sweep.grid import Grid, hex_keys
+
+    assert point_key({"batch": 1, "target.hbm_gbps": 2.5}) == point_key({"target.hbm_gbps": 2.5, "batch": 1})
+    assert len({point_key({"a": 1}), point_key({"a": 1.0}), point_key({"b": 1}), point_key({"a": "1"})}) == 4
+    axes = {"workload": ["gpt2", "bert-base"], "target.hbm_gbps": [1000, 1500.5, 2e3], "mode": ["graph", "eager"],
+            "target.launch_overhead_us": [0.5, 1]}
+    grid = Grid(axes)
+    assert [grid.names[i] for i in grid.vector] == ["target.hbm_gbps", "target.launch_overhead_us"]
+
+
+    points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    assert list(hex_keys(grid.all_keys())) == [point_key(p) for p in points]
+    for g in grid.groups():
+        j = np.arange(grid.group_points)
+        pos = grid.positions(g, j)
+        assert list(hex_keys(grid.keys(g, j))) == [point_key(points[p]) for p in pos]
+        assert all(points[p][k] == v for p in pos for k, v in grid.group_values(g).items())

@@ -12,8 +12,9 @@ points, in the order the axes are written (the last axis varies fastest).
 Axes: ``workload`` (required), ``config``, ``phase``, ``batch``, ``seq``, ``kv_len``, ``dtype``, ``attention``,
 ``mode``, ``target`` (default ``h100``) and ``target.FIELD``. A value is a list, one scalar, or an inclusive
 range ``{start, stop, step}``. Every mistake is a one-line `UsageError` naming the key and the file, raised
-before any work: an unknown axis or field, an unknown workload or target, an empty list or range, a step of
-the wrong sign or zero, more points than ``max_points``.
+before any work: an unknown axis or field, an unknown workload or target, a field value --set refuses (each
+distinct value checked once), an empty list or range, a step of the wrong sign or zero, more points than
+``max_points``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterator
+
+import numpy as np
 
 from ..errors import UsageError
 
@@ -113,7 +116,8 @@ def _pareto(report: Any, axes: dict[str, list[Any]], source: str) -> tuple[tuple
 
     if not isinstance(report, dict) or set(report) - {"pareto"}:
         raise UsageError(f"{source}: [report] takes one key, pareto = [[\"COLUMN\", \"COLUMN\"], ...]")
-    numeric = [k for k in axes if k.startswith("target.") and all(isinstance(v, (int, float)) for v in axes[k])]
+    numeric = [k for k in axes if k.startswith("target.")
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in axes[k])]
     fronts = report.get("pareto", [[k, "latency_s"] for k in numeric])
     known = {*axes, *COLUMNS}
     for front in fronts:
@@ -146,18 +150,35 @@ def _values(raw: Any, where: str) -> list[Any]:
 def _check_names(axes: dict[str, list[Any]], source: str) -> None:
     from .. import models
     from ..execution import MODES
-    from ..target import load_target
+    from ..target import _SCALARS, EFFICIENCY_FIELDS, load_target
 
     names = {m.name for m in models.list_models()}
     for w in axes["workload"]:
         if not (isinstance(w, str) and (w in names or os.path.isfile(w))):
             raise UsageError(f"{source}: axes.workload: {w!r} is neither a workload ({', '.join(sorted(names))}) "
                              "nor a model file")
+    targets = []
     for t in axes["target"]:
         try:
-            load_target(str(t))
+            targets.append(load_target(str(t)))
         except UsageError as exc:
             raise UsageError(f"{source}: axes.target: {exc}") from None
+    for key, values in axes.items():  # each distinct value of each field once, as --set checks it
+        if key.startswith("target."):
+            if any(isinstance(v, (list, dict)) for v in values):
+                raise UsageError(f"{source}: axes.{key}: a value is a number, true/false or a string")
+            field = key.removeprefix("target.")
+            if _SCALARS[field][0] is float and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values):  # numbers: the range check, on an array
+                arr = np.array(values, dtype=np.float64)
+                ok = np.isfinite(arr) & (arr > 0) & ((arr <= 1) if field in EFFICIENCY_FIELDS else True)
+                values = [values[int(np.argmin(ok))]] if not ok.all() else []  # the first bad value, for its message
+            for value in dict.fromkeys(values):
+                for target in targets:
+                    try:
+                        target.with_overrides(**{key.removeprefix("target."): value})
+                    except UsageError as exc:
+                        raise UsageError(f"{source}: axes.{key}: {value!r}: {exc}") from None
     for m in axes.get("mode", ()):
         if m not in MODES:
             raise UsageError(f"{source}: axes.mode: {m!r}; choose from {', '.join(MODES)}")
