@@ -251,15 +251,15 @@ READING = """\
 - NVLS (algorithm "nvls") is what NCCL ran on H100/H200; a graph whose all-reduces say "ring" (shard's
   default) is priced with the same NVLink4 efficiency on the ring's 2 (p-1)/p S wire bytes: NCCL's ring on
   these systems is not measured here.
-- Consequence for serving (benchmarks/serving.py run on 2026-12-07 with these figures, and with
-  link_seconds patched back to the old formula): the tensor-parallel decode records get 15-30 points slower
-  (gpt-fast A100 Llama-2-7B TP8 -24.8% -> -51.4%, TensorRT-LLM H100 Llama-3-70B TP8 b16 -17.2% -> -32.4%;
-  a few that were too fast improve: A100 70B TP8 b16 +11.4% -> -3.6%); the median over the TP > 1 records
-  goes from 11.3% to 28.6% (16 records; all 20: 10.5% to 27.4%). Those engines do not call NCCL as nccl-tests does: gpt-fast replays its
+- Consequence for serving (benchmarks/serving.py run on 2026-12-07 with these figures, and with link_seconds
+  patched back to the old formula): the tensor-parallel decode records get 15-30 points slower (gpt-fast A100
+  Llama-2-7B TP8 -24.8% -> -51.4%, TensorRT-LLM H100 Llama-3-70B TP8 b16 -17.2% -> -32.4%; a few that were too
+  fast improve: A100 70B TP8 b16 +11.4% -> -3.6%); the median over the TP > 1 records goes from 11.3% to 28.6%
+  (16 records; all 20: 10.5% to 27.4%). Those engines do not call NCCL as nccl-tests does: gpt-fast replays its
   all-reduces in a CUDA graph and TensorRT-LLM runs its own one-shot all-reduce kernel for small messages, so
-  nccl-tests' 30-45 us per call is an upper bound for them (gpt-fast's measured 3.05 ms per TP8 token leaves
-  at most ~30 us for each of its 64 all-reduces even if nothing else took time). A per-engine algorithm
-  with its own base figure needs measurements of those kernels, which the reference data does not hold."""
+  nccl-tests' 30-45 us per call is an upper bound for them (gpt-fast's measured 3.05 ms per TP8 token leaves at
+  most ~30 us for each of its 64 all-reduces even if nothing else took time). A per-engine algorithm with its
+  own base figure needs measurements of those kernels, which the reference data does not hold."""
 
 
 def main(argv=None) -> int:
