@@ -299,3 +299,18 @@ def test_point_keys_hash_the_values_not_the_axis_order():
         pos = grid.positions(g, j)
         assert list(hex_keys(grid.keys(g, j))) == [point_key(points[p]) for p in pos]
         assert all(points[p][k] == v for p in pos for k, v in grid.group_values(g).items())
+
+
+def test_the_columnar_pareto_front_equals_the_row_by_row_one():
+    """On a `SweepTable` the front is found on the columns: the same rows, in the same order, ties included."""
+    import numpy as np
+
+    from graphperf.sweep import SweepTable
+    from graphperf.sweep.answers import pareto_front
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 60))
+        table = SweepTable({"x": rng.integers(0, 8, n).astype(float), "y": rng.integers(0, 8, n).astype(float),
+                            "i": np.arange(n)})
+        assert pareto_front(table, "x", "y") == pareto_front(table.rows(), "x", "y")

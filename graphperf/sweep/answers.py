@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence
 
+import numpy as np
+
 from ..report.units import seconds
 from .spec import SHAPE_AXES, SweepSpec
 
@@ -23,7 +25,16 @@ STEP = 0.01
 
 
 def pareto_front(rows: Sequence[dict[str, Any]], x: str, y: str) -> list[dict[str, Any]]:
-    """The rows no other row beats on both `x` and `y` (both minimized), sorted by `x`."""
+    """The rows no other row beats on both `x` and `y` (both minimized), sorted by `x`. A `SweepTable` is
+    sorted as columns (the same order and ties), so only the front's rows are built."""
+    from .table import SweepTable
+
+    if isinstance(rows, SweepTable):
+        xs, ys = (np.asarray(rows.columns[c], dtype=np.float64) for c in (x, y))
+        order = np.lexsort((ys, xs))  # by x, then y; stable, as sorted() is
+        ordered = ys[order]
+        best = np.concatenate(([np.inf], np.minimum.accumulate(ordered)[:-1]))
+        return [rows[int(i)] for i in order[ordered < best]]
     ordered = sorted(rows, key=lambda r: (float(r[x]), float(r[y])))
     front, best = [], math.inf
     for r in ordered:
