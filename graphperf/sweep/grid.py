@@ -59,9 +59,8 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 
 def hex_keys(keys: np.ndarray) -> np.ndarray:
-    """uint64 keys as 16-digit hex strings."""
-    text = keys.astype(">u8").tobytes().hex().encode("ascii")
-    return np.frombuffer(text, dtype="S16").astype("U16")
+    """uint64 keys as 16-digit hex strings (ASCII bytes, 16 a key; `SweepTable` gives them as str)."""
+    return np.frombuffer(keys.astype(">u8").tobytes().hex().encode("ascii"), dtype="S16")
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -69,7 +68,7 @@ def point_key(point: dict[str, Any]) -> str:
     k = np.zeros(1, np.uint64)
     for axis in sorted(point):
         k = _mix(k ^ _value_hashes(axis, [point[axis]]))
-    return str(hex_keys(k)[0])
+    return hex_keys(k)[0].decode()
 
 
 def is_vector_axis(axis: str, values: list[Any]) -> bool:
@@ -141,7 +140,6 @@ class Grid:
         """Axis `i`'s value at every point, in grid order (the spec's values, typed when they share a type)."""
         values = self.values[i]
         kinds = {type(v) for v in values}
-        arr = np.array(values, dtype=kinds.pop() if len(kinds) == 1 and kinds <= {int, float, bool} else object)
-        if arr.dtype == object and all(isinstance(v, str) for v in values):
-            arr = np.array(values, dtype=str)
+        arr = np.empty(len(values), dtype=kinds.pop() if len(kinds) == 1 and kinds <= {int, float, bool} else object)
+        arr[:] = values  # text as references to the spec's strings: 8 bytes a point
         return np.repeat(np.tile(arr, self.points // (self.lengths[i] * self.strides[i])), self.strides[i])

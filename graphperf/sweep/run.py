@@ -210,7 +210,7 @@ def _assemble(spec: SweepSpec, grid: Grid, chunks: list[dict[str, np.ndarray]]) 
     columns = {name: grid.column(i) for i, name in enumerate(grid.names)}
     columns["key"] = hex_keys(wanted)
     for c in COLUMNS:
-        parts = [chunk[c] for chunk in chunks]
+        parts = [chunk.pop(c) for chunk in chunks]  # each chunk's copy freed as its column is merged
         merged = np.concatenate(parts) if len({p.dtype for p in parts}) == 1 else np.concatenate(
             [p.astype(object) for p in parts])
         columns[c] = merged[take]

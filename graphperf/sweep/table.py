@@ -31,11 +31,11 @@ class SweepTable:
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        return {name: col[i].item() if hasattr(col[i], "item") else col[i] for name, col in self.columns.items()}
+        return {name: _value(col[i]) for name, col in self.columns.items()}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         names = list(self.columns)
-        for values in zip(*(col.tolist() for col in self.columns.values())):
+        for values in zip(*(_values(col) for col in self.columns.values())):
             yield dict(zip(names, values))
 
     def rows(self) -> list[dict[str, Any]]:
@@ -43,10 +43,22 @@ class SweepTable:
         return list(self)
 
 
+def _value(cell: Any) -> Any:
+    """A cell as a Python value (ASCII bytes, the keys, as str)."""
+    cell = cell.item() if isinstance(cell, np.generic) else cell
+    return cell.decode() if isinstance(cell, bytes) else cell
+
+
+def _values(col: np.ndarray) -> list[Any]:
+    return col.astype(str).tolist() if col.dtype.kind == "S" else col.tolist()
+
+
 def _arrow(table: SweepTable):
     import pyarrow as pa
 
     def array(col: np.ndarray):
+        if col.dtype.kind == "S":  # the keys
+            return pa.array(col).cast(pa.string())
         if col.dtype != object:
             return pa.array(col)
         try:
