@@ -1,7 +1,7 @@
 """Reference workloads in plain PyTorch, built from named configs (``graphperf.models``).
 
 A model is a registered name (``list_models``) or the path of a Hugging Face ``config.json`` of a
-family the builders implement (:mod:`.hf_config`: llama, mistral, mixtral, qwen2, gpt2).
+family the builders implement (:mod:`.hf_config`: llama, mistral, mixtral, qwen2, gpt2, gptj).
 
 >>> from graphperf.models import build, list_models
 >>> [m.name for m in list_models()][:3]

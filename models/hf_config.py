@@ -19,6 +19,8 @@ qwen2           :mod:`.llama`        the llama fields, q/k/v projections with bi
                                      ``sliding_window`` caps the positions only when ``use_sliding_window``
 gpt2            :mod:`.gpt2`         n_embd, n_layer, n_head, vocab_size, n_positions, layer_norm_epsilon;
                                      n_inner must be null or 4 * n_embd (the builder's MLP)
+gptj            :mod:`.gptj`         n_embd, n_layer, n_head, vocab_size, n_positions, rotary_dim (default: the
+                                     whole head), n_inner (4 * n_embd), layer_norm_epsilon; untied LM head
 ==============  ===================  ========================================================================
 
 ``torch_dtype`` (or the newer ``dtype``) is the workload's default dtype (float32/float16/bfloat16; bfloat16
@@ -175,6 +177,25 @@ def _mixtral(f: _Fields):
     return "mixtral", MixtralConfig(**_windowed(_llama_fields(f), f), num_experts=experts, experts_per_token=top_k)
 
 
+def _gptj(f: _Fields):
+    from .gptj import GPTJConfig
+
+    hidden, heads = f.positive_int("n_embd"), f.positive_int("n_head")
+    if hidden % heads:
+        raise f.fail("n_head", f"({heads}) does not divide n_embd ({hidden})")
+    rotary_dim = f.positive_int("rotary_dim", hidden // heads)
+    if rotary_dim > hidden // heads or rotary_dim % 2:
+        raise f.fail("rotary_dim", f"is {rotary_dim}; it must be even and at most the head size {hidden // heads}")
+    f.require("activation_function", ("gelu_new", "gelu_pytorch_tanh", "gelu"), "gelu_new")
+    if f.flag("tie_word_embeddings"):
+        raise f.fail("tie_word_embeddings", "is true; GPT-J's LM head is untied")
+    return "gptj", GPTJConfig(vocab_size=f.positive_int("vocab_size"), hidden_size=hidden,
+                              intermediate_size=f.positive_int("n_inner", 4 * hidden),
+                              num_layers=f.positive_int("n_layer"), num_heads=heads,
+                              max_positions=f.positive_int("n_positions"), rotary_dim=rotary_dim,
+                              layer_norm_eps=f.positive_float("layer_norm_epsilon", 1e-5))
+
+
 def _gpt2(f: _Fields):
     from .gpt2 import GPT2Config
 
@@ -195,7 +216,7 @@ def _gpt2(f: _Fields):
 
 # model_type -> mapping onto a builder: (family, builder config)
 MODEL_TYPES: dict[str, Callable[[_Fields], tuple[str, Any]]] = {
-    "gpt2": _gpt2, "llama": _llama, "mistral": _llama, "mixtral": _mixtral, "qwen2": _qwen2,
+    "gpt2": _gpt2, "gptj": _gptj, "llama": _llama, "mistral": _llama, "mixtral": _mixtral, "qwen2": _qwen2,
 }
 
 
@@ -222,7 +243,7 @@ def _describe(model_type: str, cfg: Any, where: str) -> str:
     heads = f"{cfg.num_heads} heads" + (f" / {cfg.num_kv_heads} KV heads" if cfg.num_kv_heads != cfg.num_heads else "")
     parts = [f"{model_type} from {where}: {cfg.num_layers} layers, d={cfg.hidden_size}, {heads}"]
     if hasattr(cfg, "intermediate_size"):
-        parts.append(f"SwiGLU {cfg.intermediate_size}")
+        parts.append(f"{'GELU MLP' if model_type == 'gptj' else 'SwiGLU'} {cfg.intermediate_size}")
     if hasattr(cfg, "num_experts"):
         parts.append(f"{cfg.num_experts} experts, top-{cfg.experts_per_token}")
     parts.append(f"vocab {cfg.vocab_size}, {cfg.max_positions} positions")
@@ -240,9 +261,10 @@ def spec_from_file(path: str) -> ModelSpec:
         raise UsageError(f"{path}: not a JSON file ({exc})") from None
     family, cfg, dtype = config_from_dict(data, path)
     from .gpt2 import SPECS as GPT2_SPECS
+    from .gptj import SPEC as GPTJ_SPEC
     from .llama import SPECS as LLAMA_SPECS
     from .mixtral import SPECS as MIXTRAL_SPECS
 
-    template = {"gpt2": GPT2_SPECS, "llama": LLAMA_SPECS, "mixtral": MIXTRAL_SPECS}[family][0]
+    template = {"gpt2": GPT2_SPECS[0], "gptj": GPTJ_SPEC, "llama": LLAMA_SPECS[0], "mixtral": MIXTRAL_SPECS[0]}[family]
     return replace(template, name=path, description=_describe(data["model_type"], cfg, os.path.basename(path)),
                    configs={"full": cfg}, default_dtype=dtype, source=f"Hugging Face config.json: {path}")

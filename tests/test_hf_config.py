@@ -62,6 +62,10 @@ GPT2 = {  # openai-community/gpt2
     "activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "layer_norm_epsilon": 1e-05,
     "model_type": "gpt2", "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12, "n_positions": 1024,
     "vocab_size": 50257}
+GPTJ_6B = {  # EleutherAI/gpt-j-6b
+    "activation_function": "gelu_new", "architectures": ["GPTJForCausalLM"], "layer_norm_epsilon": 1e-05,
+    "model_type": "gptj", "n_embd": 4096, "n_head": 16, "n_inner": None, "n_layer": 28, "n_positions": 2048,
+    "rotary": True, "rotary_dim": 64, "tie_word_embeddings": False, "vocab_size": 50400}
 # The built-in llama3-8b's tiny config (models/llama.py) as a config.json.
 TINY_LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2,
               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "max_position_embeddings": 256,
@@ -121,6 +125,16 @@ def test_gpt2_parameter_count_is_the_published_124m(write):
     assert sum(p.numel() for p in w.module.parameters()) == 124_439_808
 
 
+def test_gptj_parameter_count_matches_the_formula_and_the_published_6_05b(write):
+    c = GPTJ_6B
+    d, f = c["n_embd"], 4 * c["n_embd"]
+    layer = 2 * d + 4 * d * d + (d * f + f) + (f * d + d)  # LayerNorm; q, k, v, out; fc_in, fc_out with biases
+    formula = c["vocab_size"] * d + c["n_layer"] * layer + 2 * d + (d * c["vocab_size"] + c["vocab_size"])
+    w = build(write(c))
+    counted = sum(p.numel() for p in w.module.parameters())
+    assert counted == formula and counted == pytest.approx(6_053_381_344, rel=0.01)  # the model card's count
+
+
 def test_fields_map_onto_the_builder_configs():
     family, cfg, dtype = config_from_dict(LLAMA2_70B)
     assert (family, dtype, cfg.rope_theta, cfg.rms_norm_eps, cfg.num_kv_heads, cfg.max_positions) == (
@@ -133,7 +147,9 @@ def test_fields_map_onto_the_builder_configs():
     assert (family, cfg.num_experts, cfg.experts_per_token, cfg.max_positions) == ("mixtral", 8, 2, 32768)
     _, cfg, _ = config_from_dict(QWEN25_7B)
     assert cfg.qkv_bias and not cfg.o_bias and cfg.max_positions == 32768  # use_sliding_window false
-    assert sorted(MODEL_TYPES) == ["gpt2", "llama", "mistral", "mixtral", "qwen2"]
+    family, cfg, _ = config_from_dict(GPTJ_6B)
+    assert (family, cfg.rotary_dim, cfg.intermediate_size, cfg.head_dim) == ("gptj", 64, 16384, 256)
+    assert sorted(MODEL_TYPES) == ["gpt2", "gptj", "llama", "mistral", "mixtral", "qwen2"]
 
 
 @pytest.mark.parametrize("builtin, data, phase, shape", [
@@ -171,8 +187,34 @@ def test_serve_a_config_as_the_builtin_workload(write):
     assert mine.totals == ref.totals and mine.collectives_per_layer == ref.collectives_per_layer
 
 
+def test_tiny_gptj_runs_decode_as_prefill_and_serves_at_tp2(write):
+    """A decode step with the prompt's K/V in the cache gives prefill's last logits (parallel block, partial
+    rotary); at tp 2 the rewrite splits fc_in/fc_out like gate/up/down (two all-reduces per layer)."""
+    from graphperf.serve import serve
+
+    data = {"model_type": "gptj", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "rotary_dim": 8,
+            "vocab_size": 128, "torch_dtype": "float32"}
+    path = write(data)
+    w = build(path, phase="prefill", batch=2, seq=6, device="cpu")
+    ids = w.args[0]
+    with torch.no_grad():
+        ref = w.module(ids)
+        # K/V of positions 0..5 from the blocks' own projections, then one decode step at position 5
+        cache, x = [], w.module.embed_tokens(ids)
+        for block in w.module.layers:
+            h = block.ln(x)
+            k = block.attn.rotate(torch.stack(block.attn.k_proj(h).split(16, -1), 1), w.module.rotary, 0)
+            v = torch.stack(block.attn.v_proj(h).split(16, -1), 1)
+            cache.append((k, v))
+            x, _ = block(x, w.module.rotary, 0, None)
+        logits, _ = w.module(ids[:, 5:6], tuple(cache))
+    torch.testing.assert_close(logits[:, 0], ref[:, 5], rtol=1e-4, atol=1e-4)
+    res = serve(path, "h100", tp=2, batch=2, input_len=16, output_len=4)
+    assert res.totals["fits"] and [c["op"] for c in res.collectives_per_layer] == ["all_reduce", "all_reduce"]
+
+
 @pytest.mark.parametrize("change, field", [
-    ({"model_type": "gptj"}, "model_type"),
+    ({"model_type": "gpt_neox"}, "model_type"),
     ({"model_type": None}, "model_type"),
     ({"hidden_size": None}, "hidden_size"),
     ({"num_key_value_heads": 3}, "num_key_value_heads"),
