@@ -21,6 +21,7 @@ latency is a lower bound). Host time per node, by mode (target fields, microseco
                a library call (`ops.LIBRARY_CALL_OPS`: cuBLAS, cuDNN, attention) host_eager_library_us
                (default host_eager_us)
     compiled   compiled_launch_us (default launch_overhead_us) 0
+    (a collective: collective_base_us, NCCL's enqueue, in eager and compiled mode; nothing in a replay)
     reduce-overhead  0 (torch.compile(mode="reduce-overhead")    0
                replays the compiled kernels as one CUDA graph)
 
@@ -53,9 +54,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional, Sequence
 
 from .errors import UsageError
-from .ops import LIBRARY_CALL_OPS
+from .ops import COLLECTIVE_OPS, LIBRARY_CALL_OPS
 
-__all__ = ["DEFAULT_MODE", "MODES", "FUSED_MODES", "Execution", "HostCosts", "check_mode", "host_costs", "simulate"]
+__all__ = ["DEFAULT_MODE", "MODES", "FUSED_MODES", "collective_host_s", "Execution", "HostCosts", "check_mode", "host_costs", "simulate"]
 
 MODES = ("graph", "eager", "compiled", "reduce-overhead")
 DEFAULT_MODE = "graph"
@@ -91,6 +92,16 @@ def host_costs(target, mode: str = DEFAULT_MODE) -> HostCosts:
         return HostCosts(kernel_s, view_s, library_s)
     compiled_s = launch_s if target.compiled_launch_us is None else target.compiled_launch_us * 1e-6
     return HostCosts(compiled_s, 0.0, compiled_s)
+
+
+def collective_host_s(target, mode: str = DEFAULT_MODE) -> float:
+    """The host seconds to issue one collective (graphperf/rules/collective.py): ``collective_base_us`` (NCCL's
+    enqueue, fitted to host-timed nccl-tests) in ``eager`` and ``compiled`` mode (a library call's host cost when
+    the target gives no base), nothing when a CUDA graph replays the step (``graph``, ``reduce-overhead``)."""
+    if check_mode(mode) in ("graph", "reduce-overhead"):
+        return 0.0
+    base = getattr(target, "collective_base_us", None)
+    return host_costs(target, mode).library_s if base is None else base * 1e-6
 
 
 @dataclass(frozen=True)
@@ -137,8 +148,10 @@ def simulate(times: Sequence, target, mode: str = DEFAULT_MODE, ops: Optional[Se
     (42.0, ['overhead', 'overhead', 'overhead'], True)
     """
     kernel_host_s, free_host_s, library_host_s = host_costs(target, mode)
+    collective_s = collective_host_s(target, mode)
     gap_s = target.launch_overhead_us * 1e-6
     library = [op in LIBRARY_CALL_OPS for op in ops] if ops is not None else [False] * len(times)
+    collective = [op in COLLECTIVE_OPS for op in ops] if ops is not None else [False] * len(times)
     n = len(times)
     host: list[Optional[float]] = [None] * n
     start: list[Optional[float]] = [None] * n
@@ -155,7 +168,8 @@ def simulate(times: Sequence, target, mode: str = DEFAULT_MODE, ops: Optional[Se
         if b == "free":
             h, ready = free_host_s, prev_end
         else:
-            h, ready = (library_host_s if library[i] else kernel_host_s), prev_end + gap_s
+            h = collective_s if collective[i] else library_host_s if library[i] else kernel_host_s
+            ready = prev_end + gap_s
             kernels += 1
         issue += h
         s = issue if issue > ready else ready

@@ -100,7 +100,7 @@ from .ir import OpId
 
 __all__ = ["OpId", "canonical", "CANONICAL", "ELEMENTWISE", "ELEMENTWISE_TRAINING", "TRAINING", "DATA_MOVEMENT",
            "REDUCTIONS", "GEMM_OPS", "MATRIX_FAMILIES", "LIBRARY_CALL_OPS", "EPILOGUE_MATRIX_OPS", "NORM_OPS",
-           "ROW_REDUCTIONS", "ROW_KERNEL_OPS", "STRIDED_KERNEL_OPS", "POINTWISE_OPS", "BROADCASTING_OPS",
+           "ROW_REDUCTIONS", "ROW_KERNEL_OPS", "STRIDED_KERNEL_OPS", "POINTWISE_OPS", "BROADCASTING_OPS", "COLLECTIVE_OPS",
            "LAYOUT_OPS", "is_canonical",
            "op_name", "matrix_family"]
 
@@ -221,6 +221,9 @@ STRIDED_KERNEL_OPS = frozenset({"concat", "pad", "cast", "transpose", "expand", 
 BROADCASTING_OPS = frozenset((*ELEMENTWISE, "pointwise"))
 #: Pointwise ops: one output element from the same-index input elements (fusable into any chain).
 POINTWISE_OPS = frozenset((*ELEMENTWISE, "cast"))
+#: Collectives (graphperf/rules/collective.py): priced on a link, and issued by the host as a library call of
+#: their own (`collective_base_us`, graphperf/execution.py).
+COLLECTIVE_OPS = frozenset(("all_reduce", "all_gather", "reduce_scatter", "all_to_all"))
 #: Layout ops that eager frontends (PyTorch) run as views, not copies (passes/canonicalize.py).
 LAYOUT_OPS = ("transpose", "split", "slice")
 

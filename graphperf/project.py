@@ -6,7 +6,8 @@ Three models, by node and target:
   ``compute_units`` (`size_aware_time`): GEMM waves and split-K, flash-attention waves, misaligned GEMMs,
   stream classes with their floors; a matrix node whose shapes it cannot read falls back to the roofline;
 - a collective (all_reduce, all_gather, reduce_scatter, all_to_all: graphperf/rules/collective.py) on its link:
-  ``steps * link latency + wire bytes / link bandwidth`` stands as its memory side (`collective_node_time`);
+  ``steps * link latency + wire bytes / (link bandwidth * link efficiency)`` stands as its memory side
+  (`collective_node_time`); the call's host part, ``collective_base_us``, is the execution model's;
 - the tile model (passes/tile_model.py) for a node the tiling what-if gave ``attrs["tile"]``;
 - otherwise the roofline with efficiencies:
 

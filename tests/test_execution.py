@@ -375,3 +375,18 @@ def test_reduce_overhead_replays_the_compiled_graph_with_no_host_time():
     gap_s = graphperf.load_target("h200").launch_overhead_us * 1e-6
     assert replayed["latency_s"] == pytest.approx(replayed["device_s"] + replayed["kernels"] * gap_s)
     assert replayed["latency_s"] < compiled["latency_s"]
+
+
+def test_a_collective_costs_the_host_its_base_except_in_a_cuda_graph_replay():
+    """collective_base_us is the host's part of a collective call (fitted to host-timed nccl-tests): eager and
+    compiled modes charge it as the call's host time; graph and reduce-overhead replay the call, host time 0."""
+    from graphperf.execution import collective_host_s
+
+    h100 = load_target("h100")
+    assert collective_host_s(h100, "eager") == collective_host_s(h100, "compiled") == h100.collective_base_us * 1e-6
+    assert collective_host_s(h100, "graph") == collective_host_s(h100, "reduce-overhead") == 0.0
+    one = NodeTime(1e-6, 5e-6, 0.0, 5e-6, "memory", device_s=5e-6)
+    eager = simulate([one], h100, "eager", ["all_reduce"])
+    assert eager.host_s == [h100.collective_base_us * 1e-6]
+    assert eager.wall_s == pytest.approx(max(h100.collective_base_us * 1e-6, h100.launch_overhead_us * 1e-6) + 5e-6)
+    assert simulate([one], h100, "graph", ["all_reduce"]).wall_s == pytest.approx(h100.launch_overhead_us * 1e-6 + 5e-6)

@@ -24,9 +24,15 @@ kernel: the input read once, the output written once. The bytes on the wire are 
 projection (graphperf/project.py) routes a collective to `collective_time`, which prices them on the link,
 one physical mechanism per term::
 
-    link_s = collective_base_us * 1e-6                 # the call: library launch and the group's sync
-           + steps * latency_us * 1e-6                 # each sequential step's hop over the link
+    call_s = collective_base_us * 1e-6                 # the host issuing the call (NCCL's enqueue and proxy)
+    link_s = steps * latency_us * 1e-6                 # each sequential step's hop over the link
            + wire_bytes / (gbps * 1e9 * efficiency)    # the bytes at the rate the link achieves
+
+`link_s` is the collective's device time; `call_s` is host time, charged by the execution model
+(graphperf/execution.py) like any host issue cost: in ``eager`` and ``compiled`` mode before the call, and not
+at all when a CUDA graph replays the step (``graph``, ``reduce-overhead``), which is how serving engines run their
+all-reduces. A standalone call timed by a host loop, as nccl-tests does, takes ``call_s + link_s``
+(`standalone_seconds`): that is what the two figures are fitted to.
 
 with the target's ``collective_base_us``, ``scale_up_latency_us``, ``scale_up_gbps`` and ``scale_up_efficiency``
 (or the ``scale_out_*`` figures; GB/s per device and direction). This is NCCL's own cost model (NVIDIA/nccl
@@ -45,14 +51,14 @@ from typing import Any, Mapping, Optional, Sequence
 from ..cost import Cost
 from ..errors import RuleError
 from ..ir import TensorType
+from ..ops import COLLECTIVE_OPS
 from ._common import operand, out0
 from .registry import register
 
 __all__ = ["COLLECTIVE_OPS", "ALGORITHMS", "LINKS", "CollectiveTime", "group_size", "payload_bytes",
-           "wire_bytes", "steps", "reduction_flops", "collective_rule", "collective_time", "link_seconds"]
+           "wire_bytes", "steps", "reduction_flops", "collective_rule", "collective_time", "link_seconds",
+           "standalone_seconds"]
 
-#: The collective ops (canonical names): the projection prices them on a link, not on device memory.
-COLLECTIVE_OPS = frozenset(("all_reduce", "all_gather", "reduce_scatter", "all_to_all"))
 ALGORITHMS = ("ring", "tree", "nvls")
 LINKS = ("scale_up", "scale_out")
 _REDUCING = ("all_reduce", "reduce_scatter")
@@ -142,6 +148,7 @@ class CollectiveTime:
     steps: int
     link_s: Optional[float]
     missing: str = ""
+    call_s: Optional[float] = None  # host time to issue the call (`collective_base_us`)
 
 
 def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: TensorType, target) -> CollectiveTime:
@@ -157,7 +164,7 @@ def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: Tenso
     wire = wire_bytes(op, p, payload, algo)
     n = steps(op, p, algo)
     if p == 1:
-        return CollectiveTime(link, algo, p, payload, 0.0, 0, 0.0)
+        return CollectiveTime(link, algo, p, payload, 0.0, 0, 0.0, call_s=0.0)
     figures = {f"{link}_gbps": getattr(target, f"{link}_gbps", None),
                f"{link}_latency_us": getattr(target, f"{link}_latency_us", None),
                f"{link}_efficiency": getattr(target, f"{link}_efficiency", None),
@@ -165,11 +172,18 @@ def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: Tenso
     missing = [f for f, v in figures.items() if v is None]
     if missing:
         return CollectiveTime(link, algo, p, payload, wire, n, None, ", ".join(missing))
-    return CollectiveTime(link, algo, p, payload, wire, n, link_seconds(n, wire, *figures.values()))
+    gbps, latency_us, efficiency, base_us = figures.values()
+    return CollectiveTime(link, algo, p, payload, wire, n, link_seconds(n, wire, gbps, latency_us, efficiency),
+                          call_s=base_us * 1e-6)
 
 
-def link_seconds(n_steps: int, wire: float, gbps: float, latency_us: float, efficiency: float,
-                 base_us: float) -> float:
-    """The module docstring's formula: one call's base, `n_steps` hops of `latency_us`, `wire` bytes at
+def link_seconds(n_steps: int, wire: float, gbps: float, latency_us: float, efficiency: float) -> float:
+    """The device time of the module docstring's formula: `n_steps` hops of `latency_us`, `wire` bytes at
     ``gbps * efficiency`` GB/s."""
-    return base_us * 1e-6 + n_steps * latency_us * 1e-6 + wire / (gbps * 1e9 * efficiency)
+    return n_steps * latency_us * 1e-6 + wire / (gbps * 1e9 * efficiency)
+
+
+def standalone_seconds(n_steps: int, wire: float, gbps: float, latency_us: float, efficiency: float,
+                       base_us: float) -> float:
+    """One call issued and timed by the host (nccl-tests): the host's `base_us`, then the device's `link_seconds`."""
+    return base_us * 1e-6 + link_seconds(n_steps, wire, gbps, latency_us, efficiency)

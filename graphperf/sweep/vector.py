@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import kernel_time as kt
 from ..execution import host_costs
-from ..ops import LIBRARY_CALL_OPS, matrix_family
+from ..ops import COLLECTIVE_OPS, LIBRARY_CALL_OPS, matrix_family, op_name
 from ..peaks import matrix_peak, vector_rate
 from ..target import _SCALARS, Target
 
@@ -105,7 +105,7 @@ def structure(target, used: Sequence[tuple[str, str]]) -> tuple:
 
 def plan(graph, counts, target) -> Optional[Plan]:
     """The plan of `graph` (its `graphperf.count` result) under `target`'s structure, or None for a graph the
-    plan does not cover (a tiled node)."""
+    plan does not cover (a tiled node, or a collective: priced on a link, with a host cost of its own)."""
     from ..project import MATRIX_CLASSES, _matrix_readers, _repeated_input_bytes, kernel_class
 
     params = kt.kernel_params(target)
@@ -119,7 +119,7 @@ def plan(graph, counts, target) -> Optional[Plan]:
         if cost.flops == 0 and cost.transcendentals == 0 and cost.bytes_read == 0 and cost.bytes_written == 0:
             nodes.append((_FREE,))
             continue
-        if "tile" in node.attrs:
+        if "tile" in node.attrs or op_name(node.op) in COLLECTIVE_OPS:
             return None
         dtype = graph.node_dtype(node) or "float32"
         vw = cost.flops - cost.matrix_flops + cost.transcendentals

@@ -74,8 +74,9 @@ def test_nvls_is_an_all_reduce_algorithm_only():
 
 
 def _link_s(target, link, n_steps, wire):
-    """The module docstring's formula, written out: base + steps * hop latency + wire / (bandwidth * efficiency)."""
-    return (target.collective_base_us * 1e-6 + n_steps * getattr(target, f"{link}_latency_us") * 1e-6
+    """The module docstring's device time, written out: steps * hop latency + wire / (bandwidth * efficiency); the
+    call's base is host time (`collective_host_s`)."""
+    return (n_steps * getattr(target, f"{link}_latency_us") * 1e-6
             + wire / (getattr(target, f"{link}_gbps") * 1e9 * getattr(target, f"{link}_efficiency")))
 
 
@@ -85,9 +86,10 @@ def test_link_time_is_base_plus_steps_times_latency_plus_wire_over_achieved_band
     x = T(B, 1, H, dtype="bfloat16")
     s = 2 * B * H
     t = collective_time("all_reduce", {"group_size": p}, x, x, h100)
-    expected = (h100.collective_base_us * 1e-6 + 2 * (p - 1) * h100.scale_up_latency_us * 1e-6
+    expected = (2 * (p - 1) * h100.scale_up_latency_us * 1e-6
                 + 2 * (p - 1) / p * s / (h100.scale_up_gbps * 1e9 * h100.scale_up_efficiency))
     assert t.link == "scale_up" and t.payload_bytes == s and t.link_s == pytest.approx(expected, rel=1e-12)
+    assert t.call_s == h100.collective_base_us * 1e-6  # the host's part: a standalone call takes call_s + link_s
     assert t.link_s == pytest.approx(_link_s(h100, "scale_up", 2 * (p - 1), 2 * (p - 1) / p * s), rel=1e-12)
     gathered = T(B, 1, H * p, dtype="bfloat16")
     t = collective_time("all_gather", {"group_size": p}, x, gathered, h100)
@@ -100,7 +102,8 @@ def test_link_time_is_base_plus_steps_times_latency_plus_wire_over_achieved_band
 def test_a_small_all_reduce_costs_about_the_base_and_a_large_one_the_achieved_bandwidth():
     a100 = load_target("a100")
     small, large = T(8, 1, 12288, dtype="float16"), T(8, 2048, 12288, dtype="float16")  # GPT-3 TP4 decode / prefill
-    t_small = collective_time("all_reduce", {"group_size": 4}, small, small, a100).link_s
+    small_t = collective_time("all_reduce", {"group_size": 4}, small, small, a100)
+    t_small = small_t.call_s + small_t.link_s  # a standalone call, as nccl-tests times it
     assert a100.collective_base_us * 1e-6 < t_small < 2 * a100.collective_base_us * 1e-6
     t_large = collective_time("all_reduce", {"group_size": 4}, large, large, a100).link_s
     bandwidth_s = 1.5 * large.nbytes / (a100.scale_up_gbps * 1e9 * a100.scale_up_efficiency)
@@ -125,7 +128,7 @@ def test_a_group_beyond_the_node_uses_scale_out_and_a_missing_figure_gives_no_ti
     fast = h100.with_overrides(scale_out_gbps="50", scale_out_latency_us="5", scale_out_efficiency="0.8")
     t = collective_time("all_reduce", {"group_size": 16}, x, x, fast)
     assert t.link_s == pytest.approx(_link_s(fast, "scale_out", 30, 2 * 15 / 16 * x.nbytes))
-    assert t.link_s == pytest.approx(h100.collective_base_us * 1e-6 + 30 * 5e-6 + 2 * 15 / 16 * x.nbytes / (50e9 * 0.8))
+    assert t.link_s == pytest.approx(30 * 5e-6 + 2 * 15 / 16 * x.nbytes / (50e9 * 0.8))
     no_base = h100.with_overrides(collective_base_us="none")
     t = collective_time("all_reduce", {"group_size": 2}, x, x, no_base)
     assert t.link_s is None and t.missing == "collective_base_us"
