@@ -149,10 +149,10 @@ def _capture(model: Any, example_inputs: Any, *, phase, config, batch, seq, kv_l
 
 def _capture_ref(ref: str, example_inputs, shaping, config, name, dims) -> tuple[Graph, dict[str, Any]]:
     lower = ref.lower()
-    if lower.endswith((".onnx", ".pt2")) or os.path.exists(ref):
+    if not lower.endswith(".json") and (lower.endswith((".onnx", ".pt2")) or os.path.exists(ref)):
         _only(ref, "a model file", example_inputs, {**shaping, "batch": None, "seq": None, "kv_len": None}, config, {})
         graph, info = load_graph(ModelRequest(ref, dims=_file_dims(dims, shaping)))
-    else:
+    else:  # a workload name, or a Hugging Face config.json shaped like one
         _only(ref, "a workload name", example_inputs, {}, "full", dims)
         graph, info = load_graph(ModelRequest(ref, config=config, **shaping))
     if name:

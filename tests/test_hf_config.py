@@ -165,6 +165,10 @@ def test_a_config_equal_to_a_builtin_gives_the_same_totals(builtin, data, phase,
         assert mine.totals[key] == ref.totals[key], key
     assert mine.totals["coverage"] == 1.0
     assert mine.model["source"] == path and mine.model["family"] == get_model(builtin).family
+    import graphperf
+
+    shaped = graphperf.analyze(path, target=H100, phase=phase, batch=2, **shape)  # the API shapes a config too
+    assert shaped.totals["flops"] == ref.totals["flops"]
 
 
 def test_tiny_qwen2_runs_on_cpu_with_qkv_biases(write):
