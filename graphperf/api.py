@@ -271,6 +271,9 @@ def analyze_captured(graph: Graph, target: Target, info: Mapping[str, Any], pass
         ensured |= check_requires(fn, ensured, ran).ensures
         rewritten = _apply(pass_name, fn, rewritten)
         ran.append(pass_name)
+    # a user pass may create new foldable patterns: canonicalize its graph again (the mark would skip that)
+    rewritten = Graph(rewritten.name, rewritten.nodes, rewritten.values, rewritten.outputs,
+                      {k: v for k, v in rewritten.meta.items() if k != "canonical"})
     report = analyze_graph(rewritten, target, {**info, "passes": [n for n, _ in chain]}, mode=mode)
     again = report.model["canonicalized"]  # a pass may create new foldable patterns: add both runs
     report.model["canonicalized"] = {k: v + again.get(k, 0) for k, v in canon.summary().items()}

@@ -85,9 +85,17 @@ EAGER_FRONTENDS = ("torch.export", "torch.compile")
 def canonicalize(graph: Graph, layout_as_views: bool = True, fold_batch_norm: bool | None = None) -> CanonicalizeResult:
     """`layout_as_views=False` keeps transpose/split/slice as the copies a runtime that executes them
     literally performs (onnxruntime's CPU kernels: see graphperf/correlate/match.py). `fold_batch_norm`:
-    None folds batch norms into convolutions unless the graph comes from PyTorch (`EAGER_FRONTENDS`)."""
+    None folds batch norms into convolutions unless the graph comes from PyTorch (`EAGER_FRONTENDS`).
+
+    The canonical graph carries ``meta["canonical"]`` (the options and the counts), which the passes that
+    require a canonical graph keep: canonicalizing it again with the same options returns it unchanged
+    (``modified`` False) with the counts of the run that made it, so a pipeline canonicalizes a graph once."""
     if fold_batch_norm is None:
         fold_batch_norm = graph.meta.get("frontend") not in EAGER_FRONTENDS
+    mark = graph.meta.get("canonical")
+    if mark is not None and (mark["layout_as_views"], mark["fold_batch_norm"]) == (layout_as_views, fold_batch_norm):
+        counts = dict(mark["counts"])
+        return CanonicalizeResult(graph, False, [{"rewrite": "canonicalize", **counts}], **counts)
     matmul, add, view = canonical("matmul"), canonical("add"), canonical("view")
     conv, batch_norm = canonical("conv"), canonical("batch_norm")
     layout = {canonical(name) for name in LAYOUT_OPS} if layout_as_views else set()
@@ -137,6 +145,7 @@ def canonicalize(graph: Graph, layout_as_views: bool = True, fold_batch_norm: bo
             node = Node(node.name, view, node.source_op, node.inputs, node.outputs, node.attrs, node.module)
             as_views += 1
         nodes.append(node)
-    new = Graph(graph.name, nodes, values, graph.outputs, graph.meta)
     counts = {"bias_adds_folded": adds, "batch_norms_folded": norms, "layout_ops_as_views": as_views}
+    mark = {"layout_as_views": layout_as_views, "fold_batch_norm": fold_batch_norm, "counts": counts}
+    new = Graph(graph.name, nodes, values, graph.outputs, {**graph.meta, "canonical": mark})
     return CanonicalizeResult(new, any(counts.values()), [{"rewrite": "canonicalize", **counts}], **counts)

@@ -113,6 +113,9 @@ def whatif(graph: Graph, target, model: Mapping[str, Any], *, fuse: list[str] = 
     from graphperf.count import count
     from graphperf.pipeline import analyze_graph
 
+    from .canonicalize import canonicalize
+
+    graph = canonicalize(graph).graph  # once: the before report and the rewrite chain find it canonical
     before = analyze_graph(graph, target, dict(model), mode=mode)
     after_target = target.with_overrides(**dict(sets)) if sets else target
     new, rewrites, refused = rewrite(graph, list(fuse), precision, after_target, groups, tile, pad)

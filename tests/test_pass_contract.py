@@ -220,3 +220,34 @@ def test_rewrite_returns_the_chain_records_and_typed_refusals():
     direct = fuse_elementwise(canonicalize(g).graph)
     assert rewrites == direct.rewrites == [direct.to_dict()]
     assert refused == direct.refused and all(isinstance(r, Refusal) for r in refused)
+
+
+def test_a_pipeline_canonicalizes_a_graph_once():
+    """The canonical graph carries its mark through the passes that require it: canonicalizing it again is a no-op
+    that reports the counts of the run that made it, and the what-if's reports keep those counts."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    import graphperf
+    from graphperf.passes import canonicalize
+    from graphperf.passes.whatif import whatif
+
+    weights = [numpy_helper.from_array(np.ones((8, 16), np.float32), "w"),
+               numpy_helper.from_array(np.ones(16, np.float32), "b")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"]),
+             helper.make_node("Relu", ["y"], ["z"])]
+    model = helper.make_model(helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                             [4, 8])],
+                                                [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4, 16])],
+                                                initializer=weights), opset_imports=[helper.make_opsetid("", 17)])
+    graph = graphperf.capture(model)
+    info = {"name": "mlp"}
+    first = canonicalize(graph)
+    again = canonicalize(first.graph)
+    assert first.modified and not again.modified and again.graph is first.graph
+    assert again.summary() == first.summary() and first.summary()["bias_adds_folded"] == 1
+    assert "canonical" not in graph.meta  # the input graph is untouched
+    assert canonicalize(first.graph, layout_as_views=False).graph is not first.graph  # other options: a new run
+    result = whatif(graph, graphperf.load_target("h100"), info, fuse=["elementwise"])
+    assert result.before.model["canonicalized"] == result.after.model["canonicalized"] == first.summary()
+    assert result.before.totals == graphperf.analyze_graph(graph, graphperf.load_target("h100"), info).totals

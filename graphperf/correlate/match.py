@@ -370,8 +370,8 @@ def correlate_kineto(request, trace: "str | Any", target, warmup_runs: Optional[
     graph, info = load_graph(request)
     matched, why = match_kineto_ops(tr.ops, graph)
     check_kineto_trace(tr, graph, matched, request.ref, info)  # before the projection: a refusal is quick
-    report = analyze_graph(graph, target, info, mode=mode)
-    canon = canonicalize(graph).graph
+    canon = canonicalize(graph).graph  # once: analyze_graph finds it canonical
+    report = analyze_graph(canon, target, info, mode=mode)
     to_report = _through_fusion(_report_nodes_of_captured(graph, canon), canon, target, mode)
     figure = _device if tr.device == "cuda" else _host_and_device(target)
     records = {r.name: r for r in report.nodes}
