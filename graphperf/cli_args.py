@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Optional
 
 import click
@@ -16,7 +16,7 @@ from rich.console import Console
 from .errors import UsageError
 
 __all__ = ["pairs", "refuse_overwriting", "stdout_is_terminal", "output_format", "wrote", "emit", "console",
-           "status", "workload_options", "mode_option", "import_option", "import_modules", "model_request",
+           "status", "progress_bar", "workload_options", "mode_option", "import_option", "import_modules", "model_request",
            "DEFAULT_MODEL"]
 
 #: The workload `graphperf analyze` runs without a MODEL argument (README: `make run`).
@@ -154,3 +154,23 @@ def model_request(model, config, phase, batch, seq, kv_len, dtype, dims, attenti
     return ModelRequest(model or DEFAULT_MODEL, config=config, phase=phase, batch=batch, seq=seq,
                         kv_len=kv_len, dtype=dtype, dims=pairs(dims, "--dim", as_int=True),
                         attention=None if attention == "sdpa" else attention, import_modules=tuple(imports))
+
+
+@contextmanager
+def progress_bar(what: str):
+    """A rich progress bar on stderr, ``WHAT [bar] done/total elapsed``, while a long command runs; it yields
+    ``advance(done, total, item="")`` (item: what is being worked on), or None when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn(f"{what} {{task.description}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def advance(done: int, total: int, item: str = "") -> None:
+            bar.update(task, completed=done, total=total, description=item)
+
+        yield advance

@@ -30,7 +30,7 @@ def sweep(spec_path, output, jobs, executor, address, html_path, max_points, cac
     """Project every point of the grid SPEC.toml names; one row per point: its axes, then the report's totals."""
     import time
 
-    from ..cli_args import refuse_overwriting, wrote
+    from ..cli_args import progress_bar, refuse_overwriting, wrote
     from .run import run_sweep
     from .spec import load_spec
 
@@ -38,7 +38,7 @@ def sweep(spec_path, output, jobs, executor, address, html_path, max_points, cac
     refuse_overwriting(html_path, spec_path, output, flag="--html")
     spec = load_spec(spec_path, max_points)
     start = time.perf_counter()
-    with _progress_bar() as progress:
+    with progress_bar("sweeping") as progress:
         rows = run_sweep(spec, output, jobs=jobs, cache=cache_dir, progress=progress, chunk_points=chunk_points,
                          executor=executor, address=address)
     seconds = time.perf_counter() - start
@@ -51,22 +51,3 @@ def sweep(spec_path, output, jobs, executor, address, html_path, max_points, cac
             fh.write(render_sweep_html(spec, rows, elasticities(spec, cache_dir)))
         wrote(html_path, "html")
 
-
-def _progress_bar():
-    from contextlib import contextmanager
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    @contextmanager
-    def bar():
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            yield None
-            return
-        with Progress("sweeping", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                      transient=True) as p:
-            task = p.add_task("", total=None)
-            yield lambda done, total: p.update(task, completed=done, total=total)
-
-    return bar()

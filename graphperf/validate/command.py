@@ -9,7 +9,6 @@ reference file or an unknown category.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 
 import click
 
@@ -33,11 +32,11 @@ def validate(categories, reference, fmt, output):
     bad = [c for c in categories if c not in CATEGORIES]
     if bad:
         raise UsageError(f"--category {bad[0]!r}: choose from {', '.join(CATEGORIES)}")
-    from ..cli_args import refuse_overwriting
+    from ..cli_args import progress_bar, refuse_overwriting
 
     refuse_overwriting(output, reference or default_reference())
     records = load_records(reference or default_reference())
-    with _progress_bar() as progress:
+    with progress_bar("validating") as progress:
         result = validate_records(records, categories, progress)
     text = result.to_json() if fmt == "json" else render_markdown(result)
     if output:
@@ -47,22 +46,3 @@ def validate(categories, reference, fmt, output):
     else:
         sys.stdout.write(text)
 
-
-@contextmanager
-def _progress_bar():
-    """A rich progress bar on stderr while records are projected (nothing when stderr is not a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    with Progress(TextColumn("validating {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("", total=None)
-
-        def advance(done: int, total: int, record_id: str) -> None:
-            bar.update(task, completed=done, total=total, description=record_id)
-
-        yield advance
