@@ -19,6 +19,7 @@ from graphperf.errors import AnalysisError
 from graphperf.ir import Graph, Node, TensorType, Value
 from graphperf.ops import canonical
 from graphperf.passes.canonicalize import canonicalize
+from graphperf.passes.expert_parallel import shard_expert_parallel
 from graphperf.passes.fuse_attention import fuse_attention
 from graphperf.passes.fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
 from graphperf.passes.fuse_named import fuse_named
@@ -109,6 +110,24 @@ def mlp() -> Graph:
     return Graph("mlp", nodes, v, ("y", "s"))
 
 
+def moe() -> Graph:
+    """Two MoE blocks of 4 experts, 2 slots each: layers.0's chain is followed; layers.1's w_gate output is also a
+    graph output, so its experts stay on every device."""
+    v = {"x": Value("x", t(4, 16), "input"), "idx": Value("idx", t(4, 2, dtype="int64"), "input")}
+    nodes = []
+    for i in (0, 1):
+        m = f"layers.{i}.mlp"
+        v |= {f"p_{i}_w_gate": Value(f"p_{i}_w_gate", t(4, 16, 8), "weight"),
+              f"p_{i}_w_down": Value(f"p_{i}_w_down", t(4, 8, 16), "weight"),
+              f"xe{i}": act(f"xe{i}", t(4, 2, 16), f"pack{i}"), f"h{i}": act(f"h{i}", t(4, 2, 8), f"gate{i}"),
+              f"r{i}": act(f"r{i}", t(4, 2, 8), f"relu{i}"), f"y{i}": act(f"y{i}", t(4, 2, 16), f"down{i}")}
+        nodes += [Node(f"pack{i}", canonical("gather"), "index", ("x", "idx"), (f"xe{i}",), {}, m),
+                  Node(f"gate{i}", canonical("matmul"), "bmm", (f"xe{i}", f"p_{i}_w_gate"), (f"h{i}",), {}, m),
+                  Node(f"relu{i}", canonical("relu"), "relu", (f"h{i}",), (f"r{i}",), {}, m),
+                  Node(f"down{i}", canonical("matmul"), "bmm", (f"r{i}", f"p_{i}_w_down"), (f"y{i}",), {}, m)]
+    return Graph("moe", nodes, v, ("y0", "y1", "h1"))
+
+
 H100 = load_target("h100")
 TINY_SRAM = H100.with_overrides(onchip_sram_per_unit_kb=1)
 
@@ -133,6 +152,8 @@ CASES = {
                     False)],
     shard_tensor_parallel: [("tp2", mlp, partial(shard_tensor_parallel, tp=2), True),
                             ("tp1", mlp, partial(shard_tensor_parallel, tp=1), False)],
+    shard_expert_parallel: [("ep2", moe, partial(shard_expert_parallel, ep=2), True),
+                            ("ep1", moe, partial(shard_expert_parallel, ep=1), False)],
 }
 PARAMS = [pytest.param(build, run, modified, id=f"{contract_of(fn).name}-{label}")
           for fn, cases in CASES.items() for label, build, run, modified in cases]
@@ -173,6 +194,7 @@ def test_the_cases_refuse_with_the_kinds_each_pass_documents():
     assert kinds["pad_dims"] == {RefusalKind.NOT_FOUND}
     assert kinds["apply_tiling"] == {RefusalKind.NO_FIT}
     assert kinds["shard_tensor_parallel"] == {RefusalKind.REPLICATED}
+    assert kinds["shard_expert_parallel"] == {RefusalKind.REPLICATED}
 
 
 def test_a_refusal_keeps_the_key_order_of_the_dict_it_replaces():
@@ -193,7 +215,7 @@ def test_an_unknown_refusal_kind_is_a_bug():
 def test_contracts_declare_what_fusion_needs_and_canonicalize_ensures():
     assert contract_of(canonicalize).ensures == {"canonical"} and not contract_of(canonicalize).requires
     for fn in (fuse_elementwise, fuse_epilogue, fuse_norm, fuse_attention, fuse_named, pad_dims, apply_tiling,
-               shard_tensor_parallel):
+               shard_tensor_parallel, shard_expert_parallel):
         assert "canonical" in contract_of(fn).requires
     assert contract_of(partial(fuse_norm, target=H100)) == contract_of(fuse_norm)
 

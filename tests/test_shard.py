@@ -1,10 +1,14 @@
-"""passes/shard.py: tensor parallelism as a graph rewrite, checked against the unsharded graph and the formulas."""
+"""passes/shard.py and passes/expert_parallel.py: tensor and expert parallelism as graph rewrites, checked against
+the unsharded graph and the formulas."""
+
+import math
 
 import pytest
 
 import graphperf
 from graphperf.errors import UsageError
 from graphperf.passes import canonicalize
+from graphperf.passes.expert_parallel import shard_expert_parallel
 from graphperf.passes.shard import collectives_by_layer, shard_tensor_parallel
 from graphperf.rules.collective import wire_bytes
 
@@ -158,3 +162,134 @@ def test_pipeline_stages_partition_the_graph_and_receive_the_hidden_state(decode
     assert stages[0].graph.nodes[0].op.name == "gather" and stages[-1].graph.nodes[-1].module == "lm_head"
     with pytest.raises(UsageError, match="decoder layers"):
         split_pipeline(decode, 3)
+
+
+# -- expert parallelism (passes/expert_parallel.py) ------------------------------------------------------------
+
+E, K, HIDDEN, FFN, ITEMSIZE = 8, 2, 64, 96, 2  # mixtral tiny: 8 experts, top-2, d 64, expert width 96, bf16
+
+
+def _moe(phase="decode", batch=4, **shape):
+    return _graph("mixtral-8x7b", phase=phase, batch=batch, **shape)
+
+
+def _tokens(g):
+    x = next(v for v in g.values.values() if v.kind == "input" and v.type.dtype == "int64")  # input ids [B, T]
+    return x.type.numel
+
+
+@pytest.mark.parametrize("ep", [2, 4, 8])
+@pytest.mark.parametrize("phase,batch,shape", [("decode", 4, {"kv_len": 16}), ("prefill", 2, {"seq": 16})])
+def test_expert_flops_per_device_are_the_groups_over_ep(ep, phase, batch, shape):
+    g = _moe(phase, batch, **shape)
+    r = shard_expert_parallel(g, ep)
+    assert r.refused == [] and r.experts_per_device == {"layers.0.mlp": E // ep, "layers.1.mlp": E // ep}
+    tokens = _tokens(g)
+    assert K * tokens % E == 0  # E divides k * B * T: capacity C = k*B*T/E, no rounding
+    before, after = _flops(g), _flops(r.graph)
+    bmms = [n for n in r.graph.nodes if n.op.name == "matmul" and r.graph.values[n.inputs[1]].type.rank == 3]
+    assert len(bmms) == 2 * 3
+    for n in bmms:  # E/ep experts, each on ep*C = ep*k*B*T/E slots: 2 * (E/ep) * (ep*C) * D * F
+        assert after[n.name] == 2 * (E // ep) * (ep * K * tokens // E) * HIDDEN * FFN == 2 * K * tokens * HIDDEN * FFN
+    # each device runs as many expert slots as the unsharded graph (uniform routing) ...
+    assert after == {**before, **{c: after[c] for c in r.collectives}}
+    # ... which is 1/ep of the expert FLOPs of the group's ep * B tokens
+    group = _moe(phase, batch * ep, **shape)
+    group_flops = _flops(group)
+    group_bmms = [n for n in group.nodes if n.op.name == "matmul" and group.values[n.inputs[1]].type.rank == 3]
+    assert sum(after[n.name] for n in bmms) * ep == sum(group_flops[n.name] for n in group_bmms)
+    assert all(after[c] == 0 for c in r.collectives)  # an all_to_all adds nothing
+
+
+@pytest.mark.parametrize("ep", [2, 4, 8])
+@pytest.mark.parametrize("phase,batch,shape", [("decode", 4, {"kv_len": 16}), ("prefill", 2, {"seq": 16})])
+def test_all_to_all_dispatch_and_combine_carry_the_routed_token_copies(ep, phase, batch, shape):
+    g = _moe(phase, batch, **shape)
+    r = shard_expert_parallel(g, ep)
+    tokens = _tokens(g)
+    payload = tokens * K * HIDDEN * ITEMSIZE  # B*T tokens, k copies each, hidden wide
+    layers = {k: v for k, v in collectives_by_layer(r.graph).items() if k.startswith("layers.")}
+    assert len(layers) == 2 and len(collectives_by_layer(r.graph)) == 2
+    for cs in layers.values():
+        assert [c["op"] for c in cs] == ["all_to_all", "all_to_all"]
+        assert [c["node"].endswith(end) for c, end in zip(cs, ("_dispatch_all_to_all", "_combine_all_to_all"))] \
+            == [True, True]
+        assert all(c["group_size"] == ep and math.prod(c["shape"]) * ITEMSIZE == payload for c in cs)
+    # each device sends (ep-1)/ep of its copies to the other devices and receives as many
+    assert wire_bytes("all_to_all", ep, payload) == pytest.approx(payload * (ep - 1) / ep)
+    dispatch = next(n for n in r.graph.nodes if n.name in r.collectives)
+    src, dst = (r.graph.values[v].type.shape for v in (dispatch.inputs[0], dispatch.outputs[0]))
+    c = K * tokens // E
+    assert src == (E, c, HIDDEN) and dst == (E // ep, ep * c, HIDDEN)
+
+
+def test_expert_weights_are_spread_and_the_router_replicated():
+    g = _moe()
+    ep = 4
+    r = shard_expert_parallel(g, ep)
+    for v in g.weights():
+        after = r.graph.values[v.name].type
+        if v.name.rsplit("_", 2)[-2:] in (["w", "gate"], ["w", "up"], ["w", "down"]):
+            assert after.shape == (E // ep, *v.type.shape[1:]) and after.nbytes * ep == v.type.nbytes
+        else:  # router, attention, norms, embedding, LM head
+            assert after == v.type
+    assert any("router" in v.name for v in g.weights())
+    assert r.graph.values[r.graph.outputs[0]].type == g.values[g.outputs[0]].type
+    assert r.graph.meta["expert_parallel"] == ep
+
+
+def test_expert_parallel_leaves_its_input_alone_and_ep_one_is_the_graph():
+    g = _moe()
+    types, n = {k: v.type for k, v in g.values.items()}, len(g.nodes)
+    assert shard_expert_parallel(g, 2).modified
+    assert len(g.nodes) == n and {k: v.type for k, v in g.values.items()} == types
+    r = shard_expert_parallel(g, 1)
+    assert r.graph is g and not r.modified and r.collectives == []
+
+
+@pytest.mark.parametrize("ep", [3, 16])
+def test_an_ep_that_does_not_divide_the_experts_is_refused_in_one_line(ep):
+    with pytest.raises(UsageError, match=f"--ep {ep} does not divide the {E} experts") as info:
+        shard_expert_parallel(_moe(), ep)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_ep_a_dense_model_and_a_tensor_parallel_graph_are_refused(decode):
+    with pytest.raises(UsageError, match="integer >= 1"):
+        shard_expert_parallel(_moe(), 0)
+    with pytest.raises(UsageError, match="no MoE experts"):
+        shard_expert_parallel(decode, 2)
+    with pytest.raises(UsageError, match="tensor-parallel graph"):
+        shard_expert_parallel(shard_tensor_parallel(_moe(), 2).graph, 2)
+
+
+def test_all_to_alls_are_projected_on_the_link():
+    h100 = graphperf.load_target("h100")
+    ep = 4
+    g = shard_expert_parallel(_moe(), ep).graph
+    counts = graphperf.count(g)
+    times = graphperf.project(g, counts, h100)
+    seen = 0
+    for c, t in zip(counts, times):
+        if c.node.op.name == "all_to_all":
+            s = g.values[c.node.inputs[0]].type.nbytes
+            link_s = ((ep - 1) * h100.scale_up_latency_us * 1e-6  # ring: p-1 steps, (p-1)/p * S on the wire
+                      + (ep - 1) / ep * s / (h100.scale_up_gbps * 1e9 * h100.scale_up_efficiency))
+            assert t.memory_s == pytest.approx(link_s)
+            seen += 1
+    assert seen == 4
+
+
+def test_full_size_mixtral_8x7b_at_ep8_holds_one_expert_per_device():
+    ep, batch, hidden, ffn, experts = 8, 8, 4096, 14336, 8
+    g = _moe(batch=batch, config="full", kv_len=128)
+    r = shard_expert_parallel(g, ep)
+    assert r.refused == [] and set(r.experts_per_device.values()) == {experts // ep} and len(r.experts_per_device) == 32
+    layers = [v for k, v in collectives_by_layer(r.graph).items() if k.startswith("layers.")]
+    assert len(layers) == 32 and all(len(cs) == 2 for cs in layers)
+    payload = batch * 1 * K * hidden * ITEMSIZE
+    assert all(math.prod(c["shape"]) * ITEMSIZE == payload for cs in layers for c in cs)
+    expert_bytes = 3 * experts * hidden * ffn * ITEMSIZE  # w_gate, w_up, w_down of one layer
+    before = sum(v.type.nbytes for v in g.weights())
+    after = sum(v.type.nbytes for v in r.graph.weights())
+    assert before - after == 32 * expert_bytes * (ep - 1) // ep
