@@ -139,3 +139,87 @@ def test_pipeline_parallel_halves_the_layers_per_device_and_adds_a_send():
     assert sample["breakdown"]["pipeline_send_s"] == pytest.approx(send)
     assert sample["latency_s"] == pytest.approx(one.decode["samples"][0]["latency_s"] + send, rel=0.05)
     assert two.totals["output_tokens_per_s_per_device"] == pytest.approx(two.totals["output_tokens_per_s"] / 2)
+
+
+# -- pipeline micro-batches and the scale-out network (issue 14) ------------------------------------------------
+
+
+def _steps(result):
+    return [result.prefill] + result.decode["samples"]
+
+
+def test_micro_batched_pipeline_step_is_the_fill_drain_formula():
+    """u micro-batches through M stages: sum(stage) + (u-1) * slowest + sends, with the stage times and sends the
+    projection reports, and stage times equal to the same stages projected for a batch of one micro-batch."""
+    u, m = 2, 2
+    split = serve("llama3-8b", "h100", tp=1, pp=m, micro_batches=u, **TINY)
+    alone = serve("llama3-8b", "h100", tp=1, pp=m, **{**TINY, "batch": TINY["batch"] // u})
+    h100 = load_target("h100")
+    assert split.settings["micro_batches"] == u and split.settings["micro_batch_size"] == TINY["batch"] // u
+    for step, ref in zip(_steps(split), _steps(alone)):
+        p = step["pipeline"]
+        stage_s, send_s = p["stage_s"], p["send_s"]
+        assert len(stage_s) == m and len(send_s) == m - 1
+        assert stage_s == pytest.approx(ref["pipeline"]["stage_s"])  # one micro-batch's stages, projected alone
+        assert step["latency_s"] == pytest.approx(sum(stage_s) + (u - 1) * max(stage_s) + sum(send_s))
+        assert step["latency_s"] <= (u + m - 1) * max(stage_s) + sum(send_s) + 1e-15  # GPipe's balanced bound
+        assert p["bubble_fraction"] == step["breakdown"]["pipeline_bubble_fraction"]
+        assert p["bubble_fraction"] == pytest.approx((m - 1) / (u + m - 1))
+    # a send is one micro-batch's boundary activation (batch/u sequences x hidden 64 x bf16) on NVLink (one node)
+    sample = split.decode["samples"][0]
+    assert sample["pipeline"]["send_s"][0] == pytest.approx(
+        h100.scale_up_latency_us * 1e-6 + TINY["batch"] // u * 64 * 2 / (h100.scale_up_gbps * 1e9))
+    # the batch as one micro-batch (the default) is the stages in turn, bubble (M-1)/M
+    whole = serve("llama3-8b", "h100", tp=1, pp=m, **TINY)
+    p = whole.decode["samples"][0]["pipeline"]
+    assert whole.decode["samples"][0]["latency_s"] == pytest.approx(sum(p["stage_s"]) + sum(p["send_s"]))
+    assert p["bubble_fraction"] == pytest.approx((m - 1) / m)
+
+
+def test_pipeline_step_formula_and_bubble():
+    from graphperf.serve.generation import bubble_fraction, pipeline_step_s
+
+    assert pipeline_step_s([2.0, 2.0, 2.0, 2.0], [0.1, 0.1, 0.1], 8) == pytest.approx((8 + 4 - 1) * 2.0 + 0.3)
+    assert pipeline_step_s([1.0, 3.0], [0.5], 4) == pytest.approx(1.0 + 3.0 + 3 * 3.0 + 0.5)
+    assert bubble_fraction(4, 8) == pytest.approx(3 / 11) and bubble_fraction(1, 1) == 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(pp=2, micro_batches=3), "more micro-batches"),
+    (dict(pp=1, micro_batches=2), "--pp > 1"),
+    (dict(pp=2, micro_batches=0), "--micro-batches 0"),
+])
+def test_bad_micro_batches_are_usage_errors(kwargs, match):
+    with pytest.raises(UsageError, match=match):
+        serve("llama3-8b", "h100", tp=1, **kwargs, **TINY)
+
+
+def test_a_send_between_nodes_uses_the_scale_out_figures():
+    """Stages in different nodes (one device a node here) send over the target's scale-out network."""
+    h100 = load_target("h100").with_overrides(devices_per_node="1")
+    r = serve("llama3-8b", h100, tp=1, pp=2, **TINY)
+    send = h100.scale_out_latency_us * 1e-6 + TINY["batch"] * 64 * 2 / (h100.scale_out_gbps * 1e9)
+    assert r.decode["samples"][0]["pipeline"]["send_s"][0] == pytest.approx(send)
+    no_net = h100.with_overrides(scale_out_gbps="none")
+    with pytest.raises(UsageError, match="scale_out_gbps"):
+        serve("llama3-8b", no_net, tp=1, pp=2, **TINY)
+
+
+def test_the_bundled_hgx_targets_have_sourced_scale_out_figures():
+    for name in ("h100", "h200", "b200"):
+        t = load_target(name)
+        assert t.scale_out_gbps == 400 / 8  # one 400 Gb/s ConnectX-7 per GPU, GB/s per direction
+        assert t.scale_out_latency_us is not None and t.scale_out_efficiency == t.scale_up_efficiency
+        assert "transferred from scale_up (no inter-node measurement)" in t.derived["scale_out_efficiency"]
+        assert "ConnectX-7" in t.references[t.sources["scale_out_gbps"].split(":", 1)[0]]
+
+
+@pytest.mark.slow
+def test_llama3_405b_tp8_pp2_on_two_h100_nodes_runs_with_sends_on_the_network():
+    h100 = load_target("h100")
+    r = serve("llama3-405b", "h100", tp=8, pp=2, dtype="fp8", batch=4, input_len=128, output_len=3, kv_samples=2)
+    assert r.fits and r.settings["devices"] == 16 and r.totals["tpot_s"] > 0
+    hidden, fp8 = 16384, 1
+    for step, tokens in ((r.prefill, 4 * 128), (r.decode["samples"][0], 4)):
+        assert step["pipeline"]["send_s"] == pytest.approx(
+            [h100.scale_out_latency_us * 1e-6 + tokens * hidden * fp8 / (h100.scale_out_gbps * 1e9)])

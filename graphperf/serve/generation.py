@@ -20,9 +20,18 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
   not fit is not projected (its times are None); the result says the largest batch that fits at this tp and the
   smallest tp that fits this batch (weights and KV cache split by tp, replicated weights kept whole).
 - **pipeline parallelism** (``pp`` > 1): the layers split into ``pp`` stages of ``tp`` devices (passes/shard.py
-  `split_pipeline`); a step runs the stages in turn with a send of the boundary activations between two (one link
-  latency + bytes / bandwidth), the batch as one micro-batch (each device idles (pp-1)/pp of the step: the
-  bubble); memory per device is the fullest stage's;
+  `split_pipeline`), stages packed into nodes in order; the batch split into ``micro_batches`` (u) micro-batches of
+  ``ceil(batch / u)`` sequences, each stage projected on the graph one micro-batch runs. A step (the prefill, each
+  decode step) takes `pipeline_step_s`: ``sum(stage_s) + (u - 1) * max(stage_s) + sends``, the first micro-batch
+  through every stage and send, the others one slowest stage apart (GPipe's ``(u + pp - 1) * t + sends`` for
+  balanced stages); each device idles ``(pp - 1) / (u + pp - 1)`` of it (``pipeline_bubble_fraction`` in each
+  step's breakdown). A send is one link latency + the micro-batch's boundary activation / bandwidth, on the
+  scale-out network when the two stages sit in different nodes (``devices_per_node``), else on the scale-up link.
+  Default u = 1: this model keeps a barrier per step (micro-batches do not overlap across decode steps, as
+  engines that keep ``pp`` micro-batches in flight do), so splitting a decode step whose time is mostly the
+  weights' read costs ``(u + pp - 1) / pp`` times more than the batch as one; u > 1 pays where a stage's time
+  scales with its micro-batch (a compute-bound prefill, a decode dominated by the KV cache). Memory per device is
+  the fullest stage's, at the whole batch (its KV cache; the activation peak of the whole batch, an upper bound);
 - **cost**: ``usd_per_million_tokens = usd_per_hour * tp * pp / 3600 / output_tokens_per_s * 1e6`` with
   ``usd_per_hour`` the price of one device-hour (``tp * pp`` devices).
 """
@@ -131,16 +140,46 @@ def _stages(graph, pp: int):
     return [PipelineStage(graph, (0, 0), [], 0)] if pp == 1 else split_pipeline(graph, pp)
 
 
-def _send_s(nbytes: int, target, devices: int) -> float:
-    """A stage-to-stage send of `nbytes`: one step of the link's latency + bytes / bandwidth (the scale-up link
-    when all `devices` fit in a node, else the scale-out network)."""
-    per_node = target.devices_per_node
-    link = "scale_out" if per_node is not None and devices > per_node else "scale_up"
+def _crosses_nodes(stage: int, tp: int, per_node: Optional[int]) -> bool:
+    """Whether the send into pipeline `stage` (devices ``stage * tp .. stage * tp + tp - 1``, stages packed into
+    nodes in order) leaves a node: rank i of the previous stage sends to rank i of this one."""
+    if per_node is None:
+        return False
+    return any(((stage - 1) * tp + i) // per_node != (stage * tp + i) // per_node for i in range(tp))
+
+
+def _send_s(nbytes: int, target, stage: int, tp: int) -> float:
+    """The send of `nbytes` into pipeline `stage`: one step of the link's latency + bytes / bandwidth, on the
+    scale-out network when the sender and the receiver sit in different nodes (`_crosses_nodes`), else on the
+    scale-up link."""
+    link = "scale_out" if _crosses_nodes(stage, tp, target.devices_per_node) else "scale_up"
     gbps, latency_us = getattr(target, f"{link}_gbps"), getattr(target, f"{link}_latency_us")
     if gbps is None or latency_us is None:
-        raise UsageError(f"target {target.name} has no {link}_gbps / {link}_latency_us for the pipeline's sends "
-                         f"across {devices} devices; set them with --set")
+        raise UsageError(f"target {target.name} has no {link}_gbps / {link}_latency_us for the pipeline's send "
+                         f"into stage {stage} ({tp} devices a stage, {target.devices_per_node} a node); set them "
+                         "with --set")
     return latency_us * 1e-6 + nbytes / (gbps * 1e9)
+
+
+def pipeline_step_s(stage_s: list[float], send_s: list[float], micro_batches: int) -> float:
+    """Wall time of one step of a pipeline of ``M = len(stage_s)`` stages that `micro_batches` (u) micro-batches
+    cross in order, each stage taking ``stage_s[s]`` per micro-batch and each send into a stage ``send_s``
+    (one per boundary; a send does not hold either stage's devices)::
+
+        step_s = sum(stage_s) + (u - 1) * max(stage_s) + sum(send_s)
+
+    The first micro-batch crosses every stage and every send (the fill); the others leave the last stage one
+    slowest-stage time apart (the slowest stage is busy for all u of them). This is the exact makespan of u
+    identical jobs through M stages in order; with balanced stages (every ``stage_s`` equal to t) it is GPipe's
+    ``(u + M - 1) * t + sends``, of which each device idles ``(M - 1) / (u + M - 1)`` (the bubble), and it is
+    never above that formula with ``t = max(stage_s)``.
+    """
+    return sum(stage_s) + (micro_batches - 1) * max(stage_s) + sum(send_s)
+
+
+def bubble_fraction(pp: int, micro_batches: int) -> float:
+    """The fill-drain bubble of a step: ``(M - 1) / (u + M - 1)`` of it each device idles (balanced stages)."""
+    return (pp - 1) / (micro_batches + pp - 1)
 
 
 def _check_heads(spec, cfg, tp: int) -> None:
@@ -157,7 +196,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
           output_len: int = 256, dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
           usd_per_hour: Optional[float] = None, config: str = "full", mode: str = "graph", kv_samples: int = 4,
           memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None,
-          pp: int = 1) -> ServeResult:
+          pp: int = 1, micro_batches: int = 1) -> ServeResult:
     """Project one generation of `model` (a graphperf.models LLM) on `tp` devices of `target` (module docstring).
 
     Parameters
@@ -170,6 +209,9 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         Tensor-parallel degree; must divide the attention heads and the KV heads.
     pp : int
         Pipeline-parallel degree: the decoder layers split into `pp` stages of `tp` devices each.
+    micro_batches : int
+        With `pp` > 1: the batch split into this many micro-batches (of ``ceil(batch / micro_batches)``
+        sequences) that cross the stages one behind the other (`pipeline_step_s`); default 1 (module docstring).
     batch, input_len, output_len : int
         Sequences served together, prompt tokens each, generated tokens each.
     dtype, kv_dtype : str, optional
@@ -201,9 +243,14 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
 
     check_mode(mode)
     for what, value in (("--tp", tp), ("--pp", pp), ("--batch", batch), ("--input-len", input_len),
-                        ("--output-len", output_len), ("kv_samples", kv_samples)):
+                        ("--output-len", output_len), ("kv_samples", kv_samples), ("--micro-batches", micro_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{what} {value!r}: must be an integer >= 1")
+    if micro_batches > batch:
+        raise UsageError(f"--micro-batches {micro_batches}: more micro-batches than the {batch} sequences of the batch")
+    if micro_batches > 1 and pp == 1:
+        raise UsageError(f"--micro-batches {micro_batches}: micro-batches pipeline the stages of --pp > 1; with "
+                         "--pp 1 the batch runs as one")
     try:
         spec = models.get_model(model)
     except KeyError:
@@ -244,6 +291,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     prefill_stages = _stages(prefill_graph.graph, pp)
     decode_stages = _stages(decode_base, pp)
     devices = tp * pp
+    micro_size = math.ceil(batch / micro_batches)
 
     # -- memory per device: the fullest pipeline stage ---------------------------------------------
     capacity = tgt.memory_gb * 1e9
@@ -281,7 +329,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
     settings = {"tp": tp, "pp": pp, "batch": batch, "input_len": input_len, "output_len": output_len,
                 "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
-                "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices}
+                "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
+                "micro_batches": micro_batches, "micro_batch_size": micro_size}
     per_layer = []
     for c in collectives_by_layer(decode_base).get("layers.0", []):
         node = next(n for n in decode_base.nodes if n.name == c["node"])
@@ -293,8 +342,10 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
     if pp > 1:
-        notes.append(f"pipeline: {pp} stages run one after another for the batch (one micro-batch): each device "
-                     f"idles {(pp - 1) / pp:.0%} of every step (the bubble); stage-to-stage sends on the link")
+        notes.append(f"pipeline: {pp} stages, the batch in {micro_batches} micro-batch(es) of {micro_size}: a step is "
+                     f"sum(stage) + {micro_batches - 1} x slowest stage + sends; each device idles "
+                     f"{bubble_fraction(pp, micro_batches):.0%} of it (the fill-drain bubble, (pp-1)/(u+pp-1)); "
+                     "micro-batches do not overlap across decode steps")
     result = ServeResult(model, tgt.tag, settings, totals, memory, collectives_per_layer=per_layer, notes=notes)
     if not fits:
         result.notes.append(
@@ -304,21 +355,40 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
             f"{memory['smallest_pp_that_fits_estimate'] or 'no'} pipeline stages of tp {tp} would hold it")
         return result
 
-    # -- time: the stages in turn, a send between two ----------------------------------------------
+    # -- time: the micro-batches cross the stages in order, a send between two (pipeline_step_s) ---------
+    if micro_batches > 1:  # the graphs one micro-batch runs
+        prefill_stages = _stages(shard_tensor_parallel(precise(last_token_logits(
+            capture_phase(model, config, "prefill", micro_size, input_len, build))), tp, algorithm).graph, pp)
+        decode_stages = _stages(shard_tensor_parallel(precise(capture_phase(
+            model, config, "decode", micro_size, first, build)), tp, algorithm).graph, pp)
+
     def step(stages, kv_len=None):
         parts = [_project(st.graph if kv_len is None else with_kv_len(st.graph, kv_len), tgt, mode) for st in stages]
-        sends = sum(_send_s(st.received_bytes, tgt, devices) for st in stages[1:])
-        breakdown = {k: sum(p["breakdown"][k] for p in parts) for k in parts[0]["breakdown"]}
-        breakdown["pipeline_send_s"] = sends
-        return {"latency_s": sum(p["latency_s"] for p in parts) + sends, "flops": sum(p["flops"] for p in parts),
-                "bytes": sum(p["bytes"] for p in parts), "breakdown": breakdown}
+        stage_s = [p["latency_s"] for p in parts]
+        send_s = [_send_s(st.received_bytes, tgt, s, tp) for s, st in enumerate(stages) if s > 0]
+        slowest = max(range(len(parts)), key=stage_s.__getitem__)
+        # the critical path: the first micro-batch through every stage and send, then the others behind the
+        # slowest stage; each term's split by bound comes from the stage that runs it
+        breakdown = {k: sum(p["breakdown"][k] for p in parts) + (micro_batches - 1) * parts[slowest]["breakdown"][k]
+                     for k in parts[0]["breakdown"]}
+        breakdown["pipeline_send_s"] = sum(send_s)
+        out = {"latency_s": pipeline_step_s(stage_s, send_s, micro_batches),
+               "flops": micro_batches * sum(p["flops"] for p in parts),
+               "bytes": micro_batches * sum(p["bytes"] for p in parts), "breakdown": breakdown}
+        if pp > 1:
+            breakdown["pipeline_bubble_fraction"] = bubble_fraction(pp, micro_batches)
+            out["pipeline"] = {"micro_batches": micro_batches, "micro_batch_size": micro_size, "stage_s": stage_s,
+                               "send_s": send_s, "slowest_stage": slowest,
+                               "bubble_fraction": bubble_fraction(pp, micro_batches)}
+        return out
 
     pre = step(prefill_stages)
     samples = []
     if output_len > 1:
         for kv_len in _sample_lengths(first, last, kv_samples):
             one = step(decode_stages, kv_len)
-            samples.append({"kv_len": kv_len, "latency_s": one["latency_s"], "breakdown": one["breakdown"]})
+            samples.append({"kv_len": kv_len, "latency_s": one["latency_s"], "breakdown": one["breakdown"],
+                            **({"pipeline": one["pipeline"]} if pp > 1 else {})})
     decode_s = _interpolated_sum([(s["kv_len"], s["latency_s"]) for s in samples], first, last) if samples else 0.0
     steps = output_len - 1
     ttft = pre["latency_s"]
@@ -328,6 +398,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                   output_tokens_per_s=tokens_per_s, output_tokens_per_s_per_device=tokens_per_s / devices)
     if usd_per_hour is not None:
         totals["usd_per_million_tokens"] = usd_per_hour * devices / 3600 / tokens_per_s * 1e6
-    result.prefill = {"latency_s": ttft, "flops": pre["flops"], "bytes": pre["bytes"], "breakdown": pre["breakdown"]}
+    result.prefill = {"latency_s": ttft, "flops": pre["flops"], "bytes": pre["bytes"], "breakdown": pre["breakdown"],
+                      **({"pipeline": pre["pipeline"]} if pp > 1 else {})}
     result.decode = {"steps": steps, "total_s": decode_s, "samples": samples}
     return result

@@ -120,8 +120,12 @@ def test_bundled_link_figures_are_sourced_and_the_efficiency_a_fraction(name):
 
 
 def test_a_group_beyond_the_node_uses_scale_out_and_a_missing_figure_gives_no_time():
-    h100 = load_target("h100")
     x = T(B, 1, H, dtype="bfloat16")
+    bundled = load_target("h100")  # its scale-out figures: one 400 Gb/s NIC per GPU (graphperf/targets/h100.toml)
+    t = collective_time("all_reduce", {"group_size": 16}, x, x, bundled)
+    assert t.link == "scale_out"
+    assert t.link_s == pytest.approx(_link_s(bundled, "scale_out", 30, 2 * 15 / 16 * x.nbytes))
+    h100 = bundled.with_overrides(scale_out_gbps="none", scale_out_latency_us="none", scale_out_efficiency="none")
     t = collective_time("all_reduce", {"group_size": 16}, x, x, h100)
     assert t.link == "scale_out" and t.link_s is None and "scale_out_gbps" in t.missing
     assert "scale_out_efficiency" in t.missing
