@@ -223,3 +223,28 @@ def test_llama3_405b_tp8_pp2_on_two_h100_nodes_runs_with_sends_on_the_network():
     for step, tokens in ((r.prefill, 4 * 128), (r.decode["samples"][0], 4)):
         assert step["pipeline"]["send_s"] == pytest.approx(
             [h100.scale_out_latency_us * 1e-6 + tokens * hidden * fp8 / (h100.scale_out_gbps * 1e9)])
+
+
+def test_cli_micro_batches_reach_the_pipeline(capsys):
+    from graphperf.cli import main
+
+    args = ["serve", "llama3-8b", "--config", "tiny", "--tp", "1", "--pp", "2", "--batch", "4", "--input-len", "16",
+            "--output-len", "4", "--format", "json"]
+    assert main([*args, "--micro-batches", "2"]) == 0
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    fractions = {json.dumps(v) for v in _find(doc, "pipeline_bubble_fraction")}
+    assert fractions == {json.dumps((2 - 1) / (2 + 2 - 1))}  # (pp - 1) / (u + pp - 1)
+
+
+def _find(doc, key):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k == key:
+                yield v
+            else:
+                yield from _find(v, key)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _find(v, key)

@@ -74,6 +74,8 @@ def render_table(d: dict) -> str:
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline-parallel degree (layer stages of tp devices each).")
+@click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Pipeline micro-batches per step (with --pp > 1): fill and drain bubble (pp-1)/(u+pp-1).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences served together.")
 @click.option("--input-len", type=click.IntRange(min=1), default=2048, show_default=True, help="Prompt tokens.")
 @click.option("--output-len", type=click.IntRange(min=1), default=256, show_default=True, help="Generated tokens.")
@@ -87,8 +89,8 @@ def render_table(d: dict) -> str:
               help="Context lengths projected exactly; the decode steps between them are interpolated.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def serve(model, target, sets, tp, pp, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour, config, mode,
-          kv_samples, fmt, output):
+def serve(model, target, sets, tp, pp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
+          config, mode, kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
     from ..cli_args import emit, pairs
     from ..target import load_target
@@ -96,7 +98,8 @@ def serve(model, target, sets, tp, pp, batch, input_len, output_len, dtype, kv_d
 
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
     result = run(model, tgt, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
-                 kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples)
+                 kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples,
+                 micro_batches=micro_batches)
     d = result.to_dict()
     text = json.dumps(d, indent=2, sort_keys=False) + "\n" if fmt == "json" else render_table(d)
     emit(text, output)
