@@ -43,7 +43,7 @@ from .rules.collective import COLLECTIVE_OPS, collective_time
 from .node_time import NodeTime, node_time
 from .peaks import Bound, PeakUsed, matrix_peak, vector_rate
 
-__all__ = ["NodeTime", "node_time", "project"]
+__all__ = ["NodeTime", "node_time", "project", "matrix_problem"]
 
 
 _UNKNOWN = NodeTime(None, None, None, None, Bound.UNKNOWN)
@@ -167,6 +167,18 @@ def _matrix_readers():
     return misaligned_dims, node_problem, Gemm
 
 
+def matrix_problem(graph: Graph, node):
+    """(the kernel model's problem, misaligned) of a matrix node: its GEMM or flash-attention shapes as the tile
+    model reads them (`passes.tiling.node_problem`) and whether a GEMM dimension is misaligned
+    (`alignment.misaligned_dims`); None when its shapes cannot be read (the roofline then projects it)."""
+    misaligned_dims, node_problem, _ = _matrix_readers()
+    try:
+        problem = node_problem(graph, node)
+    except ValueError:
+        return None
+    return problem, bool(misaligned_dims(graph, node))
+
+
 def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhead_s: float) -> Optional[NodeTime]:
     """The node's time under the size-aware kernel model (`graphperf.kernel_time`); None for a matrix node
     whose shapes the model cannot read (the caller then uses the roofline above)."""
@@ -175,17 +187,16 @@ def size_aware_time(graph: Graph, node, cost, target, params, dtype: str, overhe
     moved = cost.bytes_read + cost.bytes_written - _repeated_input_bytes(graph, node)
     klass = kernel_class(graph, node, cost)
     if klass in MATRIX_CLASSES:
-        misaligned_dims, node_problem, Gemm = _matrix_readers()
-        try:
-            problem = node_problem(graph, node)
-        except ValueError:
+        read = matrix_problem(graph, node)
+        if read is None:
             return None
+        problem, misaligned = read
         peak = matrix_peak(target, dtype, klass)
         rate = peak.rate_flops
-        if misaligned_dims(graph, node):
+        if misaligned:
             rate *= params.misaligned_factor
         unit_rate = rate / params.units
-        if isinstance(problem, Gemm):
+        if isinstance(problem, _matrix_readers()[2]):
             compute_s, memory_s, _ = kt.gemm_time(problem.batch, problem.m, problem.n, problem.k, moved, unit_rate,
                                                   params, simt=peak.on_vector_unit)
         else:

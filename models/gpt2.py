@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import attention_kernel, merge_heads, split_heads
+from .layers import attend_cached, attention_kernel, merge_heads, split_heads
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["GPT2Config", "GPT2Model", "SPECS"]
@@ -60,10 +60,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, past):
         q, k, v = self.c_attn(self.ln_1(x)).split(x.shape[-1], dim=-1)
         q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
-        if past is None:
-            out, present = self.attend(q, k, v, causal=True), None
-        else:
-            out, present = self.attend(q, past[0], past[1], causal=False), (k, v)
+        out, present = attend_cached(self.attend, q, k, v, past)
         x = x + self.attn_proj(merge_heads(out))
         x = x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
         return x, present

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Rotary, attention_kernel, merge_heads, split_heads
+from .layers import Rotary, attend_cached, attention_kernel, merge_heads, split_heads
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["GPTJConfig", "GPTJModel", "SPEC"]
@@ -70,10 +70,7 @@ class Attention(nn.Module):
         q = self.rotate(split_heads(self.q_proj(x), self.heads), rotary, start)
         k = self.rotate(split_heads(self.k_proj(x), self.heads), rotary, start)
         v = split_heads(self.v_proj(x), self.heads)
-        if past is None:
-            out, present = self.attend(q, k, v, causal=True), None
-        else:
-            out, present = self.attend(q, past[0], past[1], causal=False), (k, v)
+        out, present = attend_cached(self.attend, q, k, v, past)
         return self.o_proj(merge_heads(out)), present
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Llama3RopeScaling",
     "SwiGLU",
     "EncoderSelfAttention",
+    "attend_cached",
     "split_heads",
     "merge_heads",
     "sdpa",
@@ -101,6 +102,14 @@ def attention_implementation(name: str):
 def attention_kernel():
     """The attention function for a module being constructed now (see `attention_implementation`)."""
     return ATTENTION_KERNELS[_attention[-1]]
+
+
+def attend_cached(attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past):
+    """(attention output, present) of a decoder: without a KV cache (`past` None) causal attention over `k`, `v`
+    and no present; in decode, the new queries attend the cache `past` = (k, v), and (k, v) are the present."""
+    if past is None:
+        return attend(q, k, v, causal=True), None
+    return attend(q, past[0], past[1], causal=False), (k, v)
 
 
 class RMSNorm(nn.Module):

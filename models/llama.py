@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import Llama3RopeScaling, attention_kernel, RMSNorm, Rotary, SwiGLU, merge_heads, split_heads
+from .layers import Llama3RopeScaling, attend_cached, attention_kernel, RMSNorm, Rotary, SwiGLU, merge_heads, split_heads
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["LlamaConfig", "LlamaModel", "SPECS", "make_decoder_workload"]
@@ -86,10 +86,7 @@ class Attention(nn.Module):
         q = rotary(split_heads(self.q_proj(x), self.heads), start)
         k = rotary(split_heads(self.k_proj(x), self.kv_heads), start)
         v = split_heads(self.v_proj(x), self.kv_heads)
-        if past is None:
-            out, present = self.attend(q, k, v, causal=True), None
-        else:
-            out, present = self.attend(q, past[0], past[1], causal=False), (k, v)
+        out, present = attend_cached(self.attend, q, k, v, past)
         return self.o_proj(merge_heads(out)), present
 
 

@@ -106,7 +106,7 @@ def structure(target, used: Sequence[tuple[str, str]]) -> tuple:
 def plan(graph, counts, target) -> Optional[Plan]:
     """The plan of `graph` (its `graphperf.count` result) under `target`'s structure, or None for a graph the
     plan does not cover (a tiled node, or a collective: priced on a link, with a host cost of its own)."""
-    from ..project import MATRIX_CLASSES, _matrix_readers, _repeated_input_bytes, kernel_class
+    from ..project import MATRIX_CLASSES, _matrix_readers, _repeated_input_bytes, kernel_class, matrix_problem
 
     params = kt.kernel_params(target)
     nodes: list[tuple] = []
@@ -128,17 +128,13 @@ def plan(graph, counts, target) -> Optional[Plan]:
             moved = cost.bytes_read + cost.bytes_written - _repeated_input_bytes(graph, node)
             klass = kernel_class(graph, node, cost)
             if klass in MATRIX_CLASSES:
-                misaligned_dims, node_problem, Gemm = _matrix_readers()
-                try:
-                    problem = node_problem(graph, node)
-                except ValueError:
-                    problem = None
-                if problem is not None:
+                read = matrix_problem(graph, node)
+                if read is not None:
+                    problem, mis = read
                     key = (dtype, klass)
                     used.append(key)
                     simt = matrix_peak(target, dtype, klass).on_vector_unit
-                    mis = bool(misaligned_dims(graph, node))
-                    if isinstance(problem, Gemm):
+                    if isinstance(problem, _matrix_readers()[2]):
                         cands = kt.gemm_candidates(problem.batch, problem.m, problem.n, problem.k, params.units, simt)
                         entry = (_GEMM, key, dtype, vw, mis, moved, tuple(cands))
                     else:
