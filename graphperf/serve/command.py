@@ -1,7 +1,8 @@
 """`graphperf serve MODEL --target h100 --tp 8 [--pp 2] --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
-[--kv-dtype bf16] [--usd-per-hour 2.5] [--set FIELD=VALUE] [--format table|json] [-o FILE]`.
+[--kv-dtype bf16] [--usd-per-hour 2.5] [--set FIELD=VALUE] [--format table|json|html] [-o FILE]`.
 
-Projects one generation (graphperf/serve/generation.py) and prints a table or the JSON (``graphperf.serve/1``).
+Projects one generation (graphperf/serve/generation.py) and prints a table or the JSON (``graphperf.serve/1``),
+or writes its HTML page (graphperf/serve/html.py; the format follows -o's extension: ``-o serve.html``).
 A configuration that does not fit its devices is reported as such (exit 0, ``fits`` false, no times) with the
 largest batch and the smallest tp that fit. Errors are one line (UsageError exit 2), as for every command.
 """
@@ -87,19 +88,27 @@ def render_table(d: dict) -> str:
               show_default=True, help="Execution model of every step (graph: CUDA-graph replay).")
 @click.option("--kv-samples", type=click.IntRange(min=2), default=4, show_default=True,
               help="Context lengths projected exactly; the decode steps between them are interpolated.")
-@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True,
+              help="table, json, or html (a page: needs -o FILE.html); default: what -o's extension names.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 def serve(model, target, sets, tp, pp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
           config, mode, kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
-    from ..cli_args import emit, pairs
+    from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
     from ..target import load_target
     from .generation import serve as run
+    from .html import render_serve_html
 
+    fmt = output_format(fmt, output, ("table", "json", "html"))
+    refuse_overwriting(output, model, target)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
     result = run(model, tgt, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                  kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples,
                  micro_batches=micro_batches)
     d = result.to_dict()
-    text = json.dumps(d, indent=2, sort_keys=False) + "\n" if fmt == "json" else render_table(d)
+    if fmt == "json":
+        text = json.dumps(d, indent=2, sort_keys=False) + "\n"
+    else:
+        text = render_serve_html(d) if fmt == "html" else render_table(d)
     emit(text, output)
+    wrote(output, fmt)
