@@ -59,6 +59,8 @@ class RefusalKind(StrEnum):
     NO_FIT = "no_fit"  # no candidate tile fits on chip
     # tensor parallelism (passes/shard.py)
     REPLICATED = "replicated"  # a node that cannot be split: its inputs are gathered and it runs in full
+    # sequence parallelism (passes/sequence_parallel.py)
+    INDIVISIBLE = "indivisible"  # the step's tokens do not divide over the group
 
 
 _NODE_KEYS = ("producer", "consumer", "node", "nodes")

@@ -28,6 +28,7 @@ from graphperf.passes.pad import pad_dims
 from graphperf.passes.precision import rewrite_precision
 from graphperf.passes.result import PassResult, Refusal, RefusalKind, contract_of
 from graphperf.passes.rewrite import rewrite, run_passes
+from graphperf.passes.sequence_parallel import shard_sequence_parallel
 from graphperf.passes.shard import shard_tensor_parallel
 from graphperf.passes.tiling import apply_tiling
 from graphperf.target import load_target
@@ -154,6 +155,9 @@ CASES = {
                             ("tp1", mlp, partial(shard_tensor_parallel, tp=1), False)],
     shard_expert_parallel: [("ep2", moe, partial(shard_expert_parallel, ep=2), True),
                             ("ep1", moe, partial(shard_expert_parallel, ep=1), False)],
+    # tp 2 splits mlp's 2 rows (tokens); at tp 4 they do not divide: the TP graph comes back unchanged
+    shard_sequence_parallel: [("tp2", lambda: shard_tensor_parallel(mlp(), 2).graph, shard_sequence_parallel, True),
+                              ("tp4", lambda: shard_tensor_parallel(mlp(), 4).graph, shard_sequence_parallel, False)],
 }
 PARAMS = [pytest.param(build, run, modified, id=f"{contract_of(fn).name}-{label}")
           for fn, cases in CASES.items() for label, build, run, modified in cases]
@@ -195,6 +199,7 @@ def test_the_cases_refuse_with_the_kinds_each_pass_documents():
     assert kinds["apply_tiling"] == {RefusalKind.NO_FIT}
     assert kinds["shard_tensor_parallel"] == {RefusalKind.REPLICATED}
     assert kinds["shard_expert_parallel"] == {RefusalKind.REPLICATED}
+    assert kinds["shard_sequence_parallel"] == {RefusalKind.INDIVISIBLE}
 
 
 def test_a_refusal_keeps_the_key_order_of_the_dict_it_replaces():
@@ -215,7 +220,7 @@ def test_an_unknown_refusal_kind_is_a_bug():
 def test_contracts_declare_what_fusion_needs_and_canonicalize_ensures():
     assert contract_of(canonicalize).ensures == {"canonical"} and not contract_of(canonicalize).requires
     for fn in (fuse_elementwise, fuse_epilogue, fuse_norm, fuse_attention, fuse_named, pad_dims, apply_tiling,
-               shard_tensor_parallel, shard_expert_parallel):
+               shard_tensor_parallel, shard_expert_parallel, shard_sequence_parallel):
         assert "canonical" in contract_of(fn).requires
     assert contract_of(partial(fuse_norm, target=H100)) == contract_of(fuse_norm)
 
