@@ -22,12 +22,21 @@ devices and receives as many (graphperf/rules/collective.py prices it on the lin
 equal the unsharded graph's (as many slots, on fewer experts), which is ``1/ep`` of the group's expert FLOPs over its
 ``ep * B * T`` tokens; the expert weights per device are ``1/ep`` of the model's.
 
-Collective nodes carry ``group_size`` = ep and ``algorithm`` ``"ring"``; their names end in ``_all_to_all``.
+On a tensor-parallel graph (passes/shard.py, ``graph.meta["tensor_parallel"]`` = tp) the two compose as Megatron-Core's
+expert-tensor parallelism does: ``tp * ep`` devices, ``ep`` tensor-parallel groups of ``tp``, each group serving its own
+batch; every expert's weights are already split over the group's tp devices (column ``w_gate``/``w_up``, row
+``w_down`` with its all_reduce, which stays after the combine), and this pass spreads the experts over the ``ep``
+groups. Rank i of a group exchanges with rank i of the others: an all_to_all group of ``ep`` devices ``tp`` apart
+(attr ``stride`` = tp: it leaves a node when ``ep * tp`` exceeds ``devices_per_node``). The activations entering the
+experts are replicated over the tp ranks (the attention's all_reduce), so each rank sends the whole payload S: the
+group carries tp times the bytes a sequence-parallel layout would (that layout is not modelled).
+
+Collective nodes carry ``group_size`` = ep, ``stride`` = tp and ``algorithm`` ``"ring"``; their names end in
+``_all_to_all``.
 An MoE block whose expert chain the pass cannot follow (a value of the chain read outside it, a value without the
 ``[E, C, ...]`` leading dims) keeps all its experts on every device and is listed in `ExpertShardResult.refused`
 (kind ``replicated``) with its reason. Refusals that stop the pass (`UsageError`, one line): ep < 1, an ep that
-does not divide the expert count, a graph without MoE experts, a graph already tensor-parallel (the two rewrites
-do not compose yet).
+does not divide the expert count, a graph without MoE experts.
 """
 
 from __future__ import annotations
@@ -168,9 +177,6 @@ def shard_expert_parallel(graph: Graph, ep: int) -> ExpertShardResult:
     if not blocks:
         raise UsageError(f"{graph.name}: no MoE experts (stacked weights named {', '.join(EXPERT_WEIGHTS)}) to "
                          "spread over devices; --ep applies to mixture-of-experts models such as mixtral-8x7b")
-    if graph.meta.get("tensor_parallel", 1) > 1:
-        raise UsageError(f"{graph.name}: expert parallelism on a tensor-parallel graph is not modelled yet; "
-                         "use --tp 1 with --ep")
     for b in blocks:
         experts = graph.values[next(iter(b.matmuls.values())).inputs[1]].type.shape[0]
         if experts % ep:
@@ -192,7 +198,7 @@ def shard_expert_parallel(graph: Graph, ep: int) -> ExpertShardResult:
     before: dict[str, Node] = {}  # node -> the dispatch inserted before it
     after: dict[str, tuple[Node, str]] = {}  # w_down node -> (the combine after it, its new output)
     new_values: dict[str, Value] = {}
-    collective_attrs = {"group_size": ep, "algorithm": "ring"}
+    collective_attrs = {"group_size": ep, "stride": graph.meta.get("tensor_parallel", 1), "algorithm": "ring"}
     for b in sharded:
         src_t = graph.values[b.src].type
         dispatched, down = f"{b.src}__dispatched", b.matmuls["w_down"]

@@ -10,7 +10,7 @@ from graphperf.errors import UsageError
 from graphperf.passes import canonicalize
 from graphperf.passes.expert_parallel import shard_expert_parallel
 from graphperf.passes.shard import collectives_by_layer, shard_tensor_parallel
-from graphperf.rules.collective import wire_bytes
+from graphperf.rules.collective import collective_time, wire_bytes
 
 
 def _graph(model="llama3-8b", config="tiny", phase="decode", batch=2, **shape):
@@ -254,13 +254,40 @@ def test_an_ep_that_does_not_divide_the_experts_is_refused_in_one_line(ep):
     assert "\n" not in str(info.value)
 
 
-def test_bad_ep_a_dense_model_and_a_tensor_parallel_graph_are_refused(decode):
+def test_bad_ep_and_a_dense_model_are_refused(decode):
     with pytest.raises(UsageError, match="integer >= 1"):
         shard_expert_parallel(_moe(), 0)
     with pytest.raises(UsageError, match="no MoE experts"):
         shard_expert_parallel(decode, 2)
-    with pytest.raises(UsageError, match="tensor-parallel graph"):
-        shard_expert_parallel(shard_tensor_parallel(_moe(), 2).graph, 2)
+
+
+@pytest.mark.parametrize("tp,ep", [(2, 2), (2, 4), (2, 8)])
+def test_expert_parallel_composes_with_tensor_parallel(tp, ep):
+    """tp * ep devices: every expert split over tp (Megatron), the experts over ep groups, exchanges tp apart."""
+    g = _moe()
+    r = shard_expert_parallel(shard_tensor_parallel(g, tp).graph, ep)
+    assert r.refused == [] and r.graph.meta["tensor_parallel"] == tp and r.graph.meta["expert_parallel"] == ep
+    for v in g.weights():  # an expert's weights: 1/(tp*ep) of the model's per device
+        if v.name.rsplit("_", 2)[-2:] in (["w", "gate"], ["w", "up"], ["w", "down"]):
+            assert r.graph.values[v.name].type.nbytes * tp * ep == v.type.nbytes
+    before, after = _flops(g), _flops(r.graph)
+    bmms = [n.name for n in r.graph.nodes if n.op.name == "matmul" and r.graph.values[n.inputs[1]].type.rank == 3]
+    assert len(bmms) == 6 and all(after[n] * tp == before[n] for n in bmms)  # as many slots, 1/tp of each expert
+    payload = _tokens(g) * K * HIDDEN * ITEMSIZE  # the whole routed copies: replicated over the tp ranks
+    for cs in (v for k, v in collectives_by_layer(r.graph).items() if k.startswith("layers.")):
+        moe = [c for c in cs if c["module"].endswith(".mlp")]
+        assert [c["op"] for c in moe] == ["all_to_all", "all_to_all", "all_reduce"]  # dispatch, combine, w_down's
+        assert [c["group_size"] for c in moe] == [ep, ep, tp]
+        assert all(math.prod(c["shape"]) * ITEMSIZE == payload for c in moe)
+    h100 = graphperf.load_target("h100")  # 8 devices a node: the exchange leaves the node when ep * tp > 8
+    counts = graphperf.count(r.graph)
+    exchanges = [(c.node, t) for c, t in zip(counts, graphperf.project(r.graph, counts, h100))
+                 if c.node.op.name == "all_to_all"]
+    assert len(exchanges) == 4 and all(n.attrs["stride"] == tp and t.latency_s is not None for n, t in exchanges)
+    node = exchanges[0][0]
+    x, out = (r.graph.values[v].type for v in (node.inputs[0], node.outputs[0]))
+    assert collective_time("all_to_all", node.attrs, x, out, h100).link == \
+        ("scale_out" if ep * tp > h100.devices_per_node else "scale_up")
 
 
 def test_all_to_alls_are_projected_on_the_link():

@@ -2,8 +2,10 @@
 
 A collective node is what one device of a group of ``p = group_size`` devices runs (passes/shard.py inserts
 them into the graph a device runs). Attributes: ``group_size`` (p >= 1), ``algorithm`` ("ring", the default,
-"tree" or "nvls": all_reduce only), optionally ``link`` ("scale_up" or "scale_out"; default: scale_up when the group
-fits in the target's ``devices_per_node``, or the target gives no ``devices_per_node``).
+"tree" or "nvls": all_reduce only), optionally ``stride`` (the ranks between two members of the group in the device
+order, default 1: an expert-parallel group across tensor-parallel groups of tp devices has stride tp) and ``link``
+("scale_up" or "scale_out"; default: scale_up when the group's span ``group_size * stride`` fits in the target's
+``devices_per_node``, or the target gives no ``devices_per_node``).
 
 S is the payload in bytes: the buffer of the whole group's result for all_gather (its output), the buffer
 each device contributes for the others (their input). Per device, for the ring algorithm::
@@ -157,7 +159,8 @@ def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: Tenso
     p = group_size(op, attrs)
     algo = _algorithm(op, attrs)
     per_node = getattr(target, "devices_per_node", None)
-    link = attrs.get("link") or ("scale_out" if per_node is not None and p > per_node else "scale_up")
+    span = p * int(attrs.get("stride", 1))  # the devices from the group's first member to its last
+    link = attrs.get("link") or ("scale_out" if per_node is not None and span > per_node else "scale_up")
     if link not in LINKS:
         raise RuleError(f"{op}: link={link!r} is not one of {', '.join(LINKS)}")
     payload = payload_bytes(op, x, out)

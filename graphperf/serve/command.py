@@ -1,4 +1,4 @@
-"""`graphperf serve MODEL --target h100 --tp 8 [--pp 2] --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
+"""`graphperf serve MODEL --target h100 --tp 8 [--pp 2] [--ep 8] --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
 [--kv-dtype bf16] [--usd-per-hour 2.5] [--set FIELD=VALUE] [--format table|json|html] [-o FILE]`.
 
 Projects one generation (graphperf/serve/generation.py) and prints a table or the JSON (``graphperf.serve/1``),
@@ -29,7 +29,8 @@ def _gb(value) -> str:
 def render_table(d: dict) -> str:
     """The terminal table of a `ServeResult.to_dict()`: settings, totals, memory, step breakdown, collectives."""
     s, t, m = d["settings"], d["totals"], d["memory"]
-    lines = [f"{d['model']} on {s['devices']} x {d['target']}  (tp {s['tp']}, pp {s.get('pp', 1)}, batch {s['batch']}, input {s['input_len']}, "
+    ep = f", ep {s['ep']}" if s.get("ep", 1) > 1 else ""
+    lines = [f"{d['model']} on {s['devices']} x {d['target']}  (tp {s['tp']}, pp {s.get('pp', 1)}{ep}, batch {s['batch']}, input {s['input_len']}, "
              f"output {s['output_len']}, {s['dtype']} weights, {s['kv_dtype']} KV cache, {s['mode']} mode)", ""]
     rows = [("ttft", _fmt_s(t["ttft_s"])), ("tpot", _fmt_s(t["tpot_s"])), ("end to end", _fmt_s(t["e2e_s"])),
             ("output tokens/s", "-" if t["output_tokens_per_s"] is None else f"{t['output_tokens_per_s']:,.0f}"),
@@ -62,7 +63,9 @@ def render_table(d: dict) -> str:
         lines += ["", "  collectives per layer (decode step, layers.0):"]
         for c in d["collectives_per_layer"]:
             time_s = "no link figures" if c["time_s"] is None else f"{c['time_s'] * 1e6:.1f} us"
-            lines.append(f"    {c['op']:<10} after {c['module']:<24} {c['payload_bytes']:>12,} B  "
+            where = next((w for w in ("dispatch", "combine") if c["node"].endswith(f"_{w}_all_to_all")), "after")
+            place = f"{where} {c['module']}"
+            lines.append(f"    {c['op']:<10} {place:<30} {c['payload_bytes']:>12,} B  "
                          f"{c['wire_bytes']:>14,.0f} B on the {c['link']} link  {time_s}")
     lines += [""] + [f"  note: {n}" for n in d["notes"]]
     return "\n".join(lines) + "\n"
@@ -75,6 +78,9 @@ def render_table(d: dict) -> str:
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline-parallel degree (layer stages of tp devices each).")
+@click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Expert parallelism (MoE models): the experts over EP groups of tp*pp devices, batch/EP sequences "
+                   "each.")
 @click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline micro-batches per step (with --pp > 1): fill and drain bubble (pp-1)/(u+pp-1).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences served together.")
@@ -91,7 +97,7 @@ def render_table(d: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True,
               help="table, json, or html (a page: needs -o FILE.html); default: what -o's extension names.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def serve(model, target, sets, tp, pp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
+def serve(model, target, sets, tp, pp, ep, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
           config, mode, kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
     from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
@@ -102,7 +108,7 @@ def serve(model, target, sets, tp, pp, micro_batches, batch, input_len, output_l
     fmt = output_format(fmt, output, ("table", "json", "html"))
     refuse_overwriting(output, model, target)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
-    result = run(model, tgt, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+    result = run(model, tgt, tp=tp, pp=pp, ep=ep, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                  kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples,
                  micro_batches=micro_batches)
     d = result.to_dict()

@@ -32,8 +32,16 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
   weights' read costs ``(u + pp - 1) / pp`` times more than the batch as one; u > 1 pays where a stage's time
   scales with its micro-batch (a compute-bound prefill, a decode dominated by the KV cache). Memory per device is
   the fullest stage's, at the whole batch (its KV cache; the activation peak of the whole batch, an upper bound);
-- **cost**: ``usd_per_million_tokens = usd_per_hour * tp * pp / 3600 / output_tokens_per_s * 1e6`` with
-  ``usd_per_hour`` the price of one device-hour (``tp * pp`` devices).
+- **expert parallelism** (``ep`` > 1, mixture-of-experts models): ``ep`` groups of ``tp`` devices (of ``pp``
+  stages), each serving ``batch / ep`` of the sequences through attention, norms and router, the experts of every
+  MoE block spread over the ``ep`` groups (passes/expert_parallel.py, after the tensor-parallel split: GShard's layout
+  with Megatron-Core's expert-tensor parallelism), an all_to_all dispatch and combine per block. Uniform routing:
+  every group's experts receive the same share of the tokens, so the groups take the same time and a step's time
+  is one group's; ``batch`` must divide by ``ep``. Memory per device holds ``E / ep`` experts and the KV cache of
+  ``batch / ep`` sequences; ``max_batch_that_fits`` is the whole batch over the ``ep`` groups;
+- **devices**: ``tp * pp * ep``; tokens/s per device and the cost divide by it;
+- **cost**: ``usd_per_million_tokens = usd_per_hour * devices / 3600 / output_tokens_per_s * 1e6`` with
+  ``usd_per_hour`` the price of one device-hour.
 """
 
 from __future__ import annotations
@@ -196,7 +204,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
           output_len: int = 256, dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
           usd_per_hour: Optional[float] = None, config: str = "full", mode: str = "graph", kv_samples: int = 4,
           memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None,
-          pp: int = 1, micro_batches: int = 1) -> ServeResult:
+          pp: int = 1, micro_batches: int = 1, ep: int = 1) -> ServeResult:
     """Project one generation of `model` (a graphperf.models LLM) on `tp` devices of `target` (module docstring).
 
     Parameters
@@ -209,6 +217,9 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         Tensor-parallel degree; must divide the attention heads and the KV heads.
     pp : int
         Pipeline-parallel degree: the decoder layers split into `pp` stages of `tp` devices each.
+    ep : int
+        Expert-parallel degree (mixture-of-experts models): the experts spread over `ep` groups of ``tp * pp``
+        devices, each serving ``batch / ep`` sequences; must divide the expert count and the batch.
     micro_batches : int
         With `pp` > 1: the batch split into this many micro-batches (of ``ceil(batch / micro_batches)``
         sequences) that cross the stages one behind the other (`pipeline_step_s`); default 1 (module docstring).
@@ -234,6 +245,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     from graphperf import models
     from graphperf.dtypes import DTYPE_BITS, dtype_name
     from graphperf.execution import check_mode
+    from graphperf.passes.expert_parallel import shard_expert_parallel
     from graphperf.passes.liveness import peak_activation_memory
     from graphperf.passes.shard import collectives_by_layer, shard_tensor_parallel
     from graphperf.rules.collective import collective_time
@@ -242,12 +254,17 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     from .graphs import capture_phase, kv_inputs, last_token_logits, with_kv_len, with_precision
 
     check_mode(mode)
-    for what, value in (("--tp", tp), ("--pp", pp), ("--batch", batch), ("--input-len", input_len),
+    for what, value in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--batch", batch), ("--input-len", input_len),
                         ("--output-len", output_len), ("kv_samples", kv_samples), ("--micro-batches", micro_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{what} {value!r}: must be an integer >= 1")
-    if micro_batches > batch:
-        raise UsageError(f"--micro-batches {micro_batches}: more micro-batches than the {batch} sequences of the batch")
+    if batch % ep:
+        raise UsageError(f"--batch {batch} does not split over --ep {ep}: each of the {ep} expert-parallel groups "
+                         f"serves batch / ep sequences; use a batch that is a multiple of {ep}")
+    local_batch = batch // ep  # the sequences one expert-parallel group serves
+    if micro_batches > local_batch:
+        raise UsageError(f"--micro-batches {micro_batches}: more micro-batches than the {local_batch} sequences "
+                         f"{'of the batch' if ep == 1 else f'each of the {ep} expert-parallel groups serves'}")
     if micro_batches > 1 and pp == 1:
         raise UsageError(f"--micro-batches {micro_batches}: micro-batches pipeline the stages of --pp > 1; with "
                          "--pp 1 the batch runs as one")
@@ -283,15 +300,19 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     def precise(graph):
         return with_precision(graph, act, kv if (kv and kv != build) else None)
 
-    prefill_graph = shard_tensor_parallel(
-        precise(last_token_logits(capture_phase(model, config, "prefill", batch, input_len, build))), tp, algorithm)
+    def shard(graph, t):  # the graph one device runs: tensor parallel over t, then the experts over ep groups
+        graph = shard_tensor_parallel(graph, t, algorithm).graph
+        return shard_expert_parallel(graph, ep).graph if ep > 1 else graph
+
+    prefill_graph = shard(precise(last_token_logits(capture_phase(
+        model, config, "prefill", local_batch, input_len, build))), tp)
     first, last = input_len + 1, input_len + output_len - 1
-    decode_unsharded = precise(capture_phase(model, config, "decode", batch, first, build))
-    decode_base = shard_tensor_parallel(decode_unsharded, tp, algorithm).graph
-    prefill_stages = _stages(prefill_graph.graph, pp)
+    decode_unsharded = precise(capture_phase(model, config, "decode", local_batch, first, build))
+    decode_base = shard(decode_unsharded, tp)
+    prefill_stages = _stages(prefill_graph, pp)
     decode_stages = _stages(decode_base, pp)
-    devices = tp * pp
-    micro_size = math.ceil(batch / micro_batches)
+    devices = tp * pp * ep
+    micro_size = math.ceil(local_batch / micro_batches)
 
     # -- memory per device: the fullest pipeline stage ---------------------------------------------
     capacity = tgt.memory_gb * 1e9
@@ -305,7 +326,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         per_stage.append((w + kv_b + act_b, w, kv_b, act_b))
     total, weights, kv_bytes, activations = max(per_stage)
     fits = total <= usable
-    max_batch = min((max(int((usable - w) // ((k + a) / batch)), 0) if k + a > 0 else None)
+    max_batch = min((max(int((usable - w) // ((k + a) / local_batch)), 0) * ep if k + a > 0 else None)
                     for _, w, k, a in per_stage)
     memory = {"weights_bytes": int(weights), "kv_cache_bytes": int(kv_bytes), "activations_bytes": int(activations),
               "capacity_bytes": int(capacity), "usable_bytes": int(usable), "memory_fraction": memory_fraction}
@@ -316,7 +337,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         for t in range(tp + 1, cfg.num_kv_heads + 1):
             if cfg.num_kv_heads % t or cfg.num_heads % t:
                 continue
-            stages_t = _stages(shard_tensor_parallel(decode_unsharded, t, algorithm).graph, pp)
+            stages_t = _stages(shard(decode_unsharded, t), pp)
             if all(sum(v.type.nbytes for v in st.graph.weights()) + (k + a) * tp / t <= usable
                    for st, (_, _, k, a) in zip(stages_t, per_stage)):
                 fit_tp = t
@@ -327,12 +348,12 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         memory["smallest_pp_that_fits_estimate"] = need_pp if need_pp and need_pp <= cfg.num_layers else None
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
-    settings = {"tp": tp, "pp": pp, "batch": batch, "input_len": input_len, "output_len": output_len,
+    settings = {"tp": tp, "pp": pp, "ep": ep, "batch": batch, "input_len": input_len, "output_len": output_len,
                 "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
                 "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
                 "micro_batches": micro_batches, "micro_batch_size": micro_size}
     per_layer = []
-    for c in collectives_by_layer(decode_base).get("layers.0", []):
+    for c in collectives_by_layer(decode_stages[0].graph).get("layers.0", []):
         node = next(n for n in decode_base.nodes if n.name == c["node"])
         x, out = decode_base.types(node.inputs[:1])[0], decode_base.types(node.outputs[:1])[0]
         t = collective_time(node.op.name, node.attrs, x, out, tgt)
@@ -341,6 +362,10 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     notes = [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
+    if ep > 1:
+        notes.append(f"experts: {ep} expert-parallel groups of {tp * pp} device(s), each serving {local_batch} of the "
+                     f"{batch} sequences with 1/{ep} of every MoE block's experts; uniform routing (every group "
+                     "takes the same time); an all_to_all dispatch and combine per MoE block")
     if pp > 1:
         notes.append(f"pipeline: {pp} stages, the batch in {micro_batches} micro-batch(es) of {micro_size}: a step is "
                      f"sum(stage) + {micro_batches - 1} x slowest stage + sends; each device idles "
@@ -357,10 +382,10 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
 
     # -- time: the micro-batches cross the stages in order, a send between two (pipeline_step_s) ---------
     if micro_batches > 1:  # the graphs one micro-batch runs
-        prefill_stages = _stages(shard_tensor_parallel(precise(last_token_logits(
-            capture_phase(model, config, "prefill", micro_size, input_len, build))), tp, algorithm).graph, pp)
-        decode_stages = _stages(shard_tensor_parallel(precise(capture_phase(
-            model, config, "decode", micro_size, first, build)), tp, algorithm).graph, pp)
+        prefill_stages = _stages(shard(precise(last_token_logits(
+            capture_phase(model, config, "prefill", micro_size, input_len, build))), tp), pp)
+        decode_stages = _stages(shard(precise(capture_phase(model, config, "decode", micro_size, first, build)), tp),
+                                pp)
 
     def step(stages, kv_len=None):
         parts = [_project(st.graph if kv_len is None else with_kv_len(st.graph, kv_len), tgt, mode) for st in stages]
