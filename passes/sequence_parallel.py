@@ -13,8 +13,9 @@ pointwise ops between the blocks) runs on ``1/tp`` of the tokens on each device:
   leading; a replicated activation they read (an MoE block's output) is sliced locally, without communication;
 - an ``all_gather`` over the tokens sits in front of the next reader that needs every token: the next layer's
   q/k/v or MLP gate/up projections (one gather shared by the readers of a value, as Megatron gathers once for its
-  fused QKV), the MoE router, the LM head (the vocab-parallel head reads all tokens: the final norm runs on
-  ``N/tp`` tokens, its output is gathered), and a graph output (gathered back to the type the TP graph gives it).
+  fused QKV), the MoE router, the LM head (module ``lm_head``: the vocab-parallel head reads all tokens, so the final
+  norm runs on ``N/tp`` tokens and its output is gathered, before the head or before a view of the head's module
+  such as serve's last-position slice), and a graph output (gathered back to the type the TP graph gives it).
 
 The token axis is the flattened ``N = B * T`` tokens of the step, not the sequence ``T`` alone: NCCL's
 reduce_scatter and all_gather split a buffer into ``tp`` contiguous chunks, and in this project's batch-first
@@ -27,7 +28,8 @@ token value too.
 
 Bytes on the wire (graphperf/rules/collective.py, ring): the payload ``S`` of a reduce_scatter is its input and of
 an all_gather its output, both the full ``N * hidden * itemsize`` activation; each sends ``(tp-1)/tp * S``, so one
-reduce_scatter plus one all_gather carry ``2 (tp-1)/tp * S``, the ring all_reduce's bytes, in ``tp-1`` steps each.
+reduce_scatter plus one all_gather carry ``2 (tp-1)/tp * S``, the ring all_reduce's bytes, in ``tp-1`` steps each
+(NCCL runs both as rings: against a TP graph priced with a tree or NVLS all_reduce the two differ).
 Per decoder layer the two all_reduces become two reduce_scatters and two all_gathers (the embedding's all_reduce a
 reduce_scatter; one more all_gather before the LM head). The collectives carry ``group_size`` = tp, ``algorithm``
 ``"ring"`` and ``tokens`` = N; names end in ``_reduce_scatter`` / ``_sp_all_gather``, modules are those of the
@@ -116,12 +118,12 @@ def token_shard(t: TensorType, tokens: int, tp: int) -> TensorType:
     tokens) and its rank kept: the leading dims become ``(1, ..., c / inner, *inner_dims)`` for the most trailing
     token dims whose product ``inner`` divides the chunk ``c``.
 
-    >>> token_shard(TensorType((2, 16, 64), "bfloat16"), 32, 2)
-    bfloat16[1,16,64]
-    >>> token_shard(TensorType((2, 16, 64), "bfloat16"), 32, 4)
-    bfloat16[1,8,64]
-    >>> token_shard(TensorType((32, 64), "bfloat16"), 32, 4)
-    bfloat16[8,64]
+    >>> [token_shard(TensorType((2, 16, 64), "bfloat16"), 32, tp).shape for tp in (2, 4)]  # prefill, B 2, T 16
+    [(1, 16, 64), (1, 8, 64)]
+    >>> token_shard(TensorType((4, 1, 64), "bfloat16"), 4, 2).shape  # decode: B 4, T 1
+    (2, 1, 64)
+    >>> token_shard(TensorType((32, 64), "bfloat16"), 32, 4).shape  # tokens flattened
+    (8, 64)
     """
     j = _lead(t, tokens)
     if j is None or tokens % tp:
@@ -253,7 +255,7 @@ class _Splitter:
         return any(t.shape[k] > 1 for k in range(t.rank) if k + out.rank - t.rank < j)
 
     def run_on_all_tokens(self, node: Node, reason: str) -> None:
-        if op_name(node.op) != "matmul":  # a matmul after the split region is the layout, not a refusal
+        if op_name(node.op) != "matmul" and node.module != "lm_head":  # the layout (next block, LM head), no refusal
             self.refused.append(Refusal(_RULE, RefusalKind.REPLICATED, f"{node.name} runs on all tokens: {reason}",
                                         {"node": node.name, "op": str(node.op)}))
         inputs = tuple(self.gather(i, node.module) if i in self.types else i for i in node.inputs)

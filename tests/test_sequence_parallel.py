@@ -188,3 +188,15 @@ def test_mixtral_keeps_the_expert_all_reduces_and_splits_the_rest():
     assert {x["node"] for x in r.refused if "stays an all_reduce" in x.reason} == set(kept)
     assert r.summary()["collectives"]["reduce_scatter"] == LAYERS + 1  # o_proj per layer, the embedding
     assert all(c.cost is not None for c in graphperf.count(r.graph))
+
+
+def test_a_head_reading_the_last_position_gathers_the_final_norm_without_a_refusal():
+    from graphperf.serve.graphs import last_token_logits  # serve's prefill: the LM head on the last position only
+
+    tp_graph = shard_tensor_parallel(last_token_logits(_graph()), TP).graph
+    r = shard_sequence_parallel(tp_graph)
+    assert r.refused == []
+    head = [n for n in r.graph.nodes if n.module == "lm_head"]
+    assert [n.op.name for n in head] == ["all_gather", "view", "matmul", "all_gather"]
+    assert r.graph.values[head[0].outputs[0]].type.numel == N * HIDDEN  # every token, then the last of each row
+    assert r.graph.values[r.graph.outputs[0]].type == tp_graph.values[tp_graph.outputs[0]].type
