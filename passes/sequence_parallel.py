@@ -80,7 +80,7 @@ class SequenceParallelResult(PassResult):
     @property
     def tokens_per_device(self) -> int:
         """``N / tp`` when the graph was split, else ``N``."""
-        return self.tokens // self.tp if self.modified else self.tokens
+        return self.summary()["tokens_per_device"]
 
     def summary(self) -> dict:
         """``{"rewrite": "sequence_parallel", "tp", "tokens", "tokens_per_device", "collectives": {op: n},
@@ -345,7 +345,8 @@ def shard_sequence_parallel(tp_graph: Graph) -> SequenceParallelResult:
                                    {"node": n.name, "op": str(n.op)}))
         else:
             convert.add(n.name)
+    if not convert:
+        return SequenceParallelResult.of(tp_graph, tp, tokens, refused=refused, modified=False)
     s = _Splitter(tp_graph, tp, tokens, convert)
     s.run()
-    graph = s.graph()
-    return SequenceParallelResult.of(graph, tp, tokens, s.collectives, refused + s.refused)
+    return SequenceParallelResult.of(s.graph(), tp, tokens, s.collectives, refused + s.refused)
