@@ -338,6 +338,7 @@ cli.add_command(__import__("graphperf.mlir.command", fromlist=["mlir"]).mlir)
 cli.add_command(__import__("graphperf.audit.command", fromlist=["audit"]).audit)
 cli.add_command(__import__("graphperf.serve.command", fromlist=["serve"]).serve)
 cli.add_command(__import__("graphperf.sweep.command", fromlist=["sweep"]).sweep)
+cli.add_command(__import__("graphperf.train.command", fromlist=["train"]).train)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -19,6 +19,7 @@ from graphperf.errors import AnalysisError
 from graphperf.ir import Graph, Node, TensorType, Value
 from graphperf.ops import canonical
 from graphperf.passes.canonicalize import canonicalize
+from graphperf.passes.data_parallel import data_parallel
 from graphperf.passes.expert_parallel import shard_expert_parallel
 from graphperf.passes.fuse_attention import fuse_attention
 from graphperf.passes.fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
@@ -129,6 +130,15 @@ def moe() -> Graph:
     return Graph("moe", nodes, v, ("y0", "y1", "h1"))
 
 
+def gradients() -> Graph:
+    """A backward of two parameter gradients, produced in reverse order (w1's first)."""
+    v = {"x": Value("x", t(64, 32), "input"), "g1": act("g1", t(64, 32), "grad1"), "g0": act("g0", t(64, 32), "grad0")}
+    nodes = [Node("grad1", canonical("relu"), "relu", ("x",), ("g1",)),
+             Node("grad0", canonical("relu"), "relu", ("g1",), ("g0",))]
+    return Graph("backward", nodes, v, ("g0", "g1"), {"gradients": [{"parameter": "w0", "value": "g0"},
+                                                                    {"parameter": "w1", "value": "g1"}]})
+
+
 H100 = load_target("h100")
 TINY_SRAM = H100.with_overrides(onchip_sram_per_unit_kb=1)
 
@@ -155,6 +165,8 @@ CASES = {
                             ("tp1", mlp, partial(shard_tensor_parallel, tp=1), False)],
     shard_expert_parallel: [("ep2", moe, partial(shard_expert_parallel, ep=2), True),
                             ("ep1", moe, partial(shard_expert_parallel, ep=1), False)],
+    data_parallel: [("dp2", gradients, partial(data_parallel, dp=2), True),
+                    ("dp1", gradients, partial(data_parallel, dp=1), False)],
     # tp 2 splits mlp's 2 rows (tokens); at tp 4 they do not divide: the TP graph comes back unchanged
     shard_sequence_parallel: [("tp2", lambda: shard_tensor_parallel(mlp(), 2).graph, shard_sequence_parallel, True),
                               ("tp4", lambda: shard_tensor_parallel(mlp(), 4).graph, shard_sequence_parallel, False)],

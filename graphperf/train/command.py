@@ -1,0 +1,85 @@
+"""`graphperf train MODEL --target h100 --dp 8 --batch 8 --seq 1024 [--config full] [--dtype bf16] [--bucket-mb 25]
+[--mode graph|eager] [--no-optimizer] [--set FIELD=VALUE] [--format table|json] [-o FILE]`.
+
+Projects one data-parallel training step (graphperf/train/step.py) and prints a table or the JSON
+(``graphperf.train/1``). ``--batch`` is per device, as with DDP. Errors are one line (UsageError, exit 2), as for
+every command.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+__all__ = ["train", "render_table"]
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value * 1e3:.3f} ms"
+
+
+def render_table(d: dict) -> str:
+    """The terminal table of a `TrainResult.to_dict()`: settings, the step's times, the buckets, the notes."""
+    s, t = d["settings"], d["totals"]
+    seq = f", seq {s['seq']}" if s["seq"] is not None else ""
+    lines = [f"{d['model']} training step on {s['dp']} x {d['target']}  (data parallel, batch {s['batch_per_device']} "
+             f"per device, global {s['global_batch']}{seq}, {s['dtype']}, {s['mode']} mode)", ""]
+    rows = [("forward (with loss)", _ms(t["forward_s"])),
+            ("backward", f"{_ms(t['backward_s'])}  (compute {_ms(t['backward_compute_s'])} + exposed comm "
+                         f"{_ms(t['exposed_comm_s'])})"),
+            ("gradient all-reduce", f"{_ms(t['allreduce_s'])} in {len(d['buckets'])} buckets, "
+                                    f"{t['hidden_comm_fraction']:.0%} hidden behind the backward"),
+            ("optimizer (AdamW)", _ms(t["optimizer_s"]) if "optimizer_s" in t else "left out"),
+            ("step", _ms(t["step_s"])),
+            ("tokens/s (all devices)", "-" if t["tokens_per_s"] is None else f"{t['tokens_per_s']:,.0f}"),
+            ("samples/s (all devices)", f"{t['samples_per_s']:,.1f}"),
+            ("parameters", f"{t['parameters']:,} ({t['gradient_bytes'] / 1e6:,.1f} MB of gradients)")]
+    width = max(len(k) for k, _ in rows)
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    if d["buckets"]:
+        lines += ["", f"  {'bucket':>6} {'params':>6} {'bytes':>13} {'ready':>11} {'start':>11} {'end':>11} "
+                      f"{'all_reduce':>11}  ready after"]
+        for b in d["buckets"]:
+            lines.append(f"  {b['index']:>6} {len(b['parameters']):>6} {b['bytes']:>13,} {_ms(b['ready_s']):>11} "
+                         f"{_ms(b['start_s']):>11} {_ms(b['end_s']):>11} {_ms(b['time_s']):>11}  {b['ready_after']}")
+    lines += [""] + [f"  note: {n}" for n in d["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("model")
+@click.option("--target", "-t", default="h100", show_default=True, help="Target name or TOML file.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@click.option("--dp", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel degree (devices).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sequences per device per step (global batch = dp * batch).")
+@click.option("--seq", type=click.IntRange(min=1), help="Tokens per sequence (default: the model's).")
+@click.option("--config", default="full", show_default=True, help="Workload config (full, tiny).")
+@click.option("--dtype", help="Parameters, gradients and activations: bf16, fp16, fp32 (default: the model's).")
+@click.option("--bucket-mb", type=float, help="DDP bucket cap in MiB (default: DDP's 25, with a 1 MiB first bucket).")
+@click.option("--mode", type=click.Choice(("graph", "eager")), default="graph", show_default=True,
+              help="Execution model of each graph (graph: CUDA-graph replay).")
+@click.option("--no-optimizer", is_flag=True, help="Leave the AdamW step out of the step time.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True,
+              help="table or json (default: what -o's extension names).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+def train(model, target, sets, dp, batch, seq, config, dtype, bucket_mb, mode, no_optimizer, fmt, output):
+    """Project one data-parallel training step of MODEL on DP devices: forward, backward with the gradient
+    all-reduces overlapped, optimizer."""
+    from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
+    from ..errors import UsageError
+    from ..target import load_target
+    from .step import train as run
+
+    fmt = output_format(fmt, output, ("table", "json"))
+    refuse_overwriting(output, model, target)
+    if bucket_mb is not None and not bucket_mb > 0:
+        raise UsageError(f"--bucket-mb {bucket_mb:g}: the bucket cap must be a positive number of MiB, e.g. 25")
+    tgt = load_target(target, pairs(sets, "--set", as_int=False))
+    result = run(model, tgt, dp=dp, batch=batch, seq=seq, config=config, dtype=dtype, bucket_cap_mb=bucket_mb,
+                 mode=mode, optimizer=not no_optimizer)
+    d = result.to_dict()
+    text = json.dumps(d, indent=2) + "\n" if fmt == "json" else render_table(d)
+    emit(text, output)
+    wrote(output, fmt)
