@@ -21,9 +21,9 @@ N = B * T  # the step's tokens: the axis sequence parallelism splits
 S = N * HIDDEN * ITEMSIZE  # a collective's payload: the full activation (all_gather: its output, RS: its input)
 
 
-def _graph(model="llama3-8b", phase="prefill", batch=B, **shape):
+def _graph(model="llama3-8b", phase="prefill", batch=B, config="tiny", **shape):
     shape = shape or ({"kv_len": 16} if phase == "decode" else {"seq": T})
-    req = graphperf.ModelRequest(model, config="tiny", phase=phase, batch=batch, **shape)
+    req = graphperf.ModelRequest(model, config=config, phase=phase, batch=batch, **shape)
     return canonicalize(graphperf.load_graph(req)[0]).graph
 
 
@@ -200,3 +200,25 @@ def test_a_head_reading_the_last_position_gathers_the_final_norm_without_a_refus
     assert [n.op.name for n in head] == ["all_gather", "view", "matmul", "all_gather"]
     assert r.graph.values[head[0].outputs[0]].type.numel == N * HIDDEN  # every token, then the last of each row
     assert r.graph.values[r.graph.outputs[0]].type == tp_graph.values[tp_graph.outputs[0]].type
+
+
+def test_full_size_llama3_8b_prefill_at_tp8():
+    from graphperf.serve.graphs import last_token_logits  # serve's prefill: logits of the last position only
+
+    tp, tokens, hidden, ffn, layers = 8, 128, 4096, 14336, 32
+    g = _graph(config="full", batch=1, seq=tokens)
+    tp_graph = shard_tensor_parallel(last_token_logits(g), tp).graph
+    r = shard_sequence_parallel(tp_graph)
+    assert r.refused == [] and r.tokens_per_device == tokens // tp
+    per_layer = [v for k, v in collectives_by_layer(r.graph).items() if k.startswith("layers.")]
+    assert len(per_layer) == layers
+    s = tokens * hidden * ITEMSIZE
+    for cs in per_layer:
+        assert [c["op"] for c in cs] == ["all_gather", "reduce_scatter"] * 2
+        assert all(math.prod(c["shape"]) * ITEMSIZE * (tp if c["op"] == "all_gather" else 1) == s for c in cs)
+    # TP's peak is layer 0's input norm: the residual, the normalised and the scaled activation, all tokens
+    tp_peak, sp_peak = peak_activation_memory(tp_graph), peak_activation_memory(r.graph)
+    assert (tp_peak.at_node, tp_peak.bytes) == ("mul_1", 3 * tokens * hidden * ITEMSIZE)
+    # SP's is in the MLP: the gathered norm output (all tokens), gate and silu (ffn/tp wide), the residual's N/tp
+    assert (sp_peak.at_node, sp_peak.bytes) == (
+        "silu", (tokens * hidden + 2 * tokens * ffn // tp + tokens // tp * hidden) * ITEMSIZE)
