@@ -21,17 +21,19 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
   smallest tp that fits this batch (weights and KV cache split by tp, replicated weights kept whole).
 - **pipeline parallelism** (``pp`` > 1): the layers split into ``pp`` stages of ``tp`` devices (passes/shard.py
   `split_pipeline`), stages packed into nodes in order; the batch split into ``micro_batches`` (u) micro-batches of
-  ``ceil(batch / u)`` sequences, each stage projected on the graph one micro-batch runs. A step (the prefill, each
-  decode step) takes `pipeline_step_s`: ``sum(stage_s) + (u - 1) * max(stage_s) + sends``, the first micro-batch
-  through every stage and send, the others one slowest stage apart (GPipe's ``(u + pp - 1) * t + sends`` for
-  balanced stages); each device idles ``(pp - 1) / (u + pp - 1)`` of it (``pipeline_bubble_fraction`` in each
-  step's breakdown). A send is one link latency + the micro-batch's boundary activation / bandwidth, on the
-  scale-out network when the two stages sit in different nodes (``devices_per_node``), else on the scale-up link.
-  Default u = 1: this model keeps a barrier per step (micro-batches do not overlap across decode steps, as
-  engines that keep ``pp`` micro-batches in flight do), so splitting a decode step whose time is mostly the
-  weights' read costs ``(u + pp - 1) / pp`` times more than the batch as one; u > 1 pays where a stage's time
-  scales with its micro-batch (a compute-bound prefill, a decode dominated by the KV cache). Memory per device is
-  the fullest stage's, at the whole batch (its KV cache; the activation peak of the whole batch, an upper bound);
+  ``ceil(batch / u)`` sequences, each stage projected on the graph one micro-batch runs. The prefill takes
+  `pipeline_step_s`: ``sum(stage_s) + (u - 1) * max(stage_s) + sends``, the first micro-batch through every stage
+  and send, the others one slowest stage apart (GPipe's ``(u + pp - 1) * t + sends`` for balanced stages); each
+  device idles ``(pp - 1) / (u + pp - 1)`` of it (``pipeline_bubble_fraction`` in the step's breakdown). The decode
+  runs in steady state, as engines run it (vLLM's virtual engines, TensorRT-LLM: the ``u`` micro-batches stay in
+  flight, a stage takes the next micro-batch as soon as it is free): each micro-batch gets a token every
+  `steady_decode_s` ``= max(sum(stage_s) + sends, u * max(stage_s))``, its own trip round the stages or the slowest
+  stage serving all ``u``, whichever is longer; the bubble is the stages' idle share of that period. A send is one
+  link latency + the micro-batch's boundary activation / bandwidth, on the scale-out network when the two stages
+  sit in different nodes (``devices_per_node``), else on the scale-up link. Default u = 1: the batch as one, the
+  stages in turn (a bubble of ``(pp - 1) / pp``); u = pp keeps every stage busy when the stages are balanced.
+  Memory per device is the fullest stage's, at the whole batch (its KV cache; the activation peak of the whole
+  batch, an upper bound);
 - **expert parallelism** (``ep`` > 1, mixture-of-experts models): ``ep`` groups of ``tp`` devices (of ``pp``
   stages), each serving ``batch / ep`` of the sequences through attention, norms and router, the experts of every
   MoE block spread over the ``ep`` groups (passes/expert_parallel.py, after the tensor-parallel split: GShard's layout
@@ -185,6 +187,25 @@ def pipeline_step_s(stage_s: list[float], send_s: list[float], micro_batches: in
     return sum(stage_s) + (micro_batches - 1) * max(stage_s) + sum(send_s)
 
 
+def steady_decode_s(stage_s: list[float], send_s: list[float], micro_batches: int) -> float:
+    """The time between two tokens of a micro-batch when `micro_batches` (u) micro-batches circulate through the
+    stages without a barrier (each decode step of a micro-batch needs its previous token)::
+
+        period_s = max(sum(stage_s) + sum(send_s), u * max(stage_s))
+
+    The period of a cyclic pipeline is the largest of its cycles' time over the jobs each cycle holds (a marked
+    graph's cycle time): a micro-batch's trip round every stage and send holds u micro-batches, so each token comes
+    at least ``sum + sends`` after the last; every stage is a cycle holding one micro-batch, so the slowest serves
+    the u of them in ``u * max(stage_s)``. With u = 1 it is the stages in turn, as `pipeline_step_s`.
+    """
+    return max(sum(stage_s) + sum(send_s), micro_batches * max(stage_s))
+
+
+def steady_bubble_fraction(stage_s: list[float], period_s: float, micro_batches: int) -> float:
+    """The stages' mean idle share of a steady decode period: stage s is busy ``u * stage_s[s]`` of it."""
+    return 1.0 - micro_batches * sum(stage_s) / (len(stage_s) * period_s)
+
+
 def bubble_fraction(pp: int, micro_batches: int) -> float:
     """The fill-drain bubble of a step: ``(M - 1) / (u + M - 1)`` of it each device idles (balanced stages)."""
     return (pp - 1) / (micro_batches + pp - 1)
@@ -222,7 +243,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         devices, each serving ``batch / ep`` sequences; must divide the expert count and the batch.
     micro_batches : int
         With `pp` > 1: the batch split into this many micro-batches (of ``ceil(batch / micro_batches)``
-        sequences) that cross the stages one behind the other (`pipeline_step_s`); default 1 (module docstring).
+        sequences) that cross the stages one behind the other: fill and drain for the prefill (`pipeline_step_s`), in
+        steady state for the decode (`steady_decode_s`); default 1 (module docstring).
     batch, input_len, output_len : int
         Sequences served together, prompt tokens each, generated tokens each.
     dtype, kv_dtype : str, optional
@@ -367,10 +389,10 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                      f"{batch} sequences with 1/{ep} of every MoE block's experts; uniform routing (every group "
                      "takes the same time); an all_to_all dispatch and combine per MoE block")
     if pp > 1:
-        notes.append(f"pipeline: {pp} stages, the batch in {micro_batches} micro-batch(es) of {micro_size}: a step is "
-                     f"sum(stage) + {micro_batches - 1} x slowest stage + sends; each device idles "
-                     f"{bubble_fraction(pp, micro_batches):.0%} of it (the fill-drain bubble, (pp-1)/(u+pp-1)); "
-                     "micro-batches do not overlap across decode steps")
+        notes.append(f"pipeline: {pp} stages, the batch in {micro_batches} micro-batch(es) of {micro_size}: the prefill "
+                     f"is sum(stage) + {micro_batches - 1} x slowest stage + sends (each device idles "
+                     f"{bubble_fraction(pp, micro_batches):.0%} of it, (pp-1)/(u+pp-1)); the decode runs in steady "
+                     f"state, a token per micro-batch every max(sum(stage) + sends, {micro_batches} x slowest stage)")
     result = ServeResult(model, tgt.tag, settings, totals, memory, collectives_per_layer=per_layer, notes=notes)
     if not fits:
         result.notes.append(
@@ -380,7 +402,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
             f"{memory['smallest_pp_that_fits_estimate'] or 'no'} pipeline stages of tp {tp} would hold it")
         return result
 
-    # -- time: the micro-batches cross the stages in order, a send between two (pipeline_step_s) ---------
+    # -- time: the micro-batches cross the stages in order, a send between two ------------------------------
     if micro_batches > 1:  # the graphs one micro-batch runs
         prefill_stages = _stages(shard(precise(last_token_logits(
             capture_phase(model, config, "prefill", micro_size, input_len, build))), tp), pp)
@@ -392,19 +414,27 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         stage_s = [p["latency_s"] for p in parts]
         send_s = [_send_s(st.received_bytes, tgt, s, tp) for s, st in enumerate(stages) if s > 0]
         slowest = max(range(len(parts)), key=stage_s.__getitem__)
-        # the critical path: the first micro-batch through every stage and send, then the others behind the
-        # slowest stage; each term's split by bound comes from the stage that runs it
-        breakdown = {k: sum(p["breakdown"][k] for p in parts) + (micro_batches - 1) * parts[slowest]["breakdown"][k]
-                     for k in parts[0]["breakdown"]}
-        breakdown["pipeline_send_s"] = sum(send_s)
-        out = {"latency_s": pipeline_step_s(stage_s, send_s, micro_batches),
-               "flops": micro_batches * sum(p["flops"] for p in parts),
-               "bytes": micro_batches * sum(p["bytes"] for p in parts), "breakdown": breakdown}
+        u, keys = micro_batches, parts[0]["breakdown"]
+        if kv_len is None:  # the prefill, fill and drain: the first micro-batch through every stage and send,
+            # then the others behind the slowest stage; each term's split by bound from the stage that runs it
+            latency, idle = pipeline_step_s(stage_s, send_s, u), bubble_fraction(pp, u)
+            breakdown = {k: sum(p["breakdown"][k] for p in parts) + (u - 1) * parts[slowest]["breakdown"][k]
+                         for k in keys}
+            breakdown["pipeline_send_s"] = sum(send_s)
+        else:  # a decode step in steady state: the micro-batch's trip or the slowest stage serving all u
+            latency = steady_decode_s(stage_s, send_s, u)
+            idle = steady_bubble_fraction(stage_s, latency, u)
+            stage_bound = u * stage_s[slowest] > sum(stage_s) + sum(send_s)
+            breakdown = {k: u * parts[slowest]["breakdown"][k] if stage_bound else sum(p["breakdown"][k] for p in parts)
+                         for k in keys}
+            breakdown["pipeline_send_s"] = 0.0 if stage_bound else sum(send_s)
+        out = {"latency_s": latency, "flops": u * sum(p["flops"] for p in parts),
+               "bytes": u * sum(p["bytes"] for p in parts), "breakdown": breakdown}
         if pp > 1:
-            breakdown["pipeline_bubble_fraction"] = bubble_fraction(pp, micro_batches)
-            out["pipeline"] = {"micro_batches": micro_batches, "micro_batch_size": micro_size, "stage_s": stage_s,
-                               "send_s": send_s, "slowest_stage": slowest,
-                               "bubble_fraction": bubble_fraction(pp, micro_batches)}
+            breakdown["pipeline_bubble_fraction"] = idle
+            out["pipeline"] = {"micro_batches": u, "micro_batch_size": micro_size, "stage_s": stage_s,
+                               "send_s": send_s, "slowest_stage": slowest, "bubble_fraction": idle,
+                               "schedule": "fill-drain" if kv_len is None else "steady"}
         return out
 
     pre = step(prefill_stages)
