@@ -14,8 +14,10 @@ Guarantees:
 
 - The forward graph includes the loss: ``cross_entropy`` in float32 of the model's output (``[..., classes]``)
   against int64 labels of the output's leading shape (for an LM, next-token labels of every position; for an
-  encoder such as bert-base, whose output is its last hidden state, the loss over the hidden dim stands in for a
-  task head). The backward starts from the loss's gradient (``tangents_1``).
+  encoder such as bert-base, whose first output is its last hidden state, the loss over the hidden dim stands in for
+  a task head; of a model with several outputs the first is scored). The backward starts from the loss's gradient
+  (``tangents_1``). A parameter the loss does not reach (bert-base's pooler) gets no gradient: it is neither
+  all-reduced nor updated.
 - `TrainingStep.parameters` lists every trainable parameter once (tied weights once), in
   ``module.named_parameters()`` order, with its gradient's value in the backward graph (``gradient``; None when
   the loss does not depend on it): the backward graph's outputs, in that order. ``backward.meta["gradients"]``
@@ -116,12 +118,15 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
     buffers = {n: fake(b) for n, b in module.named_buffers()}
     inputs = tuple(fake(a) if isinstance(a, torch.Tensor) else a for a in w.args)
 
-    def step(params, buffers, inputs, labels):
+    def scored(params, buffers, inputs):
         out = functional_call(module, {**params, **buffers}, inputs)
-        return F.cross_entropy(out.flatten(0, -2).float(), labels.flatten())
+        return out[0] if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor) else out
+
+    def step(params, buffers, inputs, labels):
+        return F.cross_entropy(scored(params, buffers, inputs).flatten(0, -2).float(), labels.flatten())
 
     with mode:
-        out = functional_call(module, {**params, **buffers}, inputs)
+        out = scored(params, buffers, inputs)
         if not isinstance(out, torch.Tensor) or out.dim() < 2:
             raise AnalysisError(f"{w.description}: the training step needs one output of shape [..., classes], "
                                 f"got {type(out).__name__}")
@@ -147,7 +152,8 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
     weights = set(fw_inputs[:len(names) + len(buffers)])
     fw_params = set(fw_inputs[:len(names)])
     bw_inputs = {n.name for n in bw.graph.nodes if n.op == "placeholder"}
-    label = f"{w.description} training step"
+    description = w.description.replace(f" {phase} ", " ", 1)
+    label = f"{description} training step"
     forward = capture_fx(fw, name=f"{label} forward", weights=weights, parameters=fw_params,
                          meta={"training": "forward", "loss": LOSS})
     backward = capture_fx(bw, name=f"{label} backward", weights=weights & bw_inputs, parameters=fw_params & bw_inputs,
@@ -166,4 +172,4 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
                                     p.numel() * p.element_size(), None if arg is None else by_arg[arg.name]))
     backward.meta["gradients"] = [{"parameter": p.name, "value": p.gradient} for p in parameters
                                   if p.gradient is not None]
-    return TrainingStep(forward, backward, tuple(parameters), w.description, w.batch, w.seq)
+    return TrainingStep(forward, backward, tuple(parameters), description, w.batch, w.seq)

@@ -28,7 +28,7 @@ def render_table(d: dict) -> str:
     rows = [("forward (with loss)", _ms(t["forward_s"])),
             ("backward", f"{_ms(t['backward_s'])}  (compute {_ms(t['backward_compute_s'])} + exposed comm "
                          f"{_ms(t['exposed_comm_s'])})"),
-            ("gradient all-reduce", f"{_ms(t['allreduce_s'])} in {len(d['buckets'])} buckets, "
+            ("gradient all-reduce", f"{_ms(t['allreduce_s'])} in {len(d['buckets'])} bucket{'s' * (len(d['buckets']) != 1)}, "
                                     f"{t['hidden_comm_fraction']:.0%} hidden behind the backward"),
             ("optimizer (AdamW)", _ms(t["optimizer_s"]) if "optimizer_s" in t else "left out"),
             ("step", _ms(t["step_s"])),

@@ -212,4 +212,4 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
                 "optimizer": "adamw" if optimizer else None}
     notes = list(NOTES) if optimizer else [n for n in NOTES if not n.startswith("optimizer")] + [
         "optimizer: left out (--no-optimizer): step_s is forward + backward"]
-    return TrainResult(step.description.replace(" prefill", ""), tgt.name, settings, totals, bucket_rows, notes)
+    return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes)
