@@ -120,6 +120,7 @@ def test_pipeline_shows_the_bubble_stages_and_sends():
     assert "pipeline send" in steps and pct(d["prefill"]["breakdown"]["pipeline_bubble_fraction"]) in steps
     p = d["prefill"]["pipeline"]
     assert all(seconds(v) in steps for v in p["stage_s"]) and seconds(sum(p["send_s"])) in steps
+    assert all(s["pipeline"].get("schedule", "") in steps for s in [d["prefill"], *d["decode"]["samples"]])
     memory = text_of(section(page, "memory"))
     assert all(f"stage {i}" in memory and si(v, "B") in memory for i, v in enumerate(d["memory"]["per_stage_bytes"]))
 

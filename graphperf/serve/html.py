@@ -223,18 +223,21 @@ def steps_body(d: dict[str, Any]) -> str:
     return out + (stages_table(d) if pipelined else "")
 
 
+def stage_row(name: str, p: dict[str, Any], scheduled: bool):
+    """One step of the pipeline: each stage's time, the sends, the slowest stage (and the schedule)."""
+    sends = sum(p["send_s"])
+    return ([(esc(name), None, "")] + [(esc(seconds(v)), sort_key(v), "") for v in p["stage_s"]] +
+            [(esc(seconds(sends)), sort_key(sends), ""), (esc(p["slowest_stage"]), str(p["slowest_stage"]), "")] +
+            ([(esc(p["schedule"]), None, "")] if scheduled else []))
+
+
 def stages_table(d: dict[str, Any]) -> str:
     """Per step, each pipeline stage's time for one micro-batch and the sends into it."""
     named = [("prefill", d["prefill"])] + [(f"decode at KV {s['kv_len']}", s) for s in d["decode"]["samples"]]
-    pp = d["settings"]["pp"]
-    cols = [("step", False)] + [(f"stage {i}", True) for i in range(pp)] + [("sends", True),
-                                                                                 ("slowest stage", True)]
-    rows = []
-    for name, step in named:
-        p = step["pipeline"]
-        rows.append([(esc(name), None, "")] + [(esc(seconds(v)), sort_key(v), "") for v in p["stage_s"]] +
-                    [(esc(seconds(sum(p["send_s"]))), sort_key(sum(p["send_s"])), ""),
-                     (esc(p["slowest_stage"]), str(p["slowest_stage"]), "")])
+    scheduled = all("schedule" in step["pipeline"] for _, step in named)
+    cols = [("step", False)] + [(f"stage {i}", True) for i in range(d["settings"]["pp"])]
+    cols += [("sends", True), ("slowest stage", True)] + ([("schedule", False)] if scheduled else [])
+    rows = [stage_row(name, step["pipeline"], scheduled) for name, step in named]
     return "<h3>Pipeline stages (one micro-batch each)</h3>\n" + table(cols, rows, sortable=False)
 
 
