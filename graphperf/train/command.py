@@ -35,6 +35,14 @@ def render_table(d: dict) -> str:
             ("tokens/s (all devices)", "-" if t["tokens_per_s"] is None else f"{t['tokens_per_s']:,.0f}"),
             ("samples/s (all devices)", f"{t['samples_per_s']:,.1f}"),
             ("parameters", f"{t['parameters']:,} ({t['gradient_bytes'] / 1e6:,.1f} MB of gradients)")]
+    m = d.get("memory") or {}
+    if m:
+        verdict = {True: "fits", False: "DOES NOT FIT", None: "capacity unknown"}[m["fits"]]
+        capacity = "" if m["capacity_bytes"] is None else f" of {m['capacity_bytes'] / 1e9:,.1f} GB"
+        rows.append(("memory per device", f"{m['needed_bytes'] / 1e9:,.2f} GB{capacity}: {verdict} (weights "
+                     f"{m['weights_bytes'] / 1e9:,.2f}, gradients {m['gradients_bytes'] / 1e9:,.2f}, AdamW states "
+                     f"{m['optimizer_states_bytes'] / 1e9:,.2f}, activations "
+                     f"{(m['saved_activations_bytes'] + m['backward_peak_activation_bytes']) / 1e9:,.2f} GB)"))
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     if d["buckets"]:

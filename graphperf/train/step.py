@@ -56,11 +56,15 @@ class TrainResult:
         dp, batch (per device), global_batch, seq, dtype, mode, the bucket caps (bytes), loss.
     totals : dict
         forward_s, backward_s, backward_compute_s, optimizer_s, allreduce_s, exposed_comm_s, step_s, tokens_per_s,
-        samples_per_s, parameters, gradient_bytes, flops (forward + backward + optimizer per device).
+        samples_per_s, parameters, gradient_bytes, flops (forward + backward + optimizer per device),
+        memory_per_device_bytes, fits.
     buckets : list of dict
         Per bucket: parameters, bytes, dtype, ready_after, ready_s, start_s, end_s, time_s.
     notes : list of str
         The assumptions, as the table prints them.
+    memory : dict
+        Bytes per device: weights, gradients, optimizer states (fp32 m and v), saved activations, the backward's
+        peak of live activations; needed, capacity (``memory_gb``), fits (None when the target states none).
     """
 
     model: str
@@ -69,6 +73,7 @@ class TrainResult:
     totals: dict[str, Any]
     buckets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, schema ``graphperf.train/1``."""
@@ -76,7 +81,7 @@ class TrainResult:
 
         return {"schema": SCHEMA, "tool": {"name": "graphperf", "version": __version__}, "model": self.model,
                 "target": self.target, "settings": dict(self.settings), "totals": dict(self.totals),
-                "buckets": [dict(b) for b in self.buckets], "notes": list(self.notes)}
+                "memory": dict(self.memory), "buckets": [dict(b) for b in self.buckets], "notes": list(self.notes)}
 
 
 def _node_ends(report) -> dict[str, float]:
@@ -202,6 +207,8 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     }
     if optimizer_s is None:
         del totals["optimizer_s"]
+    memory = _memory(step, fw, bw, bw_graph, optimizer, tgt)
+    totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     bucket_rows = [{**b.to_dict(), "ready_s": r, "start_s": s, "end_s": e, "time_s": d}
                    for b, r, s, e, d in zip(buckets, timeline.ready_s, timeline.start_s, timeline.end_s,
                                             timeline.duration_s)]
@@ -212,4 +219,22 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
                 "optimizer": "adamw" if optimizer else None}
     notes = list(NOTES) if optimizer else [n for n in NOTES if not n.startswith("optimizer")] + [
         "optimizer: left out (--no-optimizer): step_s is forward + backward"]
-    return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes)
+    return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes, memory)
+
+
+def _memory(step, fw, bw, bw_graph, optimizer: bool, target) -> dict[str, Any]:
+    """Bytes one device holds: the weights (parameters and buffers), the gradients, AdamW's two fp32 moments per
+    updated parameter, and the activations: those saved for the backward (the backward graph's inputs) plus the
+    backward's own peak of live activations (an upper bound: the saved ones are freed as the backward goes)."""
+    from graphperf.report.memory_fit import memory_fit
+
+    updated = sum(p.numel for p in step.parameters if p.gradient is not None)
+    saved = sum(v.type.nbytes for v in bw_graph.values.values() if v.kind == "input" and v.type is not None)
+    out = {"weights_bytes": fw.totals["weight_bytes"], "gradients_bytes": step.gradient_bytes,
+           "optimizer_states_bytes": 8 * updated if optimizer else 0, "saved_activations_bytes": saved,
+           "backward_peak_activation_bytes": bw.totals["peak_activation_bytes"]}
+    fit = memory_fit(out["weights_bytes"] + out["gradients_bytes"] + out["optimizer_states_bytes"],
+                     saved + out["backward_peak_activation_bytes"], getattr(target, "memory_gb", None))
+    out.update(needed_bytes=fit["memory_needed_bytes"], capacity_bytes=fit["memory_capacity_bytes"],
+               fits=fit["fits"], shortfall_bytes=fit["memory_shortfall_bytes"])
+    return out
