@@ -257,3 +257,11 @@ def test_serve_page_in_headless_chromium(browser, tmp_path, case):
     nojs = browser.open(path, javascript=False)
     assert nojs.problems == [] and "data-gp-status" not in re.match(r"<!DOCTYPE html><html([^>]*)>", nojs.dom).group(1)
     assert ("Does not fit" in nojs.dom) == (case == "nofit")
+
+
+def test_one_output_token_has_no_decode_section_and_no_tpot():
+    d = serve("llama3-8b", "h100", tp=1, pp=2, batch=2, input_len=32, output_len=1, config="tiny").to_dict()
+    page = render_serve_html(d)
+    assert d["totals"]["tpot_s"] is None and "tpot" not in page and 'id="decode"' not in page
+    assert seconds(d["totals"]["ttft_s"]) in section(page, "steps")
+    assert_no_missing_figure(page)
