@@ -1,4 +1,4 @@
-"""`graphperf serve MODEL --target h100 --tp 8 [--pp 2] [--ep 8] --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
+"""`graphperf serve MODEL --target h100 --tp 8 [--pp 2] [--ep 8] [--sp] --batch 64 --input-len 2048 --output-len 256 [--dtype fp8]
 [--kv-dtype bf16] [--usd-per-hour 2.5] [--set FIELD=VALUE] [--format table|json|html] [-o FILE]`.
 
 Projects one generation (graphperf/serve/generation.py) and prints a table or the JSON (``graphperf.serve/1``),
@@ -29,7 +29,7 @@ def _gb(value) -> str:
 def render_table(d: dict) -> str:
     """The terminal table of a `ServeResult.to_dict()`: settings, totals, memory, step breakdown, collectives."""
     s, t, m = d["settings"], d["totals"], d["memory"]
-    ep = f", ep {s['ep']}" if s.get("ep", 1) > 1 else ""
+    ep = (f", ep {s['ep']}" if s.get("ep", 1) > 1 else "") + (", sp" if s.get("sp") else "")
     lines = [f"{d['model']} on {s['devices']} x {d['target']}  (tp {s['tp']}, pp {s.get('pp', 1)}{ep}, batch {s['batch']}, input {s['input_len']}, "
              f"output {s['output_len']}, {s['dtype']} weights, {s['kv_dtype']} KV cache, {s['mode']} mode)", ""]
     rows = [("ttft", _fmt_s(t["ttft_s"])), ("tpot", _fmt_s(t["tpot_s"])), ("end to end", _fmt_s(t["e2e_s"])),
@@ -81,6 +81,8 @@ def render_table(d: dict) -> str:
 @click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True,
               help="Expert parallelism (MoE models): the experts over EP groups of tp*pp devices, batch/EP sequences "
                    "each.")
+@click.option("--sp", is_flag=True, help="Sequence parallelism over the tp devices (Megatron-LM): norms and residual adds "
+                                         "on 1/tp of the tokens, each all_reduce a reduce_scatter + all_gather.")
 @click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline micro-batches per step (with --pp > 1): fill and drain bubble (pp-1)/(u+pp-1).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences served together.")
@@ -97,7 +99,7 @@ def render_table(d: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True,
               help="table, json, or html (a page: needs -o FILE.html); default: what -o's extension names.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def serve(model, target, sets, tp, pp, ep, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
+def serve(model, target, sets, tp, pp, ep, sp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
           config, mode, kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
     from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
@@ -108,7 +110,7 @@ def serve(model, target, sets, tp, pp, ep, micro_batches, batch, input_len, outp
     fmt = output_format(fmt, output, ("table", "json", "html"))
     refuse_overwriting(output, model, target)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
-    result = run(model, tgt, tp=tp, pp=pp, ep=ep, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+    result = run(model, tgt, tp=tp, pp=pp, ep=ep, sp=sp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                  kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples,
                  micro_batches=micro_batches)
     d = result.to_dict()

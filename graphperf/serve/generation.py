@@ -41,6 +41,11 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
   every group's experts receive the same share of the tokens, so the groups take the same time and a step's time
   is one group's; ``batch`` must divide by ``ep``. Memory per device holds ``E / ep`` experts and the KV cache of
   ``batch / ep`` sequences; ``max_batch_that_fits`` is the whole batch over the ``ep`` groups;
+- **sequence parallelism** (``sp``, with ``tp`` > 1): every step's tensor-parallel graph rewritten by
+  passes/sequence_parallel.py: the all_reduces become a reduce_scatter and an all_gather over the step's tokens, the
+  norms and residual adds between them run on ``1/tp`` of the tokens (same bytes on the wire, less activation
+  memory and norm work). A step whose tokens do not divide by tp (a decode step of a batch that does not) keeps
+  the tensor-parallel graph; the notes say which;
 - **devices**: ``tp * pp * ep``; tokens/s per device and the cost divide by it;
 - **cost**: ``usd_per_million_tokens = usd_per_hour * devices / 3600 / output_tokens_per_s * 1e6`` with
   ``usd_per_hour`` the price of one device-hour.
@@ -225,7 +230,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
           output_len: int = 256, dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
           usd_per_hour: Optional[float] = None, config: str = "full", mode: str = "graph", kv_samples: int = 4,
           memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None,
-          pp: int = 1, micro_batches: int = 1, ep: int = 1) -> ServeResult:
+          pp: int = 1, micro_batches: int = 1, ep: int = 1, sp: bool = False) -> ServeResult:
     """Project one generation of `model` (a graphperf.models LLM) on `tp` devices of `target` (module docstring).
 
     Parameters
@@ -241,6 +246,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     ep : int
         Expert-parallel degree (mixture-of-experts models): the experts spread over `ep` groups of ``tp * pp``
         devices, each serving ``batch / ep`` sequences; must divide the expert count and the batch.
+    sp : bool
+        Sequence parallelism over the tp devices of a group (Megatron-LM; needs `tp` > 1; module docstring).
     micro_batches : int
         With `pp` > 1: the batch split into this many micro-batches (of ``ceil(batch / micro_batches)``
         sequences) that cross the stages one behind the other: fill and drain for the prefill (`pipeline_step_s`), in
@@ -269,6 +276,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     from graphperf.execution import check_mode
     from graphperf.passes.expert_parallel import shard_expert_parallel
     from graphperf.passes.liveness import peak_activation_memory
+    from graphperf.passes.sequence_parallel import shard_sequence_parallel
     from graphperf.passes.shard import collectives_by_layer, shard_tensor_parallel
     from graphperf.rules.collective import collective_time
     from graphperf.target import Target, load_target
@@ -280,6 +288,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                         ("--output-len", output_len), ("kv_samples", kv_samples), ("--micro-batches", micro_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{what} {value!r}: must be an integer >= 1")
+    if sp and tp == 1:
+        raise UsageError("--sp splits the tokens over the tensor-parallel devices: use it with --tp 2 or more")
     if batch % ep:
         raise UsageError(f"--batch {batch} does not split over --ep {ep}: each of the {ep} expert-parallel groups "
                          f"serves batch / ep sequences; use a batch that is a multiple of {ep}")
@@ -322,12 +332,19 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     def precise(graph):
         return with_precision(graph, act, kv if (kv and kv != build) else None)
 
-    def shard(graph, t):  # the graph one device runs: tensor parallel over t, then the experts over ep groups
+    sp_refused: dict[str, str] = {}  # step -> why sequence parallelism left it tensor-parallel
+
+    def shard(graph, t, phase="decode"):  # the graph one device runs: tensor (sequence) parallel, experts over ep
         graph = shard_tensor_parallel(graph, t, algorithm).graph
+        if sp and t > 1:
+            split = shard_sequence_parallel(graph)
+            if not split.modified and phase is not None:
+                sp_refused[phase] = split.refused[0].reason
+            graph = split.graph
         return shard_expert_parallel(graph, ep).graph if ep > 1 else graph
 
     prefill_graph = shard(precise(last_token_logits(capture_phase(
-        model, config, "prefill", local_batch, input_len, build))), tp)
+        model, config, "prefill", local_batch, input_len, build))), tp, "prefill")
     first, last = input_len + 1, input_len + output_len - 1
     decode_unsharded = precise(capture_phase(model, config, "decode", local_batch, first, build))
     decode_base = shard(decode_unsharded, tp)
@@ -359,7 +376,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         for t in range(tp + 1, cfg.num_kv_heads + 1):
             if cfg.num_kv_heads % t or cfg.num_heads % t:
                 continue
-            stages_t = _stages(shard(decode_unsharded, t), pp)
+            stages_t = _stages(shard(decode_unsharded, t, None), pp)
             if all(sum(v.type.nbytes for v in st.graph.weights()) + (k + a) * tp / t <= usable
                    for st, (_, _, k, a) in zip(stages_t, per_stage)):
                 fit_tp = t
@@ -370,7 +387,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         memory["smallest_pp_that_fits_estimate"] = need_pp if need_pp and need_pp <= cfg.num_layers else None
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
-    settings = {"tp": tp, "pp": pp, "ep": ep, "batch": batch, "input_len": input_len, "output_len": output_len,
+    settings = {"tp": tp, "pp": pp, "ep": ep, "sp": sp, "batch": batch, "input_len": input_len, "output_len": output_len,
                 "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
                 "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
                 "micro_batches": micro_batches, "micro_batch_size": micro_size}
@@ -384,6 +401,11 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     notes = [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
+
+    def sp_note():  # after every step is sharded: which kept the tensor-parallel graph
+        return (f"sequence parallel over tp {tp}: norms and residual adds on 1/{tp} of the tokens, each all_reduce a "
+                "reduce_scatter + all_gather" + "".join(f"; the {phase} kept tensor-parallel: {why}"
+                                                       for phase, why in sorted(sp_refused.items())))
     if ep > 1:
         notes.append(f"experts: {ep} expert-parallel groups of {tp * pp} device(s), each serving {local_batch} of the "
                      f"{batch} sequences with 1/{ep} of every MoE block's experts; uniform routing (every group "
@@ -400,12 +422,13 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
             f"({memory_fraction:.0%} of {tgt.memory_gb:g} GB); not projected. Largest batch at tp {tp}: {max_batch}; "
             f"smallest tp for batch {batch}: {fit_tp or 'none'}; about "
             f"{memory['smallest_pp_that_fits_estimate'] or 'no'} pipeline stages of tp {tp} would hold it")
+        result.notes += [sp_note()] if sp else []
         return result
 
     # -- time: the micro-batches cross the stages in order, a send between two ------------------------------
     if micro_batches > 1:  # the graphs one micro-batch runs
         prefill_stages = _stages(shard(precise(last_token_logits(
-            capture_phase(model, config, "prefill", micro_size, input_len, build))), tp), pp)
+            capture_phase(model, config, "prefill", micro_size, input_len, build))), tp, "prefill"), pp)
         decode_stages = _stages(shard(precise(capture_phase(model, config, "decode", micro_size, first, build)), tp),
                                 pp)
 
@@ -456,4 +479,5 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     result.prefill = {"latency_s": ttft, "flops": pre["flops"], "bytes": pre["bytes"], "breakdown": pre["breakdown"],
                       **({"pipeline": pre["pipeline"]} if pp > 1 else {})}
     result.decode = {"steps": steps, "total_s": decode_s, "samples": samples}
+    result.notes += [sp_note()] if sp else []
     return result
