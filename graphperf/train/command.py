@@ -39,10 +39,11 @@ def render_table(d: dict) -> str:
     if m:
         verdict = {True: "fits", False: "DOES NOT FIT", None: "capacity unknown"}[m["fits"]]
         capacity = "" if m["capacity_bytes"] is None else f" of {m['capacity_bytes'] / 1e9:,.1f} GB"
+        backward = max(m["backward_peak_activation_bytes"], m["gradients_bytes"])
         rows.append(("memory per device", f"{m['needed_bytes'] / 1e9:,.2f} GB{capacity}: {verdict} (weights "
-                     f"{m['weights_bytes'] / 1e9:,.2f}, gradients {m['gradients_bytes'] / 1e9:,.2f}, AdamW states "
-                     f"{m['optimizer_states_bytes'] / 1e9:,.2f}, activations "
-                     f"{(m['saved_activations_bytes'] + m['backward_peak_activation_bytes']) / 1e9:,.2f} GB)"))
+                     f"{m['weights_bytes'] / 1e9:,.2f}, AdamW states {m['optimizer_states_bytes'] / 1e9:,.2f}, saved "
+                     f"activations {m['saved_activations_bytes'] / 1e9:,.2f}, backward peak with the gradients "
+                     f"{backward / 1e9:,.2f} GB)"))
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     if d["buckets"]:

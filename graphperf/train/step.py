@@ -171,7 +171,8 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     tgt = _target(target)
     step = capture_training_step(model, config, batch, seq, dtype)
     info = {"frontend": "torch (aot_autograd on fake tensors)", "source": model}
-    fw = analyze_graph(step.forward, tgt, {**info, "name": step.forward.name}, mode=mode)
+    fw_graph = canonicalize(step.forward).graph
+    fw = analyze_graph(fw_graph, tgt, {**info, "name": fw_graph.name}, mode=mode)
     bw_graph = canonicalize(step.backward).graph
     dp_result = data_parallel(bw_graph, dp, bucket_cap_mb)
     bw = analyze_graph(bw_graph, tgt, {**info, "name": bw_graph.name}, mode=mode)
@@ -207,7 +208,7 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     }
     if optimizer_s is None:
         del totals["optimizer_s"]
-    memory = _memory(step, fw, bw, bw_graph, optimizer, tgt)
+    memory = _memory(step, fw, fw_graph, bw, bw_graph, optimizer, tgt)
     totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     bucket_rows = [{**b.to_dict(), "ready_s": r, "start_s": s, "end_s": e, "time_s": d}
                    for b, r, s, e, d in zip(buckets, timeline.ready_s, timeline.start_s, timeline.end_s,
@@ -222,19 +223,33 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes, memory)
 
 
-def _memory(step, fw, bw, bw_graph, optimizer: bool, target) -> dict[str, Any]:
-    """Bytes one device holds: the weights (parameters and buffers), the gradients, AdamW's two fp32 moments per
-    updated parameter, and the activations: those saved for the backward (the backward graph's inputs) plus the
-    backward's own peak of live activations (an upper bound: the saved ones are freed as the backward goes)."""
+def _weight_views(fw, fw_graph) -> set[str]:
+    """Values of the forward that are views of a weight (``t(w)`` saved for the backward): no memory of their own."""
+    free = {r.name for r in fw.nodes if r.bound == "free"}
+    views = {v.name for v in fw_graph.weights()}
+    for node in fw_graph.nodes:
+        if node.name in free and node.inputs and node.inputs[0] in views:
+            views.update(node.outputs)
+    return views
+
+
+def _memory(step, fw, fw_graph, bw, bw_graph, optimizer: bool, target) -> dict[str, Any]:
+    """Bytes one device holds: the weights (parameters and buffers), AdamW's two fp32 moments per updated
+    parameter, the activations saved for the backward (the backward graph's inputs, less the views of weights) and
+    the backward's own peak of live tensors, which holds the gradients (its outputs live to its end; at least the
+    gradients' bytes). An upper bound: the saved activations are freed as the backward goes."""
     from graphperf.report.memory_fit import memory_fit
 
     updated = sum(p.numel for p in step.parameters if p.gradient is not None)
-    saved = sum(v.type.nbytes for v in bw_graph.values.values() if v.kind == "input" and v.type is not None)
+    views = _weight_views(fw, fw_graph)
+    saved = sum(v.type.nbytes for v in bw_graph.values.values()
+                if v.kind == "input" and v.type is not None and v.name not in views)
     out = {"weights_bytes": fw.totals["weight_bytes"], "gradients_bytes": step.gradient_bytes,
            "optimizer_states_bytes": 8 * updated if optimizer else 0, "saved_activations_bytes": saved,
            "backward_peak_activation_bytes": bw.totals["peak_activation_bytes"]}
-    fit = memory_fit(out["weights_bytes"] + out["gradients_bytes"] + out["optimizer_states_bytes"],
-                     saved + out["backward_peak_activation_bytes"], getattr(target, "memory_gb", None))
+    backward = max(out["backward_peak_activation_bytes"], out["gradients_bytes"])
+    fit = memory_fit(out["weights_bytes"] + out["optimizer_states_bytes"], saved + backward,
+                     getattr(target, "memory_gb", None))
     out.update(needed_bytes=fit["memory_needed_bytes"], capacity_bytes=fit["memory_capacity_bytes"],
                fits=fit["fits"], shortfall_bytes=fit["memory_shortfall_bytes"])
     return out
