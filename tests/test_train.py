@@ -230,3 +230,15 @@ def test_a_target_without_link_figures_is_refused_in_one_line():
     with pytest.raises(UsageError, match="no link figures"):
         train("gpt2", bare, dp=2, config="tiny", **SHAPE)
     assert math.isfinite(train("gpt2", bare, dp=1, config="tiny", **SHAPE).totals["step_s"])
+
+
+@pytest.mark.slow
+def test_gpt2_full_captures_on_fake_tensors_and_buckets_like_ddp():
+    """The full 124M model, no weight materialised: every parameter's bf16 gradient in DDP's default buckets (a
+    1 MiB first bucket, then 25 MiB ones closing at the gradient that crosses the cap)."""
+    r = train("gpt2", "h100", dp=8, batch=1, seq=1024)
+    params = build("gpt2", config="full", device="meta").module.parameters()
+    total = sum(p.numel() * p.element_size() for p in params)
+    assert r.totals["parameters"] == 124_439_808 and sum(b["bytes"] for b in r.buckets) == total == 2 * 124_439_808
+    assert r.buckets[0]["bytes"] >= MIB and all(b["bytes"] >= 25 * MIB for b in r.buckets[1:-1])
+    assert 0 <= r.totals["exposed_comm_s"] <= r.totals["allreduce_s"] and r.totals["fits"]
