@@ -13,6 +13,15 @@ unquantized (bf16/fp16) weights:
   tokens, but read that way its numbers imply 3-11 s for one batch of an 8B model, ten times what the hardware
   needs; read as output tokens/s they imply 0.2-0.6 s. The other reading's projection is printed too.
 
+- vLLM offline throughput (``vllm bench throughput``, torchao's README, one H100 of unstated variant, TP 1; a
+  third group chosen before projecting it, so not fitted to): ``num_prompts`` prompts of ``input_len`` tokens
+  generating ``output_len`` each, all admitted at once (32 or 128 prompts, under vLLM's ``max_num_seqs`` and inside
+  the KV memory), projected as one batch of ``num_prompts`` in ``reduce-overhead`` mode (vLLM V1 runs the model
+  torch.compile'd and replays CUDA graphs) on the h100 (SXM) target, h100-pcie printed as the other reading;
+  ``decode_throughput`` compared as output tokens/s, ``prefill_throughput`` (4096 in, 32 out) as total tokens/s
+  (the reading of the three vLLM prints: as output tokens/s the figure would mean 132k prompt tokens prefilled
+  in 33 ms); ``bfloat16`` and ``float8 rowwise`` (fp8 weights and activations, bf16 KV cache) as stated.
+
 Left out, with the reason printed: int8/int4 weight-only records (no integer weight path in the precision rewrite), the MI250X record (measured on one GCD, the target is the
 two-GCD package), the FP8 1000-request records (no batch size: the engine's concurrency is not published).
 No per-model correction is fitted: every number is the bundled target as is.
@@ -35,7 +44,7 @@ HF_CONFIGS = Path(__file__).resolve().parent / "hf_configs"
 # A record's model name -> a graphperf.models workload, or the config.json of a model it has no workload for.
 MODELS = {"Llama-2-7B": "llama2-7b", "Llama-3.1-8B": "llama3-8b", "Llama 3 8B": "llama3-8b",
           "Llama-3.1-70B": "llama3-70b", "Llama 3 70B": "llama3-70b", "Llama 3 405B": "llama3-405b",
-          "Llama 3.1 8B": "llama3-8b", "Llama 3.1 70B": "llama3-70b",
+          "Llama 3.1 8B": "llama3-8b", "Llama 3.1 70B": "llama3-70b", "meta-llama/Llama-3.1-8B": "llama3-8b",
           "Llama-2-70B": str(HF_CONFIGS / "meta-llama--Llama-2-70b-hf" / "config.json"),
           # the Azure guide's LLMBenchmark config names mistralai/Mistral-7B-v0.1
           "Mistral 7B": str(HF_CONFIGS / "mistralai--Mistral-7B-v0.1" / "config.json")}
@@ -46,6 +55,12 @@ def label(model: str) -> str:
     return Path(model).parent.name if model.endswith(".json") else model
 
 
+def _vllm_offline(r) -> bool:
+    """A ``vllm bench throughput`` record of torchao's README: prompts admitted at once, one device."""
+    p = r.get("params") or {}
+    return r.get("category") == "llm_inference" and "num_prompts" in p and str(r.get("software", "")).startswith("vLLM")
+
+
 def _target(hardware: str):
     if "MI250X" in hardware:
         return None, "measured on one MI250X GCD; the mi250x target is the two-GCD package"
@@ -53,8 +68,8 @@ def _target(hardware: str):
         return "mi300x", ""
     if "A100" in hardware:
         return "a100", ""
-    if "H100" in hardware and "SXM" in hardware:
-        return "h100", ""
+    if "H100" in hardware and ("SXM" in hardware or "variant not stated" in hardware):
+        return "h100", ""  # an unstated variant: the SXM part, h100-pcie as the other reading
     return None, f"no bundled target for {hardware!r}"
 
 
@@ -62,7 +77,7 @@ def select(records):
     chosen, skipped = [], []
     for r in records:
         p = r.get("params") or {}
-        if r.get("category") != "llm_inference" or "tensor_parallel" not in p:
+        if r.get("category") != "llm_inference" or ("tensor_parallel" not in p and not _vllm_offline(r)):
             continue
         model = MODELS.get(p.get("model"))
         target, why = _target(r["hardware"])
@@ -73,9 +88,9 @@ def select(records):
             skipped.append((r["id"], why))
         elif "int" in weights:
             skipped.append((r["id"], f"{weights} weights"))
-        elif p.get("batch") is None:
+        elif p.get("batch") is None and not _vllm_offline(r):
             skipped.append((r["id"], "no batch size published"))
-        elif r["metric"] not in ("decode_throughput", "throughput"):
+        elif r["metric"] not in ("decode_throughput", "throughput") and not _vllm_offline(r):
             skipped.append((r["id"], f"metric {r['metric']}"))
         else:
             chosen.append((r, model, target))
@@ -90,6 +105,8 @@ def project(r, model, target, overrides=None):
         return serve_(*args, overrides=overrides, **kwargs)
 
     p = r["params"]
+    if _vllm_offline(r):
+        return _project_vllm(r, model, target, serve)
     tp, batch = p["tensor_parallel"], p["batch"]
     if r["metric"] == "decode_throughput":  # gpt-fast
         res = serve(model, target, tp=tp, batch=batch, input_len=p.get("prompt_len") or 5, output_len=200,
@@ -112,6 +129,21 @@ def project(r, model, target, overrides=None):
     return res, res.totals["output_tokens_per_s"], note
 
 
+def _project_vllm(r, model, target, serve):
+    """A vLLM offline-throughput record: the prompts as one batch, reduce-overhead, its stated dtype."""
+    p = r["params"]
+    dtype = "fp8" if "float8" in p["dtype"] else "bf16"
+    n, i, o = p["num_prompts"], p["input_len"], p["output_len"]
+    res = serve(model, target, tp=1, batch=n, input_len=i, output_len=o, dtype=dtype, mode="reduce-overhead")
+    if not res.fits:
+        return res, None, f"{dtype}, reduce-overhead; {n} prompts do not fit as one batch"
+    total = n * (i + o) / res.totals["e2e_s"]
+    if r["metric"] == "prefill_throughput":
+        return res, total, f"{dtype}, reduce-overhead, {n} prompts as one batch, total tokens/s"
+    return res, res.totals["output_tokens_per_s"], (f"{dtype}, reduce-overhead, {n} prompts as one batch, output "
+                                                    f"tokens/s; total_tokens_per_s={total:.1f}")
+
+
 def other_readings(r, model, target, value):
     """Errors under readings the record leaves open, printed beside the main one (never replacing it):
 
@@ -127,6 +159,10 @@ def other_readings(r, model, target, value):
     from graphperf.serve import serve
 
     p, out = r["params"], {}
+    if _vllm_offline(r) and value is not None:  # the H100's variant is not stated: the PCIe part
+        _, v, _ = project(r, model, "h100-pcie")
+        out["error_h100_pcie"] = None if v is None else (v - r["value"]) / r["value"]
+        return out
     if r["metric"] == "throughput" and p.get("dtype") == "not stated":
         res = serve(model, target, tp=p["tensor_parallel"], batch=p["batch"], input_len=p["input_len"],
                     output_len=p["output_len"], dtype="fp8", kv_dtype="fp8")
@@ -171,10 +207,12 @@ def main(argv=None) -> int:
         res, value, note = project(r, model, target)
         err = None if value is None else (value - r["value"]) / r["value"]
         others = other_readings(r, model, target, value)
-        p = r["params"]
+        p = dict(r["params"])
+        p.setdefault("tensor_parallel", 1)
+        p.setdefault("batch", p.get("num_prompts"))
         rows.append({"id": r["id"], "model": label(model), "via": "config.json" if model.endswith(".json") else "workload",
                      "target": target, "tp": p["tensor_parallel"], "batch": p["batch"],
-                     "metric": r["metric"], "measured": r["value"], "projected": value, "error": err, "how": note,
+                     "metric": r["metric"], "vllm_offline": _vllm_offline(r), "measured": r["value"], "projected": value, "error": err, "how": note,
                      **others,
                      "tpot_s": res.totals["tpot_s"], "ttft_s": res.totals["ttft_s"],
                      "collective_share_of_decode": None if not res.decode else
@@ -197,9 +235,11 @@ def main(argv=None) -> int:
     for key in ("error_fp8", "error_without_collective_base"):  # the other readings in place of the main one
         g = [abs(x[key] if x.get(key) is not None else x["error"]) for x in rows if x["error"] is not None]
         summary[f"median_abs_error_reading_{key}"] = statistics.median(g) if g else None
-    for group in ("decode_throughput", "throughput"):
+    for group in ("decode_throughput", "throughput", "prefill_throughput"):
         g = [abs(x["error"]) for x in rows if x["metric"] == group and x["error"] is not None]
         summary[f"median_abs_error_{group}"] = statistics.median(g) if g else None
+    g = [abs(x["error"]) for x in rows if x["vllm_offline"] and x["error"] is not None]
+    summary["median_abs_error_vllm_offline"] = statistics.median(g) if g else None
     summary["all_reduce_checks"] = all_reduce_checks(records)
     for c in summary["all_reduce_checks"]:
         print(f"{c['id']} all_reduce tp4 {c['payload_bytes']:>11,} B  measured {c['measured_s'] * 1e6:8.1f} us  "
