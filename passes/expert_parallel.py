@@ -14,8 +14,13 @@ in each MoE block (the matmuls on stacked expert weights ``w_gate`` / ``w_up`` /
 - an ``all_to_all`` *combine* after the ``w_down`` matmul returns every slot to the device of its token
   (``[E/ep, ep*C, D] -> [E, C, D]``), where the routing weights scale them and ``index_add`` sums them, unchanged.
 
-Uniform routing is assumed: every expert receives the same share of the tokens, so each device's experts get
-``C`` slots from every device. With top-k routing and capacity factor 1 the graph holds ``E * C = k * B * T`` slots
+Routing: by default uniform, every expert receives the same share of the tokens, so each device's experts get
+``C`` slots from every device. ``imbalance`` f (1 <= f <= ep, default 1) describes skewed routing by its one figure
+that sets the step: the busiest device's experts receive f times the mean, ``ceil(f * ep * C)`` slots each (an
+expert-parallel load balancer such as DeepSeek's EPLB exists to bring f down). The graph is that device's: every
+device waits for it at the combine, so its step is the group's. Its dispatch receives ``f`` times what it sends
+(the all_to_all is priced on the larger side of the exchange, graphperf/rules/collective.py), its expert FLOPs are
+f times the uniform ones; f = 1 is the uniform graph. With top-k routing and capacity factor 1 the graph holds ``E * C = k * B * T`` slots
 (``C = ceil(k * B * T / E)``, models/mixtral.py: exact when ``E`` divides ``k * B * T``), so each all_to_all carries
 a payload of ``S = k * B * T * hidden * itemsize`` bytes per device, of which it sends ``(ep-1)/ep * S`` to the other
 devices and receives as many (graphperf/rules/collective.py prices it on the link). The expert FLOPs one device runs
@@ -41,6 +46,7 @@ does not divide the expert count, a graph without MoE experts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from graphperf.errors import UsageError
@@ -153,13 +159,14 @@ def _follow(graph: Graph, block: _Block) -> str:
     return ""
 
 
-def _local(t: TensorType, ep: int) -> TensorType:
-    """[E, C, ...] -> [E/ep, ep*C, ...]: this device's experts, the slots of every device."""
-    return TensorType((t.shape[0] // ep, t.shape[1] * ep, *t.shape[2:]), t.dtype)
+def _local(t: TensorType, ep: int, imbalance: float = 1.0) -> TensorType:
+    """[E, C, ...] -> [E/ep, ceil(f*ep*C), ...]: this device's experts, the slots every device sends them (f times
+    the mean on the busiest device)."""
+    return TensorType((t.shape[0] // ep, math.ceil(imbalance * ep * t.shape[1] - 1e-9), *t.shape[2:]), t.dtype)
 
 
 @graph_pass("shard_expert_parallel", requires={"canonical"})
-def shard_expert_parallel(graph: Graph, ep: int) -> ExpertShardResult:
+def shard_expert_parallel(graph: Graph, ep: int, imbalance: float = 1.0) -> ExpertShardResult:
     """The graph one device of an `ep`-way expert-parallel group runs (module docstring); ep = 1 returns the graph.
 
     >>> import graphperf
@@ -173,6 +180,9 @@ def shard_expert_parallel(graph: Graph, ep: int) -> ExpertShardResult:
     """
     if isinstance(ep, bool) or not isinstance(ep, int) or ep < 1:
         raise UsageError(f"--ep {ep!r}: the expert-parallel degree must be an integer >= 1")
+    if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float)) or not 1 <= imbalance <= ep:
+        raise UsageError(f"--expert-imbalance {imbalance!r}: the busiest device's share of the routed tokens over the "
+                         f"mean must be between 1 (uniform) and ep = {ep} (every token on one device)")
     blocks = _blocks(graph)
     if not blocks:
         raise UsageError(f"{graph.name}: no MoE experts (stacked weights named {', '.join(EXPERT_WEIGHTS)}) to "
@@ -206,11 +216,11 @@ def shard_expert_parallel(graph: Graph, ep: int) -> ExpertShardResult:
         name = f"{first.name}_dispatch_all_to_all"
         before[first.name] = Node(name, canonical("all_to_all"), "graphperf.shard.all_to_all", (b.src,),
                                   (dispatched,), dict(collective_attrs), b.module)
-        new_values[dispatched] = Value(dispatched, _local(src_t, ep), "activation", name)
+        new_values[dispatched] = Value(dispatched, _local(src_t, ep, imbalance), "activation", name)
         for n in b.region:
             rename.update({(n.name, b.src): dispatched})
             for o in n.outputs:
-                types[o] = _local(graph.values[o].type, ep)
+                types[o] = _local(graph.values[o].type, ep, imbalance)
         for n in b.matmuls.values():
             w = graph.values[n.inputs[1]].type
             types[n.inputs[1]] = TensorType((w.shape[0] // ep, *w.shape[1:]), w.dtype)
@@ -239,7 +249,7 @@ def shard_expert_parallel(graph: Graph, ep: int) -> ExpertShardResult:
     values = {name: Value(name, types[name], v.kind, v.producer, v.source_name) if name in types else v
               for name, v in graph.values.items()}
     values.update(new_values)
-    meta = {**graph.meta, "expert_parallel": ep}
+    meta = {**graph.meta, "expert_parallel": ep, **({"expert_imbalance": imbalance} if imbalance != 1 else {})}
     new = Graph(graph.name, nodes, values, graph.outputs, meta)
     per_device = {b.module: b.experts // ep for b in sharded}
     return ExpertShardResult.of(new, ep, per_device, collectives, refused)

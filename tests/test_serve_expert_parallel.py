@@ -95,3 +95,19 @@ def test_cli_ep():
     assert out.exit_code == 0, out.output
     assert "on 2 x h100" in out.output and "ep 2" in out.output
     assert "all_to_all dispatch" in out.output and "all_to_all combine" in out.output
+
+
+def test_skewed_routing_slows_the_step_to_the_busiest_group(runs):
+    uniform = runs[(1, 2)]
+    skewed = serve("mixtral-8x7b", "h100", tp=1, ep=2, expert_imbalance=1.5, batch=8, **RUN)
+    assert skewed.settings["expert_imbalance"] == 1.5 and "1.5 x the mean tokens" in skewed.notes[-1]
+    assert skewed.totals["tpot_s"] > uniform.totals["tpot_s"] and skewed.totals["ttft_s"] > uniform.totals["ttft_s"]
+    assert skewed.memory["weights_bytes"] == uniform.memory["weights_bytes"]  # the same experts, more tokens
+    tokens = 8 // 2
+    slots = math.ceil(1.5 * 2 * math.ceil(K * tokens / E))  # the busiest device's slots per expert
+    dispatch = next(c for c in skewed.collectives_per_layer if c["node"].endswith("_dispatch_all_to_all"))
+    assert dispatch["payload_bytes"] == (E // 2) * slots * HIDDEN * ITEMSIZE  # what it receives, the larger side
+    with pytest.raises(UsageError, match="use it with --ep 2 or more"):
+        serve("mixtral-8x7b", "h100", expert_imbalance=1.5, batch=8, **RUN)
+    with pytest.raises(UsageError, match="between 1"):
+        serve("mixtral-8x7b", "h100", ep=2, expert_imbalance=3.0, batch=8, **RUN)

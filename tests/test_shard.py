@@ -261,6 +261,38 @@ def test_bad_ep_and_a_dense_model_are_refused(decode):
         shard_expert_parallel(decode, 2)
 
 
+@pytest.mark.parametrize("ep,f", [(2, 1.5), (4, 1.5), (4, 4.0), (8, 2.0)])
+def test_skewed_routing_is_the_busiest_devices_graph(ep, f):
+    """imbalance f: the busiest device's experts get ceil(f * ep * C) slots each; its dispatch receives that much."""
+    g = _moe(batch=8)
+    uniform, skewed = shard_expert_parallel(g, ep), shard_expert_parallel(g, ep, f)
+    c = math.ceil(K * _tokens(g) / E)  # each expert's capacity on one device (models/mixtral.py)
+    slots = math.ceil(f * ep * c)
+    flops_u, flops_s = _flops(uniform.graph), _flops(skewed.graph)
+    bmms = [n for n in skewed.graph.nodes if n.op.name == "matmul" and skewed.graph.values[n.inputs[1]].type.rank == 3]
+    for n in bmms:  # E/ep experts of `slots` slots: 2 * (E/ep) * slots * D * F, f times the uniform ones
+        assert flops_s[n.name] == 2 * (E // ep) * slots * HIDDEN * FFN
+        assert flops_s[n.name] * (ep * c) == flops_u[n.name] * slots
+    layers = [v for k, v in collectives_by_layer(skewed.graph).items() if k.startswith("layers.")]
+    h100 = graphperf.load_target("h100")
+    for cs in layers:
+        for c_ in cs:  # the exchange is priced on its larger side: what the busiest device receives (or returns)
+            node = next(n for n in skewed.graph.nodes if n.name == c_["node"])
+            x, out = (skewed.graph.values[v].type for v in (node.inputs[0], node.outputs[0]))
+            t = collective_time("all_to_all", node.attrs, x, out, h100)
+            assert t.payload_bytes == (E // ep) * slots * HIDDEN * ITEMSIZE == max(x.nbytes, out.nbytes)
+    assert skewed.graph.meta["expert_imbalance"] == f
+    assert [v.type for v in shard_expert_parallel(g, ep, 1.0).graph.values.values()] == \
+        [v.type for v in uniform.graph.values.values()]
+
+
+@pytest.mark.parametrize("f", [0.5, 9.0, True])
+def test_an_imbalance_outside_one_to_ep_is_refused(f):
+    with pytest.raises(UsageError, match="between 1 \\(uniform\\) and ep = 8") as info:
+        shard_expert_parallel(_moe(), 8, f)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("tp,ep", [(2, 2), (2, 4), (2, 8)])
 def test_expert_parallel_composes_with_tensor_parallel(tp, ep):
     """tp * ep devices: every expert split over tp (Megatron), the experts over ep groups, exchanges tp apart."""

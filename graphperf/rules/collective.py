@@ -8,7 +8,8 @@ order, default 1: an expert-parallel group across tensor-parallel groups of tp d
 ``devices_per_node``, or the target gives no ``devices_per_node``).
 
 S is the payload in bytes: the buffer of the whole group's result for all_gather (its output), the buffer
-each device contributes for the others (their input). Per device, for the ring algorithm::
+each device contributes for the others (their input); for all_to_all the larger of what a device sends (its input)
+and what it receives (its output), equal unless the exchange is skewed (passes/expert_parallel.py ``imbalance``). Per device, for the ring algorithm::
 
     op              wire bytes sent        steps        FLOPs (the reduction)
     all_reduce      2 (p-1)/p * S          2 (p-1)      (p-1)/p * elements   (reduce-scatter, then all-gather)
@@ -84,7 +85,11 @@ def _algorithm(op: str, attrs: Mapping[str, Any]) -> str:
 
 
 def payload_bytes(op: str, x: TensorType, out: TensorType) -> int:
-    """S: the output's bytes for all_gather (the gathered buffer), the input's for the others."""
+    """S: the output's bytes for all_gather (the gathered buffer), the input's for all_reduce and reduce_scatter,
+    the larger of the two for all_to_all (a device sends its input's share and receives its output's over a
+    full-duplex link: the larger side sets the time; they are equal under uniform routing)."""
+    if op == "all_to_all":
+        return max(x.nbytes, out.nbytes)
     return out.nbytes if op == "all_gather" else x.nbytes
 
 

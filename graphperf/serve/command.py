@@ -81,6 +81,8 @@ def render_table(d: dict) -> str:
 @click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True,
               help="Expert parallelism (MoE models): the experts over EP groups of tp*pp devices, batch/EP sequences "
                    "each.")
+@click.option("--expert-imbalance", type=float, default=1.0, show_default=True,
+              help="With --ep: the busiest group's routed tokens over the mean (1 uniform .. ep); it sets the step.")
 @click.option("--sp", is_flag=True, help="Sequence parallelism over the tp devices (Megatron-LM): norms and residual adds "
                                          "on 1/tp of the tokens, each all_reduce a reduce_scatter + all_gather.")
 @click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
@@ -99,7 +101,7 @@ def render_table(d: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True,
               help="table, json, or html (a page: needs -o FILE.html); default: what -o's extension names.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def serve(model, target, sets, tp, pp, ep, sp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
+def serve(model, target, sets, tp, pp, ep, expert_imbalance, sp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
           config, mode, kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
     from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
@@ -110,7 +112,7 @@ def serve(model, target, sets, tp, pp, ep, sp, micro_batches, batch, input_len, 
     fmt = output_format(fmt, output, ("table", "json", "html"))
     refuse_overwriting(output, model, target)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
-    result = run(model, tgt, tp=tp, pp=pp, ep=ep, sp=sp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+    result = run(model, tgt, tp=tp, pp=pp, ep=ep, expert_imbalance=expert_imbalance, sp=sp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                  kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples,
                  micro_batches=micro_batches)
     d = result.to_dict()

@@ -37,9 +37,11 @@ target and queued in the execution ``mode``, default ``graph``: CUDA-graph repla
 - **expert parallelism** (``ep`` > 1, mixture-of-experts models): ``ep`` groups of ``tp`` devices (of ``pp``
   stages), each serving ``batch / ep`` of the sequences through attention, norms and router, the experts of every
   MoE block spread over the ``ep`` groups (passes/expert_parallel.py, after the tensor-parallel split: GShard's layout
-  with Megatron-Core's expert-tensor parallelism), an all_to_all dispatch and combine per block. Uniform routing:
-  every group's experts receive the same share of the tokens, so the groups take the same time and a step's time
-  is one group's; ``batch`` must divide by ``ep``. Memory per device holds ``E / ep`` experts and the KV cache of
+  with Megatron-Core's expert-tensor parallelism), an all_to_all dispatch and combine per block. Routing is
+  uniform by default: every group's experts receive the same share of the tokens, so the groups take the same time
+  and a step's time is one group's; with ``expert_imbalance`` f the busiest group's experts receive f times the
+  mean (f * ep * C slots each) and every group waits for it at the combine, so the step is the busiest group's
+  graph. ``batch`` must divide by ``ep``. Memory per device holds ``E / ep`` experts and the KV cache of
   ``batch / ep`` sequences; ``max_batch_that_fits`` is the whole batch over the ``ep`` groups;
 - **sequence parallelism** (``sp``, with ``tp`` > 1): every step's tensor-parallel graph rewritten by
   passes/sequence_parallel.py: the all_reduces become a reduce_scatter and an all_gather over the step's tokens, the
@@ -230,7 +232,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
           output_len: int = 256, dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
           usd_per_hour: Optional[float] = None, config: str = "full", mode: str = "graph", kv_samples: int = 4,
           memory_fraction: float = 0.9, algorithm: str = "ring", overrides: Optional[dict] = None,
-          pp: int = 1, micro_batches: int = 1, ep: int = 1, sp: bool = False) -> ServeResult:
+          pp: int = 1, micro_batches: int = 1, ep: int = 1, sp: bool = False,
+          expert_imbalance: float = 1.0) -> ServeResult:
     """Project one generation of `model` (a graphperf.models LLM) on `tp` devices of `target` (module docstring).
 
     Parameters
@@ -246,6 +249,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     ep : int
         Expert-parallel degree (mixture-of-experts models): the experts spread over `ep` groups of ``tp * pp``
         devices, each serving ``batch / ep`` sequences; must divide the expert count and the batch.
+    expert_imbalance : float
+        With `ep` > 1: the busiest group's routed tokens over the mean, 1 (uniform, the default) to `ep`.
     sp : bool
         Sequence parallelism over the tp devices of a group (Megatron-LM; needs `tp` > 1; module docstring).
     micro_batches : int
@@ -288,6 +293,9 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                         ("--output-len", output_len), ("kv_samples", kv_samples), ("--micro-batches", micro_batches)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{what} {value!r}: must be an integer >= 1")
+    if expert_imbalance != 1 and ep == 1:
+        raise UsageError(f"--expert-imbalance {expert_imbalance:g}: skewed routing loads one expert-parallel group "
+                         "more than the others; use it with --ep 2 or more")
     if sp and tp == 1:
         raise UsageError("--sp splits the tokens over the tensor-parallel devices: use it with --tp 2 or more")
     if batch % ep:
@@ -341,7 +349,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
             if not split.modified and phase is not None:
                 sp_refused[phase] = split.refused[0].reason
             graph = split.graph
-        return shard_expert_parallel(graph, ep).graph if ep > 1 else graph
+        return shard_expert_parallel(graph, ep, expert_imbalance).graph if ep > 1 else graph
 
     prefill_graph = shard(precise(last_token_logits(capture_phase(
         model, config, "prefill", local_batch, input_len, build))), tp, "prefill")
@@ -387,7 +395,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         memory["smallest_pp_that_fits_estimate"] = need_pp if need_pp and need_pp <= cfg.num_layers else None
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
-    settings = {"tp": tp, "pp": pp, "ep": ep, "sp": sp, "batch": batch, "input_len": input_len, "output_len": output_len,
+    settings = {"tp": tp, "pp": pp, "ep": ep, "expert_imbalance": expert_imbalance, "sp": sp, "batch": batch, "input_len": input_len, "output_len": output_len,
                 "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
                 "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
                 "micro_batches": micro_batches, "micro_batch_size": micro_size}
@@ -408,8 +416,10 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                                                        for phase, why in sorted(sp_refused.items())))
     if ep > 1:
         notes.append(f"experts: {ep} expert-parallel groups of {tp * pp} device(s), each serving {local_batch} of the "
-                     f"{batch} sequences with 1/{ep} of every MoE block's experts; uniform routing (every group "
-                     "takes the same time); an all_to_all dispatch and combine per MoE block")
+                     f"{batch} sequences with 1/{ep} of every MoE block's experts; an all_to_all dispatch and combine per "
+                     "MoE block; " + ("uniform routing (every group takes the same time)" if expert_imbalance == 1 else
+                                      f"the busiest group's experts get {expert_imbalance:g} x the mean tokens and "
+                                      "set the step (its graph is projected, and its memory)"))
     if pp > 1:
         notes.append(f"pipeline: {pp} stages, the batch in {micro_batches} micro-batch(es) of {micro_size}: the prefill "
                      f"is sum(stage) + {micro_batches - 1} x slowest stage + sends (each device idles "
