@@ -90,6 +90,13 @@ def test_expert_parallel_is_in_the_title_and_its_all_to_all_in_the_collectives()
     assert all(c["op"] in coll and c["module"] in coll for c in d["collectives_per_layer"])
 
 
+def test_sequence_parallel_and_skewed_routing_are_in_the_title():
+    d = serve("mixtral-8x7b", "h100", tp=2, sp=True, ep=2, expert_imbalance=1.5, batch=4, input_len=16,
+              output_len=4, config="tiny").to_dict()
+    title = re.search(r"<h1>(.*?)</h1>", render_serve_html(d)).group(1)
+    assert "sequence parallel" in title and "busiest 1.5 x mean" in title
+
+
 def test_no_price_no_cost_row():
     d = result("pp2")
     assert d["totals"]["usd_per_million_tokens"] is None and "USD" not in render_serve_html(d)

@@ -62,6 +62,8 @@ def page_title(d: dict[str, Any]) -> str:
     pp = s.get("pp", 1)
     pipe = f", pp {pp} x {s.get('micro_batches', 1)} micro-batches" if pp > 1 else ""
     pipe += f", ep {s['ep']}" if s.get("ep", 1) > 1 else ""
+    pipe += f" (busiest {s['expert_imbalance']:g} x mean)" if s.get("expert_imbalance", 1) != 1 else ""
+    pipe += ", sequence parallel" if s.get("sp") else ""
     return (f"graphperf serve: {d['model']} on {s['devices']} x {d['target']} (tp {s['tp']}{pipe}, batch {s['batch']}, "
             f"{s['input_len']} in + {s['output_len']} out tokens, {s['dtype']} weights, {s['kv_dtype']} KV cache, "
             f"{s['mode']} mode)")
@@ -112,6 +114,10 @@ def settings_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("model", f"{d['model']} ({s['config']} config)"), ("target", d["target"]),
             ("devices", f"{s['devices']} (tp {s['tp']} x pp {s.get('pp', 1)}"
                         + (f" x ep {s['ep']})" if s.get("ep", 1) > 1 else ")"))]
+    if s.get("sp"):
+        rows.append(("sequence parallel", f"norms and residual adds on 1/{s['tp']} of the tokens"))
+    if s.get("expert_imbalance", 1) != 1:
+        rows.append(("expert imbalance", f"the busiest group's experts get {s['expert_imbalance']:g} x the mean tokens"))
     if s.get("pp", 1) > 1:
         rows.append(("micro-batches", f"{s['micro_batches']} of {s['micro_batch_size']} sequences"))
     rows += [("batch", f"{s['batch']} sequences"), ("input length", f"{s['input_len']} tokens"),
