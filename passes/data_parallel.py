@@ -24,7 +24,13 @@ rebuilds its buckets in the order the gradients became ready):
 DDP launches the buckets' all-reduces in bucket order on one communication stream; graphperf/train/timeline.py
 queues them so. The gradients are named by ``graph.meta["gradients"]`` (``[{"parameter", "value"}]``, as
 graphperf/train/capture.py writes them), or by `gradients`. With ``dp == 1`` nothing is reduced: no all-reduce, no
-bucket (``modified`` False). Refusals that stop the pass (`UsageError`, one line): dp < 1, a cap <= 0, a graph
+bucket (``modified`` False).
+
+ZeRO-1 and ZeRO-2 (graphperf/train/zero.py) keep these buckets but reduce-scatter them: with
+``reduce="reduce_scatter"`` the inserted node is a ``reduce_scatter`` (group dp, ring) of the bucket's flat buffer
+padded to a multiple of dp elements (``[dp * ceil(elements / dp)]``, as DeepSpeed pads its partitions), whose output
+is this device's shard ``[ceil(elements / dp)]``: each device keeps the summed gradients of 1/dp of the parameters.
+Refusals that stop the pass (`UsageError`, one line): dp < 1, a cap <= 0, a graph
 that names no gradients, a gradient value that is not in the graph.
 
 Example
@@ -67,7 +73,8 @@ FIRST_BUCKET_BYTES = 1 * MIB
 @dataclass(frozen=True)
 class Bucket:
     """One gradient bucket: its parameters (in the order their gradients are produced), elements, bytes, dtype,
-    the node after which it is ready and the all_reduce node inserted there."""
+    the node after which it is ready and the collective node inserted there (field `all_reduce`; `op` says which
+    collective: ``all_reduce``, or ``reduce_scatter`` for ZeRO)."""
 
     index: int
     parameters: tuple[str, ...]
@@ -76,11 +83,12 @@ class Bucket:
     dtype: str
     ready_after: str
     all_reduce: str
+    op: str = "all_reduce"
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "parameters": list(self.parameters), "numel": self.numel,
                 "bytes": self.nbytes, "dtype": self.dtype, "ready_after": self.ready_after,
-                "all_reduce": self.all_reduce}
+                self.op: self.all_reduce}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +142,8 @@ def bucket_assignment(sizes: Sequence[tuple[str, int]], first_cap: int, cap: int
 
 @graph_pass("data_parallel")
 def data_parallel(graph: Graph, dp: int, bucket_cap_mb: Optional[float] = None,
-                  gradients: Optional[Sequence[Mapping[str, str]]] = None) -> DataParallelResult:
+                  gradients: Optional[Sequence[Mapping[str, str]]] = None,
+                  reduce: str = "all_reduce") -> DataParallelResult:
     """Insert DDP's bucketed gradient all-reduces for a `dp`-way data-parallel group into the backward `graph`
     (see the module docstring); the input graph is not changed.
 
@@ -148,6 +157,8 @@ def data_parallel(graph: Graph, dp: int, bucket_cap_mb: Optional[float] = None,
         The bucket cap in MiB; None: DDP's default (25 MiB, the first bucket 1 MiB).
     gradients : sequence of {"parameter", "value"}, optional
         The gradients, instead of ``graph.meta["gradients"]``.
+    reduce : {"all_reduce", "reduce_scatter"}
+        The collective per bucket: DDP's all_reduce, or ZeRO's reduce_scatter (each device keeps 1/dp).
 
     Returns
     -------
@@ -157,6 +168,8 @@ def data_parallel(graph: Graph, dp: int, bucket_cap_mb: Optional[float] = None,
     if isinstance(dp, bool) or not isinstance(dp, int) or dp < 1:
         raise UsageError(f"--dp {dp!r}: the data-parallel degree must be an integer >= 1")
     first_cap, cap = bucket_caps(bucket_cap_mb)
+    if reduce not in ("all_reduce", "reduce_scatter"):
+        raise UsageError(f"reduce={reduce!r}: a bucket is reduced by all_reduce or reduce_scatter")
     grads = list(graph.meta.get("gradients") or ()) if gradients is None else list(gradients)
     if not grads:
         raise UsageError(f"{graph.name}: the graph names no gradients (meta['gradients']); data parallelism needs "
@@ -186,22 +199,26 @@ def data_parallel(graph: Graph, dp: int, bucket_cap_mb: Optional[float] = None,
         nbytes = sum(found[i][2].type.nbytes for i in members)
         last = max(members, key=lambda i: found[i][0])
         ready = found[last][2].producer or ""
-        name = f"ddp_bucket{b}_all_reduce"
-        flat, reduced = f"ddp_bucket{b}.grads", f"ddp_bucket{b}.reduced"
-        buffer_type = TensorType((numel,), dtype)
+        prefix = "ddp" if reduce == "all_reduce" else "zero"
+        name = f"{prefix}_bucket{b}_{reduce}"
+        flat, reduced = f"{prefix}_bucket{b}.grads", f"{prefix}_bucket{b}.reduced"
+        buffer_type = out_type = TensorType((numel,), dtype)
+        if reduce == "reduce_scatter":
+            shard = -(-numel // dp)
+            buffer_type, out_type = TensorType((dp * shard,), dtype), TensorType((shard,), dtype)
         values[flat] = Value(flat, buffer_type, "input", None, f"DDP bucket {b} (flat gradient buffer)")
-        values[reduced] = Value(reduced, buffer_type, "activation", name)
+        values[reduced] = Value(reduced, out_type, "activation", name)
         module = graph.nodes[found[last][0]].module if found[last][0] >= 0 else ""
-        node = Node(name, canonical("all_reduce"), "ddp.all_reduce", (flat,), (reduced,),
+        node = Node(name, canonical(reduce), f"{prefix}.{reduce}", (flat,), (reduced,),
                     {"group_size": dp, "algorithm": "ring"}, module)
         (after.setdefault(ready, []) if ready else leading).append(node)
         outputs.append(reduced)
-        buckets.append(Bucket(b, tuple(found[i][1] for i in members), numel, nbytes, dtype, ready, name))
+        buckets.append(Bucket(b, tuple(found[i][1] for i in members), numel, nbytes, dtype, ready, name, reduce))
     nodes = list(leading)
     for node in graph.nodes:
         nodes.append(node)
         nodes.extend(after.get(node.name, ()))
     new = Graph(graph.name, nodes, values, outputs, {**graph.meta, "data_parallel": dp})
-    summary.update(buckets=len(buckets), all_reduce=len(buckets), bytes=sum(b.nbytes for b in buckets))
+    summary.update({"buckets": len(buckets), reduce: len(buckets), "bytes": sum(b.nbytes for b in buckets)})
     return DataParallelResult(new, True, [summary], [], dp=dp, bucket_cap_bytes=cap, first_bucket_cap_bytes=first_cap,
                               buckets=tuple(buckets))

@@ -24,6 +24,7 @@ from graphperf.passes.expert_parallel import shard_expert_parallel
 from graphperf.passes.fuse_attention import fuse_attention
 from graphperf.passes.fuse_chains import fuse_elementwise, fuse_epilogue, fuse_norm
 from graphperf.passes.fuse_named import fuse_named
+from graphperf.passes.fully_shard import fully_shard
 from graphperf.passes.fusion import Grouper
 from graphperf.passes.pad import pad_dims
 from graphperf.passes.precision import rewrite_precision
@@ -139,6 +140,13 @@ def gradients() -> Graph:
                                                                     {"parameter": "w1", "value": "g1"}]})
 
 
+def layered() -> Graph:
+    """mlp() as two FSDP units: its weights named as parameters of layers.0 and layers.1."""
+    g = mlp()
+    return Graph("layered", g.nodes, g.values, g.outputs, {"parameters": {"layers.0.up_proj.weight": ["wu"],
+                                                                          "layers.1.down_proj.weight": ["wd"]}})
+
+
 H100 = load_target("h100")
 TINY_SRAM = H100.with_overrides(onchip_sram_per_unit_kb=1)
 
@@ -165,6 +173,8 @@ CASES = {
                             ("tp1", mlp, partial(shard_tensor_parallel, tp=1), False)],
     shard_expert_parallel: [("ep2", moe, partial(shard_expert_parallel, ep=2), True),
                             ("ep1", moe, partial(shard_expert_parallel, ep=1), False)],
+    fully_shard: [("dp2", layered, partial(fully_shard, dp=2), True),
+                  ("dp1", layered, partial(fully_shard, dp=1), False)],
     data_parallel: [("dp2", gradients, partial(data_parallel, dp=2), True),
                     ("dp1", gradients, partial(data_parallel, dp=1), False)],
     # tp 2 splits mlp's 2 rows (tokens); at tp 4 they do not divide: the TP graph comes back unchanged

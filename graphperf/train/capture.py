@@ -22,6 +22,10 @@ Guarantees:
   ``module.named_parameters()`` order, with its gradient's value in the backward graph (``gradient``; None when
   the loss does not depend on it): the backward graph's outputs, in that order. ``backward.meta["gradients"]``
   carries the same list for passes (passes/data_parallel.py).
+- ``forward.meta["parameters"]`` and ``backward.meta["parameters"]`` map each trainable parameter's name to the
+  values of that graph which are the parameter or a view of it (the forward's ``primals_i`` placeholder; in the
+  backward, that placeholder and the forward's views of it saved for the backward, such as ``t(w)``), for passes
+  that need to know where a parameter is read (passes/fully_shard.py).
 - Gradients have their parameter's dtype (training in the workload's dtype; no fp32 master weights).
 """
 
@@ -170,6 +174,27 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
         parameters.append(Parameter(name, p.numel(), backward.values[by_arg[arg.name]].type.dtype
                                     if arg is not None else str(p.dtype).removeprefix("torch."),
                                     p.numel() * p.element_size(), None if arg is None else by_arg[arg.name]))
+    forward.meta["parameters"], backward.meta["parameters"] = _parameter_values(forward, backward, fw_inputs, names)
     backward.meta["gradients"] = [{"parameter": p.name, "value": p.gradient} for p in parameters
                                   if p.gradient is not None]
     return TrainingStep(forward, backward, tuple(parameters), description, w.batch, w.seq)
+
+
+def _parameter_values(forward: Graph, backward: Graph, fw_inputs: list, names: list) -> tuple[dict, dict]:
+    """{parameter: values} of the forward (its placeholder) and of the backward (the placeholder if the backward
+    reads it, and the forward's views of it that are backward inputs)."""
+    from graphperf.rules.registry import is_free
+
+    placeholder = dict(zip(names, fw_inputs))
+    owner = {v: n for n, v in placeholder.items()}
+    for node in forward.nodes:  # views of a parameter (t(w), view(w)) carry its owner
+        if is_free(node.op) and node.inputs and node.inputs[0] in owner:
+            for out in node.outputs:
+                owner[out] = owner[node.inputs[0]]
+    bw_inputs = {n for n, v in backward.values.items() if v.kind in ("input", "weight") and v.producer is None}
+    fw_map = {n: [v] for n, v in placeholder.items()}
+    bw_map: dict[str, list] = {n: [] for n in names}
+    for value, name in owner.items():
+        if value in bw_inputs:
+            bw_map[name].append(value)
+    return fw_map, bw_map

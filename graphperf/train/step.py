@@ -13,6 +13,12 @@ by DDP's bucketed all-reduces, which overlap with the backward:
 4. optimizer: AdamW as one fused elementwise pass (graphperf/train/optimizer.py), ``optimizer_s``;
 5. ``step_s = forward_s + backward_s + optimizer_s``; ``tokens_per_s = dp * batch * seq / step_s``.
 
+With ``zero`` 1, 2 or 3 the step is sharded data parallelism (ZeRO / FSDP FULL_SHARD, graphperf/train/zero.py):
+reduce-scatters instead of all-reduces, the optimizer over 1/dp of the parameters, the parameters all-gathered
+(after the step for stages 1 and 2, per unit before its forward and its backward for stage 3), memory by component
+sharded; the JSON then adds a ``sharding`` object (the stage, each collective kind's bytes and time, FSDP's units).
+``zero=0`` is DDP, unchanged.
+
 The JSON (`TrainResult.to_dict`, schema ``graphperf.train/1``) holds these totals, the settings, the buckets and the
 notes that state the assumptions (communication does not slow compute; not modelled: ZeRO/FSDP, gradient
 accumulation, compute-communication contention). Execution modes: ``graph`` (a CUDA-graph replay of each
@@ -65,6 +71,10 @@ class TrainResult:
     memory : dict
         Bytes per device: weights, gradients, optimizer states (fp32 m and v), saved activations, the backward's
         peak of live activations; needed, capacity (``memory_gb``), fits (None when the target states none).
+        Under ZeRO also the gathered parameters (stage 3) and the full-size gradient buffers in flight (2, 3).
+    sharding : dict
+        Empty for DDP (``zero=0``); else the stage, its name, per collective kind (all_gather, reduce_scatter)
+        count, payload bytes, wire bytes per device and time, the wire bytes per step, and (stage 3) FSDP's units.
     """
 
     model: str
@@ -74,6 +84,7 @@ class TrainResult:
     buckets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
+    sharding: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, schema ``graphperf.train/1``."""
@@ -81,7 +92,8 @@ class TrainResult:
 
         return {"schema": SCHEMA, "tool": {"name": "graphperf", "version": __version__}, "model": self.model,
                 "target": self.target, "settings": dict(self.settings), "totals": dict(self.totals),
-                "memory": dict(self.memory), "buckets": [dict(b) for b in self.buckets], "notes": list(self.notes)}
+                "memory": dict(self.memory), "buckets": [dict(b) for b in self.buckets], "notes": list(self.notes),
+                **({"sharding": dict(self.sharding)} if self.sharding else {})}
 
 
 def _node_ends(report) -> dict[str, float]:
@@ -119,7 +131,7 @@ def _allreduce_seconds(dp_graph, names, target) -> list[float]:
 
 def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: int = 1, seq: Optional[int] = None,
           config: str = "full", dtype: Optional[str] = None, bucket_cap_mb: Optional[float] = None,
-          mode: str = "graph", optimizer: bool = True) -> TrainResult:
+          mode: str = "graph", optimizer: bool = True, zero: int = 0) -> TrainResult:
     """Project one data-parallel training step of `model` on `dp` devices of `target`.
 
     Parameters
@@ -142,6 +154,9 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
         Execution model of every graph: ``graph`` (CUDA-graph replay) or ``eager``.
     optimizer : bool
         Include the AdamW step (True) or leave it out (``optimizer_s`` None).
+    zero : int
+        0: DDP (every device a whole replica); 1, 2, 3: ZeRO stage (optimizer states; + gradients; + parameters
+        sharded over dp, stage 3 as FSDP FULL_SHARD), graphperf/train/zero.py. A stage >= 1 needs ``dp >= 2``.
 
     Returns
     -------
@@ -166,14 +181,23 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     from .optimizer import adamw_graph
     from .timeline import overlap
 
+    from .zero import check_stage
+
     if mode not in MODES:
         raise UsageError(f"--mode {mode}: a training step is projected in {' or '.join(MODES)} mode")
+    zero = check_stage(zero, dp)
+    if zero == 3 and bucket_cap_mb is not None:
+        raise UsageError("--bucket-mb has no effect with --zero 3: FSDP reduce-scatters one unit (layer) at a time")
     tgt = _target(target)
     step = capture_training_step(model, config, batch, seq, dtype)
     info = {"frontend": "torch (aot_autograd on fake tensors)", "source": model}
     fw_graph = canonicalize(step.forward).graph
     fw = analyze_graph(fw_graph, tgt, {**info, "name": fw_graph.name}, mode=mode)
     bw_graph = canonicalize(step.backward).graph
+    if zero:
+        bw = analyze_graph(bw_graph, tgt, {**info, "name": bw_graph.name}, mode=mode)
+        return _sharded(step, tgt, fw, fw_graph, bw, bw_graph, dp=dp, zero=zero, bucket_cap_mb=bucket_cap_mb,
+                        mode=mode, optimizer=optimizer, batch=batch, config=config, dtype=dtype)
     dp_result = data_parallel(bw_graph, dp, bucket_cap_mb)
     bw = analyze_graph(bw_graph, tgt, {**info, "name": bw_graph.name}, mode=mode)
     ends = _node_ends(bw)
@@ -233,6 +257,13 @@ def _weight_views(fw, fw_graph) -> set[str]:
     return views
 
 
+def _saved_bytes(fw, fw_graph, bw_graph) -> int:
+    """The activations saved for the backward: the backward graph's inputs, less the views of weights."""
+    views = _weight_views(fw, fw_graph)
+    return sum(v.type.nbytes for v in bw_graph.values.values()
+               if v.kind == "input" and v.type is not None and v.name not in views)
+
+
 def _memory(step, fw, fw_graph, bw, bw_graph, optimizer: bool, target) -> dict[str, Any]:
     """Bytes one device holds: the weights (parameters and buffers), AdamW's two fp32 moments per updated
     parameter, the activations saved for the backward (the backward graph's inputs, less the views of weights) and
@@ -241,9 +272,7 @@ def _memory(step, fw, fw_graph, bw, bw_graph, optimizer: bool, target) -> dict[s
     from graphperf.report.memory_fit import memory_fit
 
     updated = sum(p.numel for p in step.parameters if p.gradient is not None)
-    views = _weight_views(fw, fw_graph)
-    saved = sum(v.type.nbytes for v in bw_graph.values.values()
-                if v.kind == "input" and v.type is not None and v.name not in views)
+    saved = _saved_bytes(fw, fw_graph, bw_graph)
     out = {"weights_bytes": fw.totals["weight_bytes"], "gradients_bytes": step.gradient_bytes,
            "optimizer_states_bytes": 8 * updated if optimizer else 0, "saved_activations_bytes": saved,
            "backward_peak_activation_bytes": bw.totals["peak_activation_bytes"]}
@@ -253,3 +282,155 @@ def _memory(step, fw, fw_graph, bw, bw_graph, optimizer: bool, target) -> dict[s
     out.update(needed_bytes=fit["memory_needed_bytes"], capacity_bytes=fit["memory_capacity_bytes"],
                fits=fit["fits"], shortfall_bytes=fit["memory_shortfall_bytes"])
     return out
+
+
+ZERO_NOTES = {
+    1: "ZeRO-1: AdamW's fp32 moments sharded over dp (each device updates 1/dp of the parameters); gradients "
+       "reduce-scattered in DDP's buckets, overlapped with the backward as DDP's all-reduces; the updated parameters "
+       "all-gathered after the optimizer step, exposed (ZeroRedundancyOptimizer's and DeepSpeed stage 1/2's default)",
+    2: "ZeRO-2: as ZeRO-1, and the gradients sharded: a device keeps 1/dp of the reduced gradients, a bucket's "
+       "full-size gradients live until its reduce-scatter (two buckets in flight)",
+    3: "ZeRO-3 / FSDP FULL_SHARD: parameters, gradients and AdamW's moments sharded over dp; one unit per numbered "
+       "layer (the root holds the rest); each layer unit all-gathered before its forward and before its backward, "
+       "prefetched one unit ahead on the communication stream (the first all-gather exposed); the root gathered "
+       "once and held through the backward (FSDP does not reshard the root after the forward); each unit's "
+       "gradients reduce-scattered after its last gradient; compute waits for a unit's all-gather",
+}
+
+
+def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucket_cap_mb, mode: str, optimizer: bool,
+             batch: int, config: str, dtype) -> TrainResult:
+    """One ZeRO stage `zero` (1-3) training step (graphperf/train/zero.py), assembled as `train` does DDP's."""
+    from graphperf.ir import TensorType
+    from graphperf.passes.data_parallel import data_parallel
+    from graphperf.passes.fully_shard import ROOT, fully_shard
+    from graphperf.pipeline import analyze_graph
+
+    from .capture import Parameter
+    from .optimizer import adamw_graph
+    from .timeline import overlap, schedule
+    from .zero import (STAGE_NAMES, collective_totals, fsdp_program, peak_with_handoffs, price, price_nodes,
+                       shard, sharded_memory)
+
+    fw_latency, bw_latency = fw.totals["latency_s"], bw.totals["latency_s"]
+    grad = {g["parameter"]: g["value"] for g in bw_graph.meta["gradients"]}
+    bucket_rows, unit_rows, runs = [], [], []
+    after_s = 0.0
+    memory_extra: dict[str, int] = {}
+    if zero < 3:
+        res = data_parallel(bw_graph, dp, bucket_cap_mb, reduce="reduce_scatter")
+        buckets = res.buckets
+        ends = _node_ends(bw)
+        rs = price_nodes(res.graph, [b.all_reduce for b in buckets], dp, tgt, "backward, overlapped")
+        line = overlap(bw_latency, [ends[b.ready_after] if b.ready_after else 0.0 for b in buckets],
+                       [rs[b.all_reduce].time_s for b in buckets])
+        ag = [price("all_gather", f"zero_bucket{b.index}_all_gather", TensorType((shard(b.numel, dp),), b.dtype),
+                    TensorType((dp * shard(b.numel, dp),), b.dtype), dp, tgt, "after the optimizer step, exposed")
+              for b in buckets]
+        runs = list(rs.values()) + ag
+        after_s = sum(a.time_s for a in ag)
+        forward_s = forward_compute_s = fw_latency
+        backward_s, backward_compute_s, exposed = line.backward_s, line.compute_end_s, line.exposed_comm_s + after_s
+        bucket_rows = [{**b.to_dict(), "ready_s": r, "start_s": s, "end_s": e, "time_s": d, "all_gather_s": a.time_s}
+                       for b, r, s, e, d, a in zip(buckets, line.ready_s, line.start_s, line.end_s, line.duration_s,
+                                                   ag)]
+        handoffs = {b.ready_after: [grad[p] for p in b.parameters] for b in buckets}
+        caps = (res.bucket_cap_bytes, res.first_bucket_cap_bytes)
+    else:
+        sizes = {p.name: (p.numel, p.dtype) for p in step.parameters}
+        fwr, bwr = fully_shard(fw_graph, dp, numel=sizes), fully_shard(bw_graph, dp, numel=sizes)
+        fw_ag = price_nodes(fwr.graph, [u.all_gather for u in fwr.units if u.all_gather], dp, tgt,
+                            "forward, prefetched one unit ahead")
+        bw_ag = price_nodes(bwr.graph, [u.all_gather for u in bwr.units if u.all_gather], dp, tgt,
+                            "backward, prefetched one unit ahead")
+        bw_rs = price_nodes(bwr.graph, [u.reduce_scatter for u in bwr.units if u.reduce_scatter], dp, tgt,
+                            "backward, overlapped")
+        runs = [*fw_ag.values(), *bw_ag.values(), *bw_rs.values()]
+        times = {r.name: r.time_s for r in runs}
+        fws = schedule(fsdp_program([n.name for n in fw_graph.nodes], _node_ends(fw), fw_latency, fwr.units, times))
+        bws = schedule(fsdp_program([n.name for n in bw_graph.nodes], _node_ends(bw), bw_latency, bwr.units, times))
+        forward_s, forward_compute_s = fws.wall_s, fws.compute_s
+        backward_s, backward_compute_s = bws.wall_s, bws.compute_s
+        exposed = fws.exposed_comm_s + bws.exposed_comm_s
+        for sched, res in ((fws, fwr), (bws, bwr)):
+            for u in res.units:
+                row = {**u.to_dict(), "phase": res.phase}
+                for op, name in (("all_gather", u.all_gather), ("reduce_scatter", u.reduce_scatter)):
+                    if name:
+                        r, st, e = sched.collective(name)
+                        row[op] = {"node": name, "ready_s": r, "start_s": st, "end_s": e, "time_s": times[name]}
+                    else:
+                        row[op] = None
+                unit_rows.append(row)
+        layer = [u.nbytes for u in fwr.units if u.name != ROOT]
+        handoffs = {u.last_gradient: [grad[p] for p in u.parameters if p in grad] for u in bwr.units
+                    if u.last_gradient}
+        memory_extra["root_bytes"] = sum(u.nbytes for u in fwr.units if u.name == ROOT)
+        memory_extra["max_unit_bytes"] = max(layer, default=0)
+        caps = (None, None)
+    opt = None
+    if optimizer:
+        numel: dict[str, int] = {}
+        for p in step.parameters:
+            if p.gradient is not None:
+                numel[p.dtype] = numel.get(p.dtype, 0) + p.numel
+        shards = [Parameter(f"shard.{d}", shard(n, dp), d, TensorType((shard(n, dp),), d).nbytes, "shard")
+                  for d, n in numel.items()]
+        opt = analyze_graph(adamw_graph(shards, "adamw_shard"), tgt, {"name": "adamw (1/dp shard)"}, mode=mode)
+    optimizer_s = opt.totals["latency_s"] if opt is not None else None
+    step_s = forward_s + backward_s + (optimizer_s or 0.0) + after_s
+    comm_s = sum(r.time_s for r in runs)
+    seq = step.seq
+    tokens = dp * batch * seq if seq is not None else None
+    flops = fw.totals["flops"] + bw.totals["flops"] + (opt.totals["flops"] if opt is not None else 0)
+    collectives = collective_totals(runs)
+    totals = {"forward_s": forward_s, "forward_compute_s": forward_compute_s, "backward_s": backward_s,
+              "backward_compute_s": backward_compute_s, "optimizer_s": optimizer_s}
+    if zero < 3:
+        totals["allgather_after_step_s"] = after_s
+    totals.update({
+        "comm_s": comm_s,
+        "reduce_scatter_s": collectives.get("reduce_scatter", {}).get("time_s", 0.0),
+        "all_gather_s": collectives.get("all_gather", {}).get("time_s", 0.0),
+        "exposed_comm_s": exposed,
+        "hidden_comm_fraction": max(0.0, 1.0 - exposed / comm_s) if comm_s > 0 else 1.0,
+        "step_s": step_s,
+        "tokens_per_s": tokens / step_s if tokens is not None and step_s > 0 else None,
+        "samples_per_s": dp * batch / step_s if step_s > 0 else None,
+        "parameters": step.parameter_count,
+        "gradient_bytes": step.gradient_bytes,
+        "wire_bytes_per_step": sum(r.wire_bytes for r in runs),
+        "flops_per_device": flops,
+        "matrix_flops_per_device": fw.totals["matrix_flops"] + bw.totals["matrix_flops"],
+        "forward_nodes": fw.totals["nodes"],
+        "backward_nodes": bw.totals["nodes"],
+        "coverage": min(fw.totals["coverage"], bw.totals["coverage"]),
+    })
+    if optimizer_s is None:
+        del totals["optimizer_s"]
+    memory = sharded_memory(zero, dp, parameter_bytes=sum(p.nbytes for p in step.parameters),
+                            weight_bytes=fw.totals["weight_bytes"], gradient_bytes=step.gradient_bytes,
+                            updated_numel=sum(p.numel for p in step.parameters if p.gradient is not None),
+                            optimizer=optimizer, saved_bytes=_saved_bytes(fw, fw_graph, bw_graph),
+                            backward_peak_bytes=bw.totals["peak_activation_bytes"] if zero == 1
+                            else peak_with_handoffs(bw_graph, handoffs), target=tgt,
+                            **memory_extra)
+    totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
+    settings = {"dp": dp, "batch_per_device": batch, "global_batch": dp * batch, "seq": seq, "config": config,
+                "dtype": step.parameters[0].dtype if step.parameters else dtype, "mode": mode,
+                "bucket_cap_bytes": caps[0], "first_bucket_cap_bytes": caps[1], "loss": step.loss,
+                "optimizer": "adamw" if optimizer else None, "zero": zero}
+    notes = [n for n in NOTES if not n.startswith(("gradients are all-reduced", "not modelled"))]
+    if not optimizer:
+        notes = [n for n in notes if not n.startswith("optimizer")] + [
+            "optimizer: left out (--no-optimizer): step_s is forward + backward"
+            + (" + the parameters' all-gather" if zero < 3 else "")]
+    notes += [ZERO_NOTES[zero], "not modelled: DeepSpeed's own bucket sizes (ZeRO-1/2 use DDP's buckets here), "
+              "gradient accumulation, fp32 master weights, gradient clipping, activation checkpointing, separate "
+              "streams for all-gather and reduce-scatter (one communication stream here)"]
+    sharding = {"stage": zero, "name": STAGE_NAMES[zero], "collectives": collectives,
+                "wire_bytes_per_step": totals["wire_bytes_per_step"], "comm_s": comm_s, "exposed_comm_s": exposed,
+                "collective_runs": [r.to_dict() for r in runs]}
+    if unit_rows:
+        sharding["units"] = unit_rows
+    return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes, memory, sharding)
