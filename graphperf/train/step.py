@@ -413,7 +413,7 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
                             updated_numel=sum(p.numel for p in step.parameters if p.gradient is not None),
                             optimizer=optimizer, saved_bytes=_saved_bytes(fw, fw_graph, bw_graph),
                             backward_peak_bytes=bw.totals["peak_activation_bytes"] if zero == 1
-                            else peak_with_handoffs(bw_graph, handoffs), target=tgt,
+                            else peak_with_handoffs(bw_graph, handoffs, dp), target=tgt,
                             **memory_extra)
     totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     settings = {"dp": dp, "batch_per_device": batch, "global_batch": dp * batch, "seq": seq, "config": config,

@@ -13,8 +13,8 @@ parameters' elements, ``shard(x) = ceil(x / dp)``.
   ``2 (dp-1)/dp * G`` when every parameter has a gradient.
 - **ZeRO-2**: the gradients are sharded too: a device keeps ``shard(G)`` of reduced gradients, and each bucket's
   full-size gradients live only until its reduce-scatter is issued: the backward's peak of live tensors is taken
-  with each gradient freed after the node that makes its bucket ready (`peak_with_handoffs`), instead of held to
-  the backward's end. Communication as ZeRO-1.
+  with each gradient freed after the node that makes its bucket ready and the reduced shard live from there
+  (`peak_with_handoffs`), instead of every gradient held to the backward's end. Communication as ZeRO-1.
 - **ZeRO-3 / FSDP FULL_SHARD**: the parameters are sharded too (``shard(P)`` per device, plus the buffers). One
   FSDP unit per decoder layer, the root unit holding the rest (passes/fully_shard.py): each layer unit is
   all-gathered before its forward and again before its backward, its gradients reduce-scattered after its last
@@ -179,13 +179,14 @@ def sharded_memory(zero: int, dp: int, *, parameter_bytes: int, weight_bytes: in
 
     `weight_bytes` are the forward's weights (parameters and buffers); `parameter_bytes` the parameters';
     `backward_peak_bytes` the backward's peak of live tensors: with every gradient live to the end for stages 0 and
-    1 (then at least `gradient_bytes`), with each freed at its hand-off (`peak_with_handoffs`) for stages 2 and 3.
+    1, with each freed at its hand-off and its reduced shard live to the end (`peak_with_handoffs`) for stages 2 and
+    3; as for DDP the backward holds at least the gradients it leaves (`gradients_bytes`).
 
     >>> m = sharded_memory(3, 4, parameter_bytes=800, weight_bytes=840, gradient_bytes=800, updated_numel=400,
     ...                    optimizer=True, saved_bytes=50, backward_peak_bytes=300, root_bytes=80, max_unit_bytes=60)
     >>> m["weights_bytes"], m["gathered_parameters_bytes"], m["gradients_bytes"], m["optimizer_states_bytes"]
     (240, 200, 200, 800)
-    >>> m["needed_bytes"] == 240 + 200 + 200 + 800 + 50 + 300
+    >>> m["needed_bytes"] == 240 + 200 + 800 + 50 + max(300, 200)
     True
     """
     from graphperf.report.memory_fit import memory_fit
@@ -198,23 +199,20 @@ def sharded_memory(zero: int, dp: int, *, parameter_bytes: int, weight_bytes: in
     out["optimizer_states_bytes"] = 8 * shard(updated_numel, dp) if optimizer else 0
     out["saved_activations_bytes"] = saved_bytes
     out["backward_peak_activation_bytes"] = backward_peak_bytes
-    if zero < 2:  # the full gradients are held by the backward's peak (as DDP's)
-        static = out["weights_bytes"] + out["optimizer_states_bytes"]
-        dynamic = saved_bytes + max(backward_peak_bytes, gradient_bytes)
-    else:  # the reduced shards are held apart; the full-size gradients only until their hand-off
-        static = (out["weights_bytes"] + out.get("gathered_parameters_bytes", 0) + out["gradients_bytes"]
-                  + out["optimizer_states_bytes"])
-        dynamic = saved_bytes + backward_peak_bytes
+    # the gradients (full for stages 0, 1; the reduced shards for 2, 3) live in the backward's peak, as for DDP
+    static = out["weights_bytes"] + out.get("gathered_parameters_bytes", 0) + out["optimizer_states_bytes"]
+    dynamic = saved_bytes + max(backward_peak_bytes, out["gradients_bytes"])
     fit = memory_fit(static, dynamic, getattr(target, "memory_gb", None))
     out.update(needed_bytes=fit["memory_needed_bytes"], capacity_bytes=fit["memory_capacity_bytes"],
                fits=fit["fits"], shortfall_bytes=fit["memory_shortfall_bytes"])
     return out
 
 
-def peak_with_handoffs(graph: Graph, handoffs: Mapping[str, Sequence[str]]) -> int:
+def peak_with_handoffs(graph: Graph, handoffs: Mapping[str, Sequence[str]], dp: int) -> int:
     """The backward's peak of live activations (passes/liveness.py) when the gradients named by ``handoffs[node]``
-    are handed to their reduce-scatter right after `node` (its bucket or unit is ready) and freed there, instead of
-    living to the backward's end as graph outputs. Never above the peak with every gradient held.
+    are handed to their reduce-scatter right after `node` (its bucket or unit is ready) and freed there, leaving
+    this device's reduced shard (``ceil(elements / dp)`` of them) live to the backward's end, instead of every
+    full-size gradient living to the end as a graph output.
 
     >>> from graphperf.ir import Node, TensorType, Value
     >>> from graphperf.ops import canonical
@@ -223,19 +221,25 @@ def peak_with_handoffs(graph: Graph, handoffs: Mapping[str, Sequence[str]]) -> i
     >>> g = Graph("bw", [Node("n0", canonical("relu"), "relu", ("x",), ("g0",)),
     ...                  Node("n1", canonical("relu"), "relu", ("x",), ("g1",))], vals, ["g0", "g1"],
     ...           {"gradients": [{"parameter": "w0", "value": "g0"}, {"parameter": "w1", "value": "g1"}]})
-    >>> peak_with_handoffs(g, {"n0": ["g0"], "n1": ["g1"]}), peak_with_handoffs(g, {"n1": ["g0", "g1"]})
-    (2048, 3072)
+    >>> peak_with_handoffs(g, {"n0": ["g0"], "n1": ["g1"]}, dp=4), peak_with_handoffs(g, {"n1": ["g0", "g1"]}, dp=4)
+    (2304, 3072)
     """
-    from graphperf.ir import Node
+    from graphperf.ir import Node, TensorType, Value
     from graphperf.ops import canonical
     from graphperf.passes.liveness import peak_activation_memory
 
     grads = {g["value"] for g in graph.meta.get("gradients") or ()}
-    nodes = []
+    nodes, values = [], dict(graph.values)
+    kept = [o for o in graph.outputs if o not in grads]
     for node in graph.nodes:
         nodes.append(node)
-        if handoffs.get(node.name):
-            nodes.append(Node(f"{node.name}.handoff", canonical("reduce_scatter"), "handoff",
-                              tuple(handoffs[node.name]), (), {"group_size": 1}))
-    kept = [o for o in graph.outputs if o not in grads]
-    return peak_activation_memory(Graph(graph.name, nodes, graph.values, kept, graph.meta)).bytes
+        handed = handoffs.get(node.name)
+        if handed:
+            types = [graph.values[v].type for v in handed]
+            out = f"{node.name}.reduced_shard"
+            values[out] = Value(out, TensorType((shard(sum(t.numel for t in types), dp),), types[0].dtype),
+                                "activation", f"{node.name}.handoff")
+            nodes.append(Node(f"{node.name}.handoff", canonical("reduce_scatter"), "handoff", tuple(handed), (out,),
+                              {"group_size": dp}))
+            kept.append(out)
+    return peak_activation_memory(Graph(graph.name, nodes, values, kept, graph.meta)).bytes
