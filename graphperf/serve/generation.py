@@ -61,6 +61,9 @@ from typing import Any, Optional
 
 from graphperf.errors import UsageError
 
+from . import schedule
+from .schedule import bubble_fraction, pipeline_step_s, steady_bubble_fraction, steady_decode_s
+
 __all__ = ["ServeResult", "serve", "SCHEMA"]
 
 SCHEMA = "graphperf.serve/1"
@@ -148,74 +151,6 @@ def _interpolated_sum(points: list[tuple[int, float]], first: int, last: int) ->
     if len(points) == 1:
         return points[0][1] * (last - first + 1)
     return total + points[-1][1]
-
-
-def _stages(graph, pp: int):
-    """The pipeline stages of `graph` (passes/shard.py `split_pipeline`); one stage, the graph itself, for pp 1."""
-    from graphperf.passes.shard import PipelineStage, split_pipeline
-
-    return [PipelineStage(graph, (0, 0), [], 0)] if pp == 1 else split_pipeline(graph, pp)
-
-
-def _crosses_nodes(stage: int, tp: int, per_node: Optional[int]) -> bool:
-    """Whether the send into pipeline `stage` (devices ``stage * tp .. stage * tp + tp - 1``, stages packed into
-    nodes in order) leaves a node: rank i of the previous stage sends to rank i of this one."""
-    if per_node is None:
-        return False
-    return any(((stage - 1) * tp + i) // per_node != (stage * tp + i) // per_node for i in range(tp))
-
-
-def _send_s(nbytes: int, target, stage: int, tp: int) -> float:
-    """The send of `nbytes` into pipeline `stage`: one step of the link's latency + bytes / bandwidth, on the
-    scale-out network when the sender and the receiver sit in different nodes (`_crosses_nodes`), else on the
-    scale-up link."""
-    link = "scale_out" if _crosses_nodes(stage, tp, target.devices_per_node) else "scale_up"
-    gbps, latency_us = getattr(target, f"{link}_gbps"), getattr(target, f"{link}_latency_us")
-    if gbps is None or latency_us is None:
-        raise UsageError(f"target {target.name} has no {link}_gbps / {link}_latency_us for the pipeline's send "
-                         f"into stage {stage} ({tp} devices a stage, {target.devices_per_node} a node); set them "
-                         "with --set")
-    return latency_us * 1e-6 + nbytes / (gbps * 1e9)
-
-
-def pipeline_step_s(stage_s: list[float], send_s: list[float], micro_batches: int) -> float:
-    """Wall time of one step of a pipeline of ``M = len(stage_s)`` stages that `micro_batches` (u) micro-batches
-    cross in order, each stage taking ``stage_s[s]`` per micro-batch and each send into a stage ``send_s``
-    (one per boundary; a send does not hold either stage's devices)::
-
-        step_s = sum(stage_s) + (u - 1) * max(stage_s) + sum(send_s)
-
-    The first micro-batch crosses every stage and every send (the fill); the others leave the last stage one
-    slowest-stage time apart (the slowest stage is busy for all u of them). This is the exact makespan of u
-    identical jobs through M stages in order; with balanced stages (every ``stage_s`` equal to t) it is GPipe's
-    ``(u + M - 1) * t + sends``, of which each device idles ``(M - 1) / (u + M - 1)`` (the bubble), and it is
-    never above that formula with ``t = max(stage_s)``.
-    """
-    return sum(stage_s) + (micro_batches - 1) * max(stage_s) + sum(send_s)
-
-
-def steady_decode_s(stage_s: list[float], send_s: list[float], micro_batches: int) -> float:
-    """The time between two tokens of a micro-batch when `micro_batches` (u) micro-batches circulate through the
-    stages without a barrier (each decode step of a micro-batch needs its previous token)::
-
-        period_s = max(sum(stage_s) + sum(send_s), u * max(stage_s))
-
-    The period of a cyclic pipeline is the largest of its cycles' time over the jobs each cycle holds (a marked
-    graph's cycle time): a micro-batch's trip round every stage and send holds u micro-batches, so each token comes
-    at least ``sum + sends`` after the last; every stage is a cycle holding one micro-batch, so the slowest serves
-    the u of them in ``u * max(stage_s)``. With u = 1 it is the stages in turn, as `pipeline_step_s`.
-    """
-    return max(sum(stage_s) + sum(send_s), micro_batches * max(stage_s))
-
-
-def steady_bubble_fraction(stage_s: list[float], period_s: float, micro_batches: int) -> float:
-    """The stages' mean idle share of a steady decode period: stage s is busy ``u * stage_s[s]`` of it."""
-    return 1.0 - micro_batches * sum(stage_s) / (len(stage_s) * period_s)
-
-
-def bubble_fraction(pp: int, micro_batches: int) -> float:
-    """The fill-drain bubble of a step: ``(M - 1) / (u + M - 1)`` of it each device idles (balanced stages)."""
-    return (pp - 1) / (micro_batches + pp - 1)
 
 
 def _check_heads(spec, cfg, tp: int) -> None:
@@ -356,8 +291,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     first, last = input_len + 1, input_len + output_len - 1
     decode_unsharded = precise(capture_phase(model, config, "decode", local_batch, first, build))
     decode_base = shard(decode_unsharded, tp)
-    prefill_stages = _stages(prefill_graph, pp)
-    decode_stages = _stages(decode_base, pp)
+    prefill_stages = schedule.stages(prefill_graph, pp)
+    decode_stages = schedule.stages(decode_base, pp)
     devices = tp * pp * ep
     micro_size = math.ceil(local_batch / micro_batches)
 
@@ -384,7 +319,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         for t in range(tp + 1, cfg.num_kv_heads + 1):
             if cfg.num_kv_heads % t or cfg.num_heads % t:
                 continue
-            stages_t = _stages(shard(decode_unsharded, t, None), pp)
+            stages_t = schedule.stages(shard(decode_unsharded, t, None), pp)
             if all(sum(v.type.nbytes for v in st.graph.weights()) + (k + a) * tp / t <= usable
                    for st, (_, _, k, a) in zip(stages_t, per_stage)):
                 fit_tp = t
@@ -437,15 +372,15 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
 
     # -- time: the micro-batches cross the stages in order, a send between two ------------------------------
     if micro_batches > 1:  # the graphs one micro-batch runs
-        prefill_stages = _stages(shard(precise(last_token_logits(
+        prefill_stages = schedule.stages(shard(precise(last_token_logits(
             capture_phase(model, config, "prefill", micro_size, input_len, build))), tp, "prefill"), pp)
-        decode_stages = _stages(shard(precise(capture_phase(model, config, "decode", micro_size, first, build)), tp),
-                                pp)
+        decode_stages = schedule.stages(
+            shard(precise(capture_phase(model, config, "decode", micro_size, first, build)), tp), pp)
 
     def step(stages, kv_len=None):
         parts = [_project(st.graph if kv_len is None else with_kv_len(st.graph, kv_len), tgt, mode) for st in stages]
         stage_s = [p["latency_s"] for p in parts]
-        send_s = [_send_s(st.received_bytes, tgt, s, tp) for s, st in enumerate(stages) if s > 0]
+        send_s = [schedule.send_s(st.received_bytes, tgt, s, tp) for s, st in enumerate(stages) if s > 0]
         slowest = max(range(len(parts)), key=stage_s.__getitem__)
         u, keys = micro_batches, parts[0]["breakdown"]
         if kv_len is None:  # the prefill, fill and drain: the first micro-batch through every stage and send,
