@@ -41,8 +41,8 @@ Example
 ...          Node("mm1", canonical("matmul"), "mm", ("h0", "w1"), ("h1",))]
 >>> g = Graph("fw", nodes, values, ["h1"], {"parameters": {"layers.0.weight": ["w0"], "layers.1.weight": ["w1"]}})
 >>> res = fully_shard(g, dp=4)
->>> [(u.name, u.numel, u.first_node, u.all_gather) for u in res.units]
-[('layers.0', 64, 'mm0', 'fsdp_layers.0_forward_all_gather'), ('layers.1', 64, 'mm1', 'fsdp_layers.1_forward_all_gather')]
+>>> [(u.name, u.numel, u.first_node) for u in res.units]
+[('layers.0', 64, 'mm0'), ('layers.1', 64, 'mm1')]
 >>> [n.name for n in res.graph.nodes]
 ['fsdp_layers.0_forward_all_gather', 'mm0', 'fsdp_layers.1_forward_all_gather', 'mm1']
 """

@@ -77,14 +77,16 @@ def _render_sharded(d: dict) -> str:
                          f"{_ms(t['backward_s'] - t['backward_compute_s'])})"),
             ("optimizer (AdamW, 1/dp)", _ms(t["optimizer_s"]) if "optimizer_s" in t else "left out")]
     if "allgather_after_step_s" in t:
-        rows.append(("parameter all-gather", f"{_ms(t['allgather_after_step_s'])}  (after the optimizer step, exposed)"))
+        rows.append(("parameter all-gather",
+                     f"{_ms(t['allgather_after_step_s'])}  (after the optimizer step, exposed)"))
     rows += [("step", _ms(t["step_s"])),
              ("tokens/s (all devices)", "-" if t["tokens_per_s"] is None else f"{t['tokens_per_s']:,.0f}"),
              ("samples/s (all devices)", f"{t['samples_per_s']:,.1f}"),
              ("parameters", f"{t['parameters']:,} ({t['gradient_bytes'] / 1e6:,.1f} MB of gradients)")]
     for op, c in z["collectives"].items():
-        rows.append((op.replace("_", "-"), f"{_ms(c['time_s'])} in {c['count']}, payload {c['payload_bytes'] / 1e6:,.1f} "
-                                           f"MB, {c['wire_bytes'] / 1e6:,.1f} MB on the wire per device"))
+        rows.append((op.replace("_", "-"), f"{_ms(c['time_s'])} in {c['count']}, payload "
+                                           f"{c['payload_bytes'] / 1e6:,.1f} MB, {c['wire_bytes'] / 1e6:,.1f} MB on "
+                                           "the wire per device"))
     rows.append(("communication", f"{_ms(z['comm_s'])}, exposed {_ms(t['exposed_comm_s'])} "
                                   f"({t['hidden_comm_fraction']:.0%} hidden), {t['wire_bytes_per_step'] / 1e6:,.1f} MB "
                                   "on the wire per device per step"))

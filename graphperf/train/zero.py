@@ -121,8 +121,10 @@ def fsdp_program(nodes: Sequence[str], ends: Mapping[str, float], compute_end_s:
     >>> from graphperf.passes.fully_shard import ShardUnit
     >>> us = [ShardUnit(0, "l.0", ("w0",), 8, 32, "float32", "a", "ag0"),
     ...       ShardUnit(1, "l.1", ("w1",), 8, 32, "float32", "b", "ag1", "b", "rs1")]
-    >>> fsdp_program(["a", "b"], {"a": 1.0, "b": 3.0}, 3.0, us, {"ag0": 0.5, "ag1": 0.5, "rs1": 0.25})
-    [Comm(name='ag0', duration_s=0.5), Wait(name='ag0'), Comm(name='ag1', duration_s=0.5), Compute(name='a', duration_s=1.0), Wait(name='ag1'), Compute(name='b', duration_s=2.0), Comm(name='rs1', duration_s=0.25)]
+    >>> program = fsdp_program(["a", "b"], {"a": 1.0, "b": 3.0}, 3.0, us, {"ag0": 0.5, "ag1": 0.5, "rs1": 0.25})
+    >>> [(type(i).__name__, i.name, getattr(i, "duration_s", None)) for i in program]  # doctest: +NORMALIZE_WHITESPACE
+    [('Comm', 'ag0', 0.5), ('Wait', 'ag0', None), ('Comm', 'ag1', 0.5), ('Compute', 'a', 1.0), ('Wait', 'ag1', None),
+     ('Compute', 'b', 2.0), ('Comm', 'rs1', 0.25)]
     """
     starts: dict[str, list[int]] = {}
     for i, u in enumerate(units):
