@@ -21,7 +21,8 @@ The pass is priced like any fused elementwise kernel graphperf projects (a ``fus
 its external inputs read once and outputs written once: graphperf/rules/fused.py), one node per dtype; it is
 memory-bound on every bundled target. Parameters without a gradient are not updated. Not modelled: fp32 master
 weights (a bf16 recipe with master weights reads and writes 4 more bytes of p per element), the gradient-norm
-clipping pass, ZeRO's sharded states.
+clipping pass. Under ZeRO (graphperf/train/zero.py) the same pass runs over one device's shard of the
+parameters.
 """
 
 from __future__ import annotations

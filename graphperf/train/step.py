@@ -20,7 +20,7 @@ sharded; the JSON then adds a ``sharding`` object (the stage, each collective ki
 ``zero=0`` is DDP, unchanged.
 
 The JSON (`TrainResult.to_dict`, schema ``graphperf.train/1``) holds these totals, the settings, the buckets and the
-notes that state the assumptions (communication does not slow compute; not modelled: ZeRO/FSDP, gradient
+notes that state the assumptions (communication does not slow compute; not modelled in DDP: ZeRO/FSDP, gradient
 accumulation, compute-communication contention). Execution modes: ``graph`` (a CUDA-graph replay of each
 graph, the default) and ``eager``; the all-reduce's host call is not charged in either.
 """
@@ -71,7 +71,8 @@ class TrainResult:
     memory : dict
         Bytes per device: weights, gradients, optimizer states (fp32 m and v), saved activations, the backward's
         peak of live activations; needed, capacity (``memory_gb``), fits (None when the target states none).
-        Under ZeRO also the gathered parameters (stage 3) and the full-size gradient buffers in flight (2, 3).
+        Under ZeRO also the gathered parameters (stage 3); for stages 2 and 3 the backward's peak frees each gradient
+        at its hand-off to the reduce-scatter and holds the reduced shard.
     sharding : dict
         Empty for DDP (``zero=0``); else the stage, its name, per collective kind (all_gather, reduce_scatter)
         count, payload bytes, wire bytes per device and time, the wire bytes per step, and (stage 3) FSDP's units.
@@ -289,7 +290,7 @@ ZERO_NOTES = {
        "reduce-scattered in DDP's buckets, overlapped with the backward as DDP's all-reduces; the updated parameters "
        "all-gathered after the optimizer step, exposed (ZeroRedundancyOptimizer's and DeepSpeed stage 1/2's default)",
     2: "ZeRO-2: as ZeRO-1, and the gradients sharded: a device keeps 1/dp of the reduced gradients, a bucket's "
-       "full-size gradients live until its reduce-scatter (two buckets in flight)",
+       "full-size gradients live until its reduce-scatter is issued",
     3: "ZeRO-3 / FSDP FULL_SHARD: parameters, gradients and AdamW's moments sharded over dp; one unit per numbered "
        "layer (the root holds the rest); each layer unit all-gathered before its forward and before its backward, "
        "prefetched one unit ahead on the communication stream (the first all-gather exposed); the root gathered "

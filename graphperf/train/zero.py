@@ -9,8 +9,8 @@ parameters' elements, ``shard(x) = ceil(x / dp)``.
   backward exactly as DDP's all-reduces (graphperf/train/timeline.py `overlap`). After the optimizer step every
   device all-gathers the updated parameters (one ``all_gather`` per bucket, payload: the bucket's parameters'
   bytes), after the step and exposed, as PyTorch's ZeroRedundancyOptimizer (``overlap_with_ddp=False``) and
-  DeepSpeed's stages 1 and 2 run it by default. Wire bytes per step, ring: ``(dp-1)/dp * (G + P)``: DDP's
-  ``2 (dp-1)/dp * G`` when every parameter has a gradient.
+  DeepSpeed's stages 1 and 2 run it by default. Wire bytes per step, ring: ``(dp-1)/dp * 2 G`` (the all-gather's
+  payload is the updated parameters, G bytes in the training dtype; P when every parameter has a gradient): DDP's.
 - **ZeRO-2**: the gradients are sharded too: a device keeps ``shard(G)`` of reduced gradients, and each bucket's
   full-size gradients live only until its reduce-scatter is issued: the backward's peak of live tensors is taken
   with each gradient freed after the node that makes its bucket ready and the reduced shard live from there
