@@ -47,6 +47,11 @@ def render_table(d: dict) -> str:
         rows.append(("pipeline stages that fit (estimate)", str(m["smallest_pp_that_fits_estimate"])))
     if t["usd_per_million_tokens"] is not None:
         rows.append(("usd per million output tokens", f"{t['usd_per_million_tokens']:.3f}"))
+    off = d.get("offline")
+    if off and off.get("concurrency"):
+        rows[2:3] = [("end to end (all requests)", _fmt_s(t["e2e_s"])),
+                     ("requests", f"{off['requests']:,}, {off['concurrency']} in flight, {off['waves']} wave(s)"),
+                     ("total tokens/s", f"{off['total_tokens_per_s']:,.0f}")]
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     steps = []
@@ -87,7 +92,11 @@ def render_table(d: dict) -> str:
                                          "on 1/tp of the tokens, each all_reduce a reduce_scatter + all_gather.")
 @click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline micro-batches per step (with --pp > 1): fill and drain bubble (pp-1)/(u+pp-1).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences served together.")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences served together [default: 1].")
+@click.option("--requests", type=click.IntRange(min=1),
+              help="Offline throughput: this many equal requests, at most --max-batch in flight (in waves).")
+@click.option("--max-batch", type=click.IntRange(min=1),
+              help="With --requests: the engine's cap on sequences in flight (default: what the memory holds).")
 @click.option("--input-len", type=click.IntRange(min=1), default=2048, show_default=True, help="Prompt tokens.")
 @click.option("--output-len", type=click.IntRange(min=1), default=256, show_default=True, help="Generated tokens.")
 @click.option("--dtype", help="Weights and activations: bf16, fp16, fp8 (default: the model's).")
@@ -101,20 +110,30 @@ def render_table(d: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True,
               help="table, json, or html (a page: needs -o FILE.html); default: what -o's extension names.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def serve(model, target, sets, tp, pp, ep, expert_imbalance, sp, micro_batches, batch, input_len, output_len, dtype, kv_dtype, usd_per_hour,
-          config, mode, kv_samples, fmt, output):
+def serve(model, target, sets, tp, pp, ep, expert_imbalance, sp, micro_batches, batch, requests, max_batch, input_len,
+          output_len, dtype, kv_dtype, usd_per_hour, config, mode, kv_samples, fmt, output):
     """Project a whole generation of MODEL on TP devices: TTFT, TPOT, tokens/s, memory per device."""
     from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
     from ..target import load_target
+    from ..errors import UsageError
     from .generation import serve as run
+    from .offline import serve_requests
     from .html import render_serve_html
 
     fmt = output_format(fmt, output, ("table", "json", "html"))
     refuse_overwriting(output, model, target)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
-    result = run(model, tgt, tp=tp, pp=pp, ep=ep, expert_imbalance=expert_imbalance, sp=sp, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
-                 kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config, mode=mode, kv_samples=kv_samples,
-                 micro_batches=micro_batches)
+    settings = dict(tp=tp, pp=pp, ep=ep, expert_imbalance=expert_imbalance, sp=sp, input_len=input_len,
+                    output_len=output_len, dtype=dtype, kv_dtype=kv_dtype, usd_per_hour=usd_per_hour, config=config,
+                    mode=mode, kv_samples=kv_samples, micro_batches=micro_batches)
+    if requests is not None:
+        if batch is not None:
+            raise UsageError("--requests sets the batch (the sequences in flight); leave --batch out")
+        result = serve_requests(model, tgt, requests=requests, max_batch=max_batch, **settings)
+    elif max_batch is not None:
+        raise UsageError("--max-batch caps the sequences in flight of --requests; give --requests N")
+    else:
+        result = run(model, tgt, batch=batch or 1, **settings)
     d = result.to_dict()
     if fmt == "json":
         text = json.dumps(d, indent=2, sort_keys=False) + "\n"

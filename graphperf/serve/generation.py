@@ -84,6 +84,7 @@ class ServeResult:
     decode: Optional[dict[str, Any]] = None
     collectives_per_layer: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    offline: Optional[dict[str, Any]] = None  # graphperf/serve/offline.py: many requests in waves
 
     @property
     def fits(self) -> bool:
@@ -95,7 +96,8 @@ class ServeResult:
         return {"schema": SCHEMA, "tool": {"name": "graphperf", "version": __version__}, "model": self.model,
                 "target": self.target, "settings": dict(self.settings), "totals": dict(self.totals),
                 "memory": dict(self.memory), "prefill": self.prefill, "decode": self.decode,
-                "collectives_per_layer": list(self.collectives_per_layer), "notes": list(self.notes)}
+                "collectives_per_layer": list(self.collectives_per_layer), "notes": list(self.notes),
+                **({"offline": dict(self.offline)} if self.offline is not None else {})}
 
 
 def _breakdown(counts, times, execution) -> dict[str, float]:
