@@ -285,3 +285,19 @@ def test_bad_zero_is_a_one_line_error(capsys):
         assert what in err and err.count("\n") == 1, err
     with pytest.raises(UsageError, match="--zero True"):
         train(MODEL, "h100", dp=2, zero=True, **SHAPE)
+
+
+@pytest.mark.slow
+def test_llama3_8b_fits_an_h100_with_zero_3_not_with_ddp():
+    """The README's command: llama3-8b at dp 8, batch 1, seq 2048 in bf16; ZeRO-3's memory per device by component
+    against P = 2 bytes x 8,030,261,248 parameters."""
+    ddp = train("llama3-8b", "h100", dp=8, batch=1, seq=2048)
+    z3 = train("llama3-8b", "h100", dp=8, batch=1, seq=2048, zero=3)
+    n = 8_030_261_248
+    assert ddp.totals["parameters"] == z3.totals["parameters"] == n
+    assert ddp.memory["fits"] is False and z3.memory["fits"] is True
+    assert z3.memory["optimizer_states_bytes"] == 8 * ceil_div(n, 8)
+    assert z3.memory["gradients_bytes"] == ceil_div(2 * n, 8)
+    c = z3.sharding["collectives"]
+    assert c["all_gather"]["count"] == 2 * 32 + 1 and c["reduce_scatter"]["count"] == 32 + 1
+    assert z3.totals["optimizer_s"] < ddp.totals["optimizer_s"] / 7
