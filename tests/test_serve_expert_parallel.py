@@ -111,3 +111,18 @@ def test_skewed_routing_slows_the_step_to_the_busiest_group(runs):
         serve("mixtral-8x7b", "h100", expert_imbalance=1.5, batch=8, **RUN)
     with pytest.raises(UsageError, match="between 1"):
         serve("mixtral-8x7b", "h100", ep=2, expert_imbalance=3.0, batch=8, **RUN)
+
+
+def test_stages_of_expert_parallel_groups_pack_into_nodes():
+    """Megatron's order (tp innermost, then ep, pp outermost): a stage is tp * ep devices, the ep groups of one
+    stage tp apart. 16 devices on 8-GPU nodes: pp 2 x ep 8 sends between the stages over the network and exchanges
+    experts inside a node; tp 2 x ep 8 exchanges across nodes."""
+    h100 = load_target("h100")
+    r = serve("mixtral-8x7b", "h100", tp=1, pp=2, ep=8, batch=8, **RUN)
+    assert r.settings["devices"] == 16
+    assert {c["link"] for c in r.collectives_per_layer} == {"scale_up"}
+    send = r.decode["samples"][0]["pipeline"]["send_s"][0]
+    boundary = 8 // 8 * 1 * HIDDEN * ITEMSIZE  # one sequence's token, hidden wide, per device
+    assert send == pytest.approx(h100.scale_out_latency_us * 1e-6 + boundary / (h100.scale_out_gbps * 1e9))
+    r = serve("mixtral-8x7b", "h100", tp=2, pp=1, ep=8, batch=8, **RUN)
+    assert {c["op"]: c["link"] for c in r.collectives_per_layer} == {"all_reduce": "scale_up", "all_to_all": "scale_out"}

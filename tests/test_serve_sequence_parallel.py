@@ -60,3 +60,12 @@ def test_cli_sp():
                                    "--input-len", "16", "--output-len", "3", "--config", "tiny"])
     assert out.exit_code == 0, out.output
     assert "tp 2, pp 1, sp" in out.output and "reduce_scatter after" in out.output
+
+
+def test_with_micro_batches_the_notes_and_collectives_are_the_projected_micro_batchs():
+    """batch 5 in 3 micro-batches of 2: the full batch's decode (5 tokens) would not split over tp 2, the
+    micro-batch's (2 tokens) does, and that is the graph projected and reported."""
+    r = serve("llama3-8b", "h100", tp=2, pp=2, micro_batches=3, sp=True, batch=5, **RUN)
+    assert r.settings["micro_batch_size"] == 2
+    assert [c["op"] for c in r.collectives_per_layer] == ["all_gather", "reduce_scatter"] * 2
+    assert "kept tensor-parallel" not in r.notes[-1]

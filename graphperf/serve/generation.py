@@ -155,6 +155,21 @@ def _interpolated_sum(points: list[tuple[int, float]], first: int, last: int) ->
     return total + points[-1][1]
 
 
+def _layer_collectives(graph, target) -> list[dict]:
+    """The collectives of ``layers.0`` of `graph` (a decode step one device runs) with their link time on `target`."""
+    from graphperf.passes.shard import collectives_by_layer
+    from graphperf.rules.collective import collective_time
+
+    out = []
+    for c in collectives_by_layer(graph).get("layers.0", []):
+        node = next(n for n in graph.nodes if n.name == c["node"])
+        x, y = graph.types(node.inputs[:1])[0], graph.types(node.outputs[:1])[0]
+        t = collective_time(node.op.name, node.attrs, x, y, target)
+        out.append({**c, "payload_bytes": t.payload_bytes, "wire_bytes": t.wire_bytes, "steps": t.steps,
+                    "link": t.link, "time_s": t.link_s})
+    return out
+
+
 def _check_heads(spec, cfg, tp: int) -> None:
     heads, kv_heads = getattr(cfg, "num_heads", None), getattr(cfg, "num_kv_heads", None)
     if heads is None:
@@ -219,8 +234,7 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     from graphperf.passes.expert_parallel import shard_expert_parallel
     from graphperf.passes.liveness import peak_activation_memory
     from graphperf.passes.sequence_parallel import shard_sequence_parallel
-    from graphperf.passes.shard import collectives_by_layer, shard_tensor_parallel
-    from graphperf.rules.collective import collective_time
+    from graphperf.passes.shard import shard_tensor_parallel
     from graphperf.target import Target, load_target
 
     from .graphs import capture_phase, kv_inputs, last_token_logits, with_kv_len, with_precision
@@ -332,17 +346,11 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         memory["smallest_pp_that_fits_estimate"] = need_pp if need_pp and need_pp <= cfg.num_layers else None
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
-    settings = {"tp": tp, "pp": pp, "ep": ep, "expert_imbalance": expert_imbalance, "sp": sp, "batch": batch, "input_len": input_len, "output_len": output_len,
-                "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
+    settings = {"tp": tp, "pp": pp, "ep": ep, "expert_imbalance": expert_imbalance, "sp": sp, "batch": batch,
+                "input_len": input_len, "output_len": output_len, "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
                 "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
                 "micro_batches": micro_batches, "micro_batch_size": micro_size}
-    per_layer = []
-    for c in collectives_by_layer(decode_stages[0].graph).get("layers.0", []):
-        node = next(n for n in decode_base.nodes if n.name == c["node"])
-        x, out = decode_base.types(node.inputs[:1])[0], decode_base.types(node.outputs[:1])[0]
-        t = collective_time(node.op.name, node.attrs, x, out, tgt)
-        per_layer.append({**c, "payload_bytes": t.payload_bytes, "wire_bytes": t.wire_bytes, "steps": t.steps,
-                          "link": t.link, "time_s": t.link_s})
+    per_layer = _layer_collectives(decode_stages[0].graph, tgt)
     notes = [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
@@ -352,8 +360,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                 "reduce_scatter + all_gather" + "".join(f"; the {phase} kept tensor-parallel: {why}"
                                                        for phase, why in sorted(sp_refused.items())))
     if ep > 1:
-        notes.append(f"experts: {ep} expert-parallel groups of {tp * pp} device(s), each serving {local_batch} of the "
-                     f"{batch} sequences with 1/{ep} of every MoE block's experts; an all_to_all dispatch and combine per "
+        notes.append(f"experts: {ep} expert-parallel groups of {tp} device(s) in each of the {pp} stage(s) (a stage "
+                     f"spans {tp * ep} devices), each group serving {local_batch} of the {batch} sequences with 1/{ep} of every MoE block's experts; an all_to_all dispatch and combine per "
                      "MoE block; " + ("uniform routing (every group takes the same time)" if expert_imbalance == 1 else
                                       f"the busiest group's experts get {expert_imbalance:g} x the mean tokens and "
                                       "set the step (its graph is projected, and its memory)"))
@@ -373,16 +381,19 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
         return result
 
     # -- time: the micro-batches cross the stages in order, a send between two ------------------------------
-    if micro_batches > 1:  # the graphs one micro-batch runs
+    if micro_batches > 1:  # the graphs one micro-batch runs: their collectives and refusals are the ones reported
+        sp_refused.clear()
         prefill_stages = schedule.stages(shard(precise(last_token_logits(
             capture_phase(model, config, "prefill", micro_size, input_len, build))), tp, "prefill"), pp)
         decode_stages = schedule.stages(
             shard(precise(capture_phase(model, config, "decode", micro_size, first, build)), tp), pp)
+        result.collectives_per_layer = _layer_collectives(decode_stages[0].graph, tgt)
 
     def step(stages, kv_len=None):
         parts = [_project(st.graph if kv_len is None else with_kv_len(st.graph, kv_len), tgt, mode) for st in stages]
         stage_s = [p["latency_s"] for p in parts]
-        send_s = [schedule.send_s(st.received_bytes, tgt, s, tp) for s, st in enumerate(stages) if s > 0]
+        # a stage is tp * ep devices wide (Megatron's order: tp innermost, then ep, pp outermost)
+        send_s = [schedule.send_s(st.received_bytes, tgt, s, tp * ep) for s, st in enumerate(stages) if s > 0]
         slowest = max(range(len(parts)), key=stage_s.__getitem__)
         u, keys = micro_batches, parts[0]["breakdown"]
         if kv_len is None:  # the prefill, fill and drain: the first micro-batch through every stage and send,

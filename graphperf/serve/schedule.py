@@ -26,23 +26,24 @@ def stages(graph, pp: int):
     return [PipelineStage(graph, (0, 0), [], 0)] if pp == 1 else split_pipeline(graph, pp)
 
 
-def crosses_nodes(stage: int, tp: int, per_node: Optional[int]) -> bool:
-    """Whether the send into pipeline `stage` (devices ``stage * tp .. stage * tp + tp - 1``, stages packed into
-    nodes in order) leaves a node: rank i of the previous stage sends to rank i of this one."""
+def crosses_nodes(stage: int, width: int, per_node: Optional[int]) -> bool:
+    """Whether the send into pipeline `stage` leaves a node. A stage is `width` devices (tp, or tp * ep with expert
+    parallelism), ``stage * width .. stage * width + width - 1``, stages packed into nodes in order; rank i of the
+    previous stage sends to rank i of this one."""
     if per_node is None:
         return False
-    return any(((stage - 1) * tp + i) // per_node != (stage * tp + i) // per_node for i in range(tp))
+    return any(((stage - 1) * width + i) // per_node != (stage * width + i) // per_node for i in range(width))
 
 
-def send_s(nbytes: int, target, stage: int, tp: int) -> float:
-    """The send of `nbytes` into pipeline `stage`: one step of the link's latency + bytes / bandwidth, on the
-    scale-out network when the sender and the receiver sit in different nodes (`crosses_nodes`), else on the
-    scale-up link."""
-    link = "scale_out" if crosses_nodes(stage, tp, target.devices_per_node) else "scale_up"
+def send_s(nbytes: int, target, stage: int, width: int) -> float:
+    """The send of `nbytes` into pipeline `stage` (of `width` devices): one step of the link's latency + bytes /
+    bandwidth, on the scale-out network when the sender and the receiver sit in different nodes (`crosses_nodes`),
+    else on the scale-up link."""
+    link = "scale_out" if crosses_nodes(stage, width, target.devices_per_node) else "scale_up"
     gbps, latency_us = getattr(target, f"{link}_gbps"), getattr(target, f"{link}_latency_us")
     if gbps is None or latency_us is None:
         raise UsageError(f"target {target.name} has no {link}_gbps / {link}_latency_us for the pipeline's send "
-                         f"into stage {stage} ({tp} devices a stage, {target.devices_per_node} a node); set them "
+                         f"into stage {stage} ({width} devices a stage, {target.devices_per_node} a node); set them "
                          "with --set")
     return latency_us * 1e-6 + nbytes / (gbps * 1e9)
 
