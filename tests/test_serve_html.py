@@ -88,6 +88,9 @@ def test_expert_parallel_is_in_the_title_and_its_all_to_all_in_the_collectives()
     assert f"ep {d['settings']['ep']}" in re.search(r"<h1>(.*?)</h1>", page).group(1)
     coll = text_of(section(page, "collectives"))
     assert all(c["op"] in coll and c["module"] in coll for c in d["collectives_per_layer"])
+    assert "dispatch layers.0.mlp" in coll and "combine layers.0.mlp" in coll
+    kv = d["settings"]["batch"] // d["settings"]["ep"]
+    assert f"one expert-parallel group's ({kv} sequences)" in text_of(section(page, "memory"))
 
 
 def test_sequence_parallel_and_skewed_routing_are_in_the_title():

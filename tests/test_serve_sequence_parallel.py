@@ -60,6 +60,7 @@ def test_cli_sp():
                                    "--input-len", "16", "--output-len", "3", "--config", "tiny"])
     assert out.exit_code == 0, out.output
     assert "tp 2, pp 1, sp" in out.output and "reduce_scatter after" in out.output
+    assert "all_gather before layers.0.attn.q_proj" in out.output  # the gather runs before its first reader
 
 
 def test_with_micro_batches_the_notes_and_collectives_are_the_projected_micro_batchs():

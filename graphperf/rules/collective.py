@@ -164,7 +164,7 @@ def collective_time(op: str, attrs: Mapping[str, Any], x: TensorType, out: Tenso
     p = group_size(op, attrs)
     algo = _algorithm(op, attrs)
     per_node = getattr(target, "devices_per_node", None)
-    span = p * int(attrs.get("stride", 1))  # the devices from the group's first member to its last
+    span = p * int(attrs.get("stride", 1))  # the aligned block of devices the group's members sit in
     link = attrs.get("link") or ("scale_out" if per_node is not None and span > per_node else "scale_up")
     if link not in LINKS:
         raise RuleError(f"{op}: link={link!r} is not one of {', '.join(LINKS)}")

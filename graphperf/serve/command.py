@@ -68,8 +68,7 @@ def render_table(d: dict) -> str:
         lines += ["", "  collectives per layer (decode step, layers.0):"]
         for c in d["collectives_per_layer"]:
             time_s = "no link figures" if c["time_s"] is None else f"{c['time_s'] * 1e6:.1f} us"
-            where = next((w for w in ("dispatch", "combine") if c["node"].endswith(f"_{w}_all_to_all")), "after")
-            place = f"{where} {c['module']}"
+            place = f"{c.get('where', 'after')} {c['module']}"
             lines.append(f"    {c['op']:<10} {place:<30} {c['payload_bytes']:>12,} B  "
                          f"{c['wire_bytes']:>14,.0f} B on the {c['link']} link  {time_s}")
     lines += [""] + [f"  note: {n}" for n in d["notes"]]
@@ -108,7 +107,8 @@ def render_table(d: dict) -> str:
 @click.option("--kv-samples", type=click.IntRange(min=2), default=4, show_default=True,
               help="Context lengths projected exactly; the decode steps between them are interpolated.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True,
-              help="table, json, or html (a page: needs -o FILE.html); default: what -o's extension names.")
+              help="table, json, or html (a self-contained page, to stdout or -o FILE.html); default: what -o's "
+                   "extension names.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 def serve(model, target, sets, tp, pp, ep, expert_imbalance, sp, micro_batches, batch, requests, max_batch, input_len,
           output_len, dtype, kv_dtype, usd_per_hour, config, mode, kv_samples, fmt, output):

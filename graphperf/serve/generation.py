@@ -165,9 +165,18 @@ def _layer_collectives(graph, target) -> list[dict]:
         node = next(n for n in graph.nodes if n.name == c["node"])
         x, y = graph.types(node.inputs[:1])[0], graph.types(node.outputs[:1])[0]
         t = collective_time(node.op.name, node.attrs, x, y, target)
-        out.append({**c, "payload_bytes": t.payload_bytes, "wire_bytes": t.wire_bytes, "steps": t.steps,
-                    "link": t.link, "time_s": t.link_s})
+        out.append({**c, "where": _where(c["node"]), "payload_bytes": t.payload_bytes, "wire_bytes": t.wire_bytes,
+                    "steps": t.steps, "link": t.link, "time_s": t.link_s})
     return out
+
+
+def _where(node: str) -> str:
+    """Where a collective sits against its module: an expert dispatch or combine, a sequence-parallel gather before
+    its first reader, otherwise after the node that produces its input."""
+    for kind in ("dispatch", "combine"):
+        if node.endswith(f"_{kind}_all_to_all"):
+            return kind
+    return "before" if node.endswith("_sp_all_gather") else "after"
 
 
 def _check_heads(spec, cfg, tp: int) -> None:

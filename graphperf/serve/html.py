@@ -291,8 +291,10 @@ def memory_body(d: dict[str, Any]) -> str:
     keys += [(f"stage {i}", nbytes(v)) for i, v in enumerate(m.get("per_stage_bytes", []))]
     chart = hbar_chart(memory_rows(d), fmt=nbytes)
     key = legend([(label, cls) for _, label, cls in MEMORY_PARTS] + [("usable", "c3"), ("capacity", "cx")])
-    note = ('<p class="note">Bytes with decimal prefixes (1 GB = 1e9 B). The KV cache is the batch\'s at '
-            "input + output length; activations are the prefill's peak of live tensors.</p>\n")
+    ep = d["settings"].get("ep", 1)
+    whose = "the batch's" if ep == 1 else f"one expert-parallel group's ({d['settings']['batch'] // ep} sequences)"
+    note = ('<p class="note">Bytes with decimal prefixes (1 GB = 1e9 B). The KV cache is '
+            f"{whose} at input + output length; activations are the prefill's peak of live tensors.</p>\n")
     return chart + key + kv_table([(k, esc(v)) for k, v in keys]) + note
 
 
@@ -302,7 +304,7 @@ def memory_body(d: dict[str, Any]) -> str:
 def collective_row(c: dict[str, Any]):
     """One collective: op, module, payload, wire bytes, steps, link, time (or why there is none)."""
     time_s: Optional[float] = c.get("time_s")
-    return [(esc(c["op"]), None, ""), (esc(c["module"]), None, "mono"),
+    return [(esc(c["op"]), None, ""), (esc(f"{c.get('where', 'after')} {c['module']}"), None, "mono"),
             (esc(nbytes(c["payload_bytes"])), sort_key(c["payload_bytes"]), ""),
             (esc(nbytes(c["wire_bytes"])), sort_key(c["wire_bytes"]), ""),
             (esc(c["steps"]), sort_key(c["steps"]), ""), (esc(c["link"]), None, ""),
@@ -311,7 +313,7 @@ def collective_row(c: dict[str, Any]):
 
 def collectives_body(collectives: list[dict[str, Any]]) -> str:
     """The collectives of one decoder layer (layers.0) in a decode step."""
-    cols = [("op", False), ("after", False), ("payload per device", True), ("bytes on the wire", True),
+    cols = [("op", False), ("where", False), ("payload per device", True), ("bytes on the wire", True),
             ("steps", True), ("link", False), ("time", True)]
     note = '<p class="note">One decoder layer (layers.0) of a decode step; every layer has the same.</p>\n'
     return table(cols, [collective_row(c) for c in collectives]) + note
