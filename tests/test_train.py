@@ -22,7 +22,8 @@ from graphperf.passes.data_parallel import FIRST_BUCKET_BYTES, MIB, bucket_assig
 from graphperf.pipeline import analyze_graph
 from graphperf.target import load_target
 from graphperf.train import SCHEMA, train
-from graphperf.train.capture import capture_training_step
+from graphperf.train.capture import Parameter, capture_training_step
+from graphperf.train.memory import step_memory
 from graphperf.train.optimizer import adamw_graph
 from graphperf.train.timeline import overlap
 
@@ -43,6 +44,32 @@ def meta_parameter_bytes(model: str = "gpt2", dtype: str = "float32") -> int:
 def matmul_flops(graph: Graph) -> int:
     report = analyze_graph(graph, H100, {"name": graph.name})
     return sum(n.matrix_flops for n in report.nodes if n.op == "matmul")
+
+
+def simulated_peak(graph: Graph, weight_storage: set) -> int:
+    """The most bytes live at once while `graph` runs in order, simulated node by node: a storage is allocated by
+    its producer (a non-weight graph input: before the first node), shared by its ``view``s, and released after
+    its last reader, or kept to the end if any of its views is a graph output; weights and `weight_storage` (views
+    of weights saved for the backward) are not activations."""
+    storage = {name: name for name, v in graph.values.items() if v.producer is None}
+    for node in graph.nodes:
+        for out in node.outputs:
+            storage[out] = storage[node.inputs[0]] if node.op.name == "view" else out
+    weights = {n for n, v in graph.values.items() if v.kind == "weight"} | set(weight_storage)
+    last = {}
+    for i, node in enumerate(graph.nodes):
+        for name in (*node.inputs, *node.outputs):
+            if name is not None:
+                last[storage[name]] = i
+    for name in graph.outputs:
+        last[storage[name]] = len(graph.nodes)
+    live = {name for name, v in graph.values.items() if v.kind == "input" and v.producer is None} - weights
+    peak = 0
+    for i, node in enumerate(graph.nodes):
+        live |= {storage[o] for o in node.outputs} - weights
+        peak = max(peak, sum(graph.values[b].type.nbytes for b in live))
+        live = {b for b in live if last.get(b, -1) > i}
+    return peak
 
 
 # -- capture ----------------------------------------------------------------------------------------------
@@ -157,6 +184,43 @@ def test_the_timeline_against_a_hand_built_one():
     assert overlap(3.0, [], []).backward_s == 3.0 and overlap(3.0, [], []).exposed_comm_s == 0.0
 
 
+# -- memory ----------------------------------------------------------------------------------------------------
+
+
+def test_training_memory_on_a_hand_built_step():
+    """A forward that saves h (8 KiB) and a view of its weight w (4 KiB), and a backward whose inputs are h, that
+    view and the loss's gradient; tensor sizes in KiB, the peaks worked out by hand."""
+    def kib(k: int) -> TensorType:
+        return TensorType((256 * k,), "float32")
+
+    def op(name: str, ins: tuple, out: str) -> Node:  # a view, or any op that allocates its output
+        return Node(name, canonical("view" if name.startswith("view") else "relu"), name, ins, (out,))
+
+    fw = Graph("fw", [op("view_w", ("w",), "wt"), op("f1", ("x", "wt"), "h"), op("f2", ("h",), "y"),
+                      op("f3", ("y",), "loss")],
+               {"x": Value("x", kib(1), "input"), "w": Value("w", kib(4), "weight"),
+                "wt": Value("wt", kib(4), producer="view_w"), "h": Value("h", kib(8), producer="f1"),
+                "y": Value("y", kib(2), producer="f2"), "loss": Value("loss", kib(1), producer="f3")},
+               ["loss", "h", "wt"])
+    bw = Graph("bw", [op("b1", ("tangent", "h"), "d1"), op("b2", ("d1", "wt", "h"), "gw")],
+               {"tangent": Value("tangent", kib(1), "input"), "h": Value("h", kib(8), "input"),
+                "wt": Value("wt", kib(4), "input"), "d1": Value("d1", kib(16), producer="b1"),
+                "gw": Value("gw", kib(4), producer="b2")},
+               ["gw"], {"gradients": [{"parameter": "w", "value": "gw"}]})
+    params = [Parameter("w", 1024, "float32", 4 * 1024, "gw")]
+    # forward, live per node: view_w nothing new (weight storage); f1 x + h = 9; f2 h + y = 10; f3 h + y + loss = 11
+    # backward: b1 tangent + h + d1 = 25; b2 h (saved, still read) + d1 + gw = 28; wt is w's storage, never counted
+    m = step_memory(fw, bw, params)
+    assert m["forward_peak_activation_bytes"] == 11 * 1024 and m["backward_peak_activation_bytes"] == 28 * 1024
+    assert m["saved_activations_bytes"] == (8 + 1) * 1024  # h and the loss's gradient, not the weight's view
+    # weights 4 + AdamW's fp32 m, v of 1024 elements 8 + the larger peak 28: the saved h is inside the 28
+    assert m["needed_bytes"] == (4 + 8 + 28) * 1024
+    # ZeRO-2 over dp 2 hands gw off after b2: the peak is unchanged (gw is produced there), the shard 2 KiB is kept
+    z2 = step_memory(fw, bw, params, zero=2, dp=2, handoffs={"b2": ["gw"]})
+    assert z2["backward_peak_activation_bytes"] == 28 * 1024 and z2["gradients_bytes"] == 2 * 1024
+    assert z2["needed_bytes"] == (4 + 8 // 2 + 28) * 1024
+
+
 # -- the step ----------------------------------------------------------------------------------------------
 
 
@@ -172,12 +236,19 @@ def test_one_device_step_is_forward_plus_backward_plus_optimizer():
     assert no_opt.totals["step_s"] == pytest.approx(t["forward_s"] + t["backward_s"], rel=1e-12)
     assert any("left out" in n for n in no_opt.notes)
     m = r.memory  # fp32: weights, gradients, and AdamW's m and v (8 bytes) per parameter, plus activations
-    assert m["weights_bytes"] == m["gradients_bytes"] == meta_parameter_bytes()
-    assert m["optimizer_states_bytes"] == 2 * meta_parameter_bytes() and no_opt.memory["optimizer_states_bytes"] == 0
-    assert m["backward_peak_activation_bytes"] >= m["gradients_bytes"]  # the gradients live to the backward's end
-    assert t["memory_per_device_bytes"] == m["needed_bytes"] == (3 * meta_parameter_bytes()
-                                                                 + m["saved_activations_bytes"]
-                                                                 + m["backward_peak_activation_bytes"])
+    P = meta_parameter_bytes()
+    assert m["weights_bytes"] == m["gradients_bytes"] == P and m["optimizer_states_bytes"] == 2 * P
+    # --no-optimizer leaves the step's time out, not AdamW's states: the optimizer still holds them
+    assert no_opt.memory == m
+    # memory = weights + moments + the largest set of tensors live at once, simulated here over the graphs
+    s = step()
+    fw, bw = canonicalize(s.forward).graph, canonicalize(s.backward).graph
+    weight_storage = {v for views in bw.meta["parameters"].values() for v in views}  # t(w) saved: the weights'
+    fw_peak, bw_peak = simulated_peak(fw, set()), simulated_peak(bw, weight_storage)
+    assert fw_peak == m["forward_peak_activation_bytes"] and bw_peak == m["backward_peak_activation_bytes"]
+    assert t["memory_per_device_bytes"] == m["needed_bytes"] == P + 2 * P + max(fw_peak, bw_peak)
+    # the saved activations are inside the backward's peak, not added to it
+    assert m["needed_bytes"] < 3 * P + m["saved_activations_bytes"] + bw_peak
     assert t["fits"] is True and m["saved_activations_bytes"] > 0
 
 
@@ -217,8 +288,6 @@ def test_adamw_moves_its_bytes_per_parameter():
     assert report.totals["flops"] == 13 * n and report.totals["transcendentals"] == n
     assert report.nodes[0].bound == "memory"
     bf16 = build("gpt2", config="tiny", dtype="bfloat16", device="meta").module
-    from graphperf.train.capture import Parameter
-
     params = [Parameter(k, v.numel(), "bfloat16", 2 * v.numel(), "g") for k, v in bf16.named_parameters()]
     assert analyze_graph(adamw_graph(params), H100, {"name": "adamw"}).totals["bytes"] == 22 * n
 

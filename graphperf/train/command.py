@@ -38,15 +38,8 @@ def render_table(d: dict) -> str:
             ("tokens/s (all devices)", "-" if t["tokens_per_s"] is None else f"{t['tokens_per_s']:,.0f}"),
             ("samples/s (all devices)", f"{t['samples_per_s']:,.1f}"),
             ("parameters", f"{t['parameters']:,} ({t['gradient_bytes'] / 1e6:,.1f} MB of gradients)")]
-    m = d.get("memory") or {}
-    if m:
-        verdict = {True: "fits", False: "DOES NOT FIT", None: "capacity unknown"}[m["fits"]]
-        capacity = "" if m["capacity_bytes"] is None else f" of {m['capacity_bytes'] / 1e9:,.1f} GB"
-        backward = max(m["backward_peak_activation_bytes"], m["gradients_bytes"])
-        rows.append(("memory per device", f"{m['needed_bytes'] / 1e9:,.2f} GB{capacity}: {verdict} (weights "
-                     f"{m['weights_bytes'] / 1e9:,.2f}, AdamW states {m['optimizer_states_bytes'] / 1e9:,.2f}, saved "
-                     f"activations {m['saved_activations_bytes'] / 1e9:,.2f}, backward peak with the gradients "
-                     f"{backward / 1e9:,.2f} GB)"))
+    if d.get("memory"):
+        rows.append(("memory per device", _memory_row(d["memory"])))
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     if d["buckets"]:
@@ -61,6 +54,22 @@ def render_table(d: dict) -> str:
 
 def _gb(x) -> str:
     return f"{x / 1e9:,.2f}"
+
+
+def _memory_row(m: dict) -> str:
+    """The memory line: needed against capacity, then its terms (weights, gathered parameters, AdamW states, the
+    peak of live tensors) and, apart, the gradients and saved activations that peak holds."""
+    verdict = {True: "fits", False: "DOES NOT FIT", None: "capacity unknown"}[m["fits"]]
+    capacity = "" if m["capacity_bytes"] is None else f" of {m['capacity_bytes'] / 1e9:,.1f} GB"
+    fw, bw, grads = m["forward_peak_activation_bytes"], m["backward_peak_activation_bytes"], m["gradients_bytes"]
+    peak, where = max((bw, "in the backward, holding the gradients and the saved activations still alive"),
+                      (fw, "in the forward"), (grads, "the gradients"), key=lambda x: x[0])
+    terms = [("weights", m["weights_bytes"]), ("gathered parameters", m.get("gathered_parameters_bytes")),
+             ("AdamW states", m["optimizer_states_bytes"]), ("peak of live tensors", peak)]
+    return (f"{m['needed_bytes'] / 1e9:,.2f} GB{capacity}: {verdict} ("
+            + " + ".join(f"{k} {_gb(v)}" for k, v in terms if v is not None)
+            + f" GB {where}; saved activations {_gb(m['saved_activations_bytes'])}, forward peak {_gb(fw)}, "
+              f"gradients kept {_gb(grads)} GB)")
 
 
 def _render_sharded(d: dict) -> str:
@@ -91,13 +100,7 @@ def _render_sharded(d: dict) -> str:
                                   f"({t['hidden_comm_fraction']:.0%} hidden), {t['wire_bytes_per_step'] / 1e6:,.1f} MB "
                                   "on the wire per device per step"))
     if m:
-        verdict = {True: "fits", False: "DOES NOT FIT", None: "capacity unknown"}[m["fits"]]
-        capacity = "" if m["capacity_bytes"] is None else f" of {m['capacity_bytes'] / 1e9:,.1f} GB"
-        parts = [("weights", "weights_bytes"), ("gathered parameters", "gathered_parameters_bytes"),
-                 ("gradients", "gradients_bytes"), ("AdamW states", "optimizer_states_bytes"),
-                 ("saved activations", "saved_activations_bytes"), ("backward peak", "backward_peak_activation_bytes")]
-        rows.append(("memory per device", f"{m['needed_bytes'] / 1e9:,.2f} GB{capacity}: {verdict} ("
-                     + ", ".join(f"{k} {_gb(m[key])}" for k, key in parts if key in m) + " GB)"))
+        rows.append(("memory per device", _memory_row(m)))
     width = max(len(k) for k, _ in rows)
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     if d["buckets"]:
@@ -132,7 +135,7 @@ def _render_sharded(d: dict) -> str:
 @click.option("--bucket-mb", type=float, help="DDP bucket cap in MiB (default: DDP's 25, with a 1 MiB first bucket).")
 @click.option("--mode", type=click.Choice(("graph", "eager")), default="graph", show_default=True,
               help="Execution model of each graph (graph: CUDA-graph replay).")
-@click.option("--no-optimizer", is_flag=True, help="Leave the AdamW step out of the step time.")
+@click.option("--no-optimizer", is_flag=True, help="Leave the AdamW step out of the step time (its states stay in memory).")
 @click.option("--zero", type=int, default=0, show_default=True,
               help="ZeRO stage: 0 DDP, 1 optimizer states sharded, 2 + gradients, 3 + parameters (FSDP FULL_SHARD).")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True,

@@ -12,6 +12,8 @@ by DDP's bucketed all-reduces, which overlap with the backward:
    overlaps the two streams: ``backward_s``, ``allreduce_s``, ``exposed_comm_s``;
 4. optimizer: AdamW as one fused elementwise pass (graphperf/train/optimizer.py), ``optimizer_s``;
 5. ``step_s = forward_s + backward_s + optimizer_s``; ``tokens_per_s = dp * batch * seq / step_s``.
+6. memory per device (graphperf/train/memory.py): weights + AdamW's states + the larger of the forward's and the
+   backward's peaks of live tensors (the backward's holds the saved activations still alive there).
 
 With ``zero`` 1, 2 or 3 the step is sharded data parallelism (ZeRO / FSDP FULL_SHARD, graphperf/train/zero.py):
 reduce-scatters instead of all-reduces, the optimizer over 1/dp of the parameters, the parameters all-gathered
@@ -69,10 +71,12 @@ class TrainResult:
     notes : list of str
         The assumptions, as the table prints them.
     memory : dict
-        Bytes per device: weights, gradients, optimizer states (fp32 m and v), saved activations, the backward's
-        peak of live activations; needed, capacity (``memory_gb``), fits (None when the target states none).
-        Under ZeRO also the gathered parameters (stage 3); for stages 2 and 3 the backward's peak frees each gradient
-        at its hand-off to the reduce-scatter and holds the reduced shard.
+        Bytes per device (graphperf/train/memory.py): weights, gradients, optimizer states (fp32 m and v, also with
+        ``optimizer=False``), the activations saved for the backward, the forward's and the backward's peaks of live
+        tensors (the backward's holds the saved activations still alive, the gradients and its temporaries; views
+        of weights are weights); needed (weights + states + the larger peak), capacity (``memory_gb``), fits (None
+        when the target states none). Under ZeRO also the gathered parameters (stage 3); for stages 2 and 3 the
+        backward's peak frees each gradient at its hand-off to the reduce-scatter and holds the reduced shard.
     sharding : dict
         Empty for DDP (``zero=0``); else the stage, its name, per collective kind (all_gather, reduce_scatter)
         count, payload bytes, wire bytes per device and time, the wire bytes per step, and (stage 3) FSDP's units.
@@ -154,7 +158,8 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     mode : str
         Execution model of every graph: ``graph`` (CUDA-graph replay) or ``eager``.
     optimizer : bool
-        Include the AdamW step (True) or leave it out (``optimizer_s`` None).
+        Include the AdamW step's time (True) or leave it out (``optimizer_s`` absent); AdamW's states are counted in
+        memory either way (the optimizer exists, its step is not timed).
     zero : int
         0: DDP (every device a whole replica); 1, 2, 3: ZeRO stage (optimizer states; + gradients; + parameters
         sharded over dp, stage 3 as FSDP FULL_SHARD), graphperf/train/zero.py. A stage >= 1 needs ``dp >= 2``.
@@ -179,6 +184,7 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     from graphperf.pipeline import analyze_graph
 
     from .capture import capture_training_step
+    from .memory import step_memory
     from .optimizer import adamw_graph
     from .timeline import overlap
 
@@ -233,7 +239,7 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     }
     if optimizer_s is None:
         del totals["optimizer_s"]
-    memory = _memory(step, fw, fw_graph, bw, bw_graph, optimizer, tgt)
+    memory = step_memory(fw_graph, bw_graph, step.parameters, dp=dp, target=tgt)
     totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     bucket_rows = [{**b.to_dict(), "ready_s": r, "start_s": s, "end_s": e, "time_s": d}
                    for b, r, s, e, d in zip(buckets, timeline.ready_s, timeline.start_s, timeline.end_s,
@@ -244,45 +250,8 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
                 "first_bucket_cap_bytes": dp_result.first_bucket_cap_bytes, "loss": step.loss,
                 "optimizer": "adamw" if optimizer else None}
     notes = list(NOTES) if optimizer else [n for n in NOTES if not n.startswith("optimizer")] + [
-        "optimizer: left out (--no-optimizer): step_s is forward + backward"]
+        "optimizer: left out (--no-optimizer): step_s is forward + backward; AdamW's states still count in memory"]
     return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes, memory)
-
-
-def _weight_views(fw, fw_graph) -> set[str]:
-    """Values of the forward that are views of a weight (``t(w)`` saved for the backward): no memory of their own."""
-    free = {r.name for r in fw.nodes if r.bound == "free"}
-    views = {v.name for v in fw_graph.weights()}
-    for node in fw_graph.nodes:
-        if node.name in free and node.inputs and node.inputs[0] in views:
-            views.update(node.outputs)
-    return views
-
-
-def _saved_bytes(fw, fw_graph, bw_graph) -> int:
-    """The activations saved for the backward: the backward graph's inputs, less the views of weights."""
-    views = _weight_views(fw, fw_graph)
-    return sum(v.type.nbytes for v in bw_graph.values.values()
-               if v.kind == "input" and v.type is not None and v.name not in views)
-
-
-def _memory(step, fw, fw_graph, bw, bw_graph, optimizer: bool, target) -> dict[str, Any]:
-    """Bytes one device holds: the weights (parameters and buffers), AdamW's two fp32 moments per updated
-    parameter, the activations saved for the backward (the backward graph's inputs, less the views of weights) and
-    the backward's own peak of live tensors, which holds the gradients (its outputs live to its end; at least the
-    gradients' bytes). An upper bound: the saved activations are freed as the backward goes."""
-    from graphperf.report.memory_fit import memory_fit
-
-    updated = sum(p.numel for p in step.parameters if p.gradient is not None)
-    saved = _saved_bytes(fw, fw_graph, bw_graph)
-    out = {"weights_bytes": fw.totals["weight_bytes"], "gradients_bytes": step.gradient_bytes,
-           "optimizer_states_bytes": 8 * updated if optimizer else 0, "saved_activations_bytes": saved,
-           "backward_peak_activation_bytes": bw.totals["peak_activation_bytes"]}
-    backward = max(out["backward_peak_activation_bytes"], out["gradients_bytes"])
-    fit = memory_fit(out["weights_bytes"] + out["optimizer_states_bytes"], saved + backward,
-                     getattr(target, "memory_gb", None))
-    out.update(needed_bytes=fit["memory_needed_bytes"], capacity_bytes=fit["memory_capacity_bytes"],
-               fits=fit["fits"], shortfall_bytes=fit["memory_shortfall_bytes"])
-    return out
 
 
 ZERO_NOTES = {
@@ -308,10 +277,10 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     from graphperf.pipeline import analyze_graph
 
     from .capture import Parameter
+    from .memory import step_memory
     from .optimizer import adamw_graph
     from .timeline import overlap, schedule
-    from .zero import (STAGE_NAMES, collective_totals, fsdp_program, peak_with_handoffs, price, price_nodes,
-                       shard, sharded_memory)
+    from .zero import STAGE_NAMES, collective_totals, fsdp_program, price, price_nodes, shard
 
     fw_latency, bw_latency = fw.totals["latency_s"], bw.totals["latency_s"]
     grad = {g["parameter"]: g["value"] for g in bw_graph.meta["gradients"]}
@@ -409,13 +378,8 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     })
     if optimizer_s is None:
         del totals["optimizer_s"]
-    memory = sharded_memory(zero, dp, parameter_bytes=sum(p.nbytes for p in step.parameters),
-                            weight_bytes=fw.totals["weight_bytes"], gradient_bytes=step.gradient_bytes,
-                            updated_numel=sum(p.numel for p in step.parameters if p.gradient is not None),
-                            optimizer=optimizer, saved_bytes=_saved_bytes(fw, fw_graph, bw_graph),
-                            backward_peak_bytes=bw.totals["peak_activation_bytes"] if zero == 1
-                            else peak_with_handoffs(bw_graph, handoffs, dp), target=tgt,
-                            **memory_extra)
+    memory = step_memory(fw_graph, bw_graph, step.parameters, zero=zero, dp=dp, handoffs=handoffs, target=tgt,
+                         **memory_extra)
     totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     settings = {"dp": dp, "batch_per_device": batch, "global_batch": dp * batch, "seq": seq, "config": config,
                 "dtype": step.parameters[0].dtype if step.parameters else dtype, "mode": mode,
@@ -425,7 +389,7 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     if not optimizer:
         notes = [n for n in notes if not n.startswith("optimizer")] + [
             "optimizer: left out (--no-optimizer): step_s is forward + backward"
-            + (" + the parameters' all-gather" if zero < 3 else "")]
+            + (" + the parameters' all-gather" if zero < 3 else "") + "; AdamW's states still count in memory"]
     notes += [ZERO_NOTES[zero], "not modelled: DeepSpeed's own bucket sizes (ZeRO-1/2 use DDP's buckets here), "
               "gradient accumulation, fp32 master weights, gradient clipping, activation checkpointing, separate "
               "streams for all-gather and reduce-scatter (one communication stream here)"]

@@ -175,20 +175,27 @@ def collective_totals(runs: Sequence[CollectiveRun]) -> dict[str, dict[str, Any]
 
 
 def sharded_memory(zero: int, dp: int, *, parameter_bytes: int, weight_bytes: int, gradient_bytes: int,
-                   updated_numel: int, optimizer: bool, saved_bytes: int, backward_peak_bytes: int,
+                   updated_numel: int, saved_bytes: int, forward_peak_bytes: int, backward_peak_bytes: int,
                    root_bytes: int = 0, max_unit_bytes: int = 0, target=None) -> dict[str, Any]:
-    """Bytes one device holds under ZeRO stage `zero` (module docstring), by component, and whether they fit.
+    """Bytes one device holds under ZeRO stage `zero` (module docstring; 0 is DDP), by component, and whether they
+    fit.
 
-    `weight_bytes` are the forward's weights (parameters and buffers); `parameter_bytes` the parameters';
-    `backward_peak_bytes` the backward's peak of live tensors: with every gradient live to the end for stages 0 and
-    1, with each freed at its hand-off and its reduced shard live to the end (`peak_with_handoffs`) for stages 2 and
-    3; as for DDP the backward holds at least the gradients it leaves (`gradients_bytes`).
+    `weight_bytes` are the forward's weights (parameters and buffers); `parameter_bytes` the parameters'. AdamW's
+    fp32 moments are counted whether or not the step is timed (``--no-optimizer`` leaves out its time, not its
+    states). The activations are the larger of the two peaks of live tensors (graphperf/train/memory.py), each
+    taken with the weights' views counted as weights: `forward_peak_bytes` (ending with every saved activation
+    live) and `backward_peak_bytes`, which holds the saved activations still alive at it, the gradients produced so
+    far and the backward's temporaries: with every gradient live to the end for stages 0 and 1, with each freed at
+    its hand-off and its reduced shard live to the end (`peak_with_handoffs`) for stages 2 and 3. `saved_bytes`
+    (the activations saved for the backward) is reported, not added: it is inside both peaks. At least the
+    gradients a device keeps (`gradients_bytes`) are live after the backward.
 
     >>> m = sharded_memory(3, 4, parameter_bytes=800, weight_bytes=840, gradient_bytes=800, updated_numel=400,
-    ...                    optimizer=True, saved_bytes=50, backward_peak_bytes=300, root_bytes=80, max_unit_bytes=60)
+    ...                    saved_bytes=50, forward_peak_bytes=120, backward_peak_bytes=300, root_bytes=80,
+    ...                    max_unit_bytes=60)
     >>> m["weights_bytes"], m["gathered_parameters_bytes"], m["gradients_bytes"], m["optimizer_states_bytes"]
     (240, 200, 200, 800)
-    >>> m["needed_bytes"] == 240 + 200 + 800 + 50 + max(300, 200)
+    >>> m["needed_bytes"] == 240 + 200 + 800 + max(120, 300, 200)
     True
     """
     from graphperf.report.memory_fit import memory_fit
@@ -198,12 +205,12 @@ def sharded_memory(zero: int, dp: int, *, parameter_bytes: int, weight_bytes: in
     if zero == 3:
         out["gathered_parameters_bytes"] = root_bytes + 2 * max_unit_bytes
     out["gradients_bytes"] = gradient_bytes if zero < 2 else shard(gradient_bytes, dp)
-    out["optimizer_states_bytes"] = 8 * shard(updated_numel, dp) if optimizer else 0
+    out["optimizer_states_bytes"] = 8 * (shard(updated_numel, dp) if zero else updated_numel)
     out["saved_activations_bytes"] = saved_bytes
+    out["forward_peak_activation_bytes"] = forward_peak_bytes
     out["backward_peak_activation_bytes"] = backward_peak_bytes
-    # the gradients (full for stages 0, 1; the reduced shards for 2, 3) live in the backward's peak, as for DDP
     static = out["weights_bytes"] + out.get("gathered_parameters_bytes", 0) + out["optimizer_states_bytes"]
-    dynamic = saved_bytes + max(backward_peak_bytes, out["gradients_bytes"])
+    dynamic = max(forward_peak_bytes, backward_peak_bytes, out["gradients_bytes"])
     fit = memory_fit(static, dynamic, getattr(target, "memory_gb", None))
     out.update(needed_bytes=fit["memory_needed_bytes"], capacity_bytes=fit["memory_capacity_bytes"],
                fits=fit["fits"], shortfall_bytes=fit["memory_shortfall_bytes"])
