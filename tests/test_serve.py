@@ -75,11 +75,18 @@ def test_tp_halves_the_weights_and_kv_cache():
     assert one.collectives_per_layer == [] and one.prefill["breakdown"]["collective_s"] == 0
 
 
-def test_fp8_serves_fp8_weights_with_a_bf16_kv_cache():
+def test_fp8_serves_fp8_linear_layers_with_a_bf16_kv_cache():
+    """W8A8: the decoder's linear weights in fp8 (half their bf16 bytes); embedding, LM head and norms in bf16."""
+    from graphperf.serve.graphs import capture_phase
+
     bf16 = serve("llama3-8b", "h100", tp=1, **TINY)
     fp8 = serve("llama3-8b", "h100", tp=1, dtype="fp8", **TINY)
     assert fp8.settings["dtype"] == "float8_e4m3fn" and fp8.settings["kv_dtype"] == "bfloat16"
-    assert fp8.memory["weights_bytes"] == bf16.memory["weights_bytes"] / 2
+    g = capture_phase("llama3-8b", "tiny", "decode", TINY["batch"], TINY["input_len"] + 1, "bfloat16")
+    linear = sum(g.values[n.inputs[1]].type.nbytes for n in g.nodes if n.op.name == "matmul"
+                 and g.values[n.inputs[1]].kind == "weight" and not n.module.startswith("lm_head"))
+    assert 0 < linear < bf16.memory["weights_bytes"]
+    assert fp8.memory["weights_bytes"] == bf16.memory["weights_bytes"] - linear / 2
     assert fp8.memory["kv_cache_bytes"] == bf16.memory["kv_cache_bytes"]
     fp8_kv = serve("llama3-8b", "h100", tp=1, dtype="fp8", kv_dtype="fp8", **TINY)
     assert fp8_kv.memory["kv_cache_bytes"] == bf16.memory["kv_cache_bytes"] / 2
@@ -236,10 +243,10 @@ def test_llama3_405b_tp8_pp2_on_two_h100_nodes_runs_with_sends_on_the_network():
     h100 = load_target("h100")
     r = serve("llama3-405b", "h100", tp=8, pp=2, dtype="fp8", batch=4, input_len=128, output_len=3, kv_samples=2)
     assert r.fits and r.settings["devices"] == 16 and r.totals["tpot_s"] > 0
-    hidden, fp8 = 16384, 1
+    hidden, bf16 = 16384, 2  # W8A8: the residual stream between the stages stays in bf16
     for step, tokens in ((r.prefill, 4 * 128), (r.decode["samples"][0], 4)):
         assert step["pipeline"]["send_s"] == pytest.approx(
-            [h100.scale_out_latency_us * 1e-6 + tokens * hidden * fp8 / (h100.scale_out_gbps * 1e9)])
+            [h100.scale_out_latency_us * 1e-6 + tokens * hidden * bf16 / (h100.scale_out_gbps * 1e9)])
 
 
 def test_cli_micro_batches_reach_the_pipeline(capsys):

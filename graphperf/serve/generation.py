@@ -221,8 +221,9 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     batch, input_len, output_len : int
         Sequences served together, prompt tokens each, generated tokens each.
     dtype, kv_dtype : str, optional
-        Weights and activations (``bf16``, ``fp16``, ``fp8``, ...; default the model's), KV cache (default: the
-        activation dtype, or bf16 when `dtype` is an 8-bit or 4-bit type).
+        Weights and activations (``bf16``, ``fp16``, ...; default the model's); an 8-bit or narrower type (``fp8``)
+        is served as FP8 engines do, the decoder's linear layers in it (W8A8, `graphs.with_quantized_linears`), the
+        rest in the model's dtype. KV cache (default: the activation dtype; bf16 with an 8-bit `dtype`).
     usd_per_hour : float, optional
         Price of one device-hour; gives ``usd_per_million_tokens``.
 
@@ -246,7 +247,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     from graphperf.passes.shard import shard_tensor_parallel
     from graphperf.target import Target, load_target
 
-    from .graphs import capture_phase, kv_inputs, last_token_logits, with_kv_len, with_precision
+    from .graphs import (capture_phase, kv_inputs, last_token_logits, with_kv_len, with_precision,
+                         with_quantized_linears)
 
     check_mode(mode)
     for what, value in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--batch", batch), ("--input-len", input_len),
@@ -292,13 +294,15 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
 
     want, want_kv = resolve(dtype), resolve(kv_dtype)
     build = want if want in models.DTYPES else spec.default_dtype
-    narrow = want is not None and DTYPE_BITS[want] <= 8
-    act = want if (want is not None and want != build) else None
+    narrow = want is not None and DTYPE_BITS[want] <= 8  # W8A8: the linear layers only (with_quantized_linears)
+    act = want if (want is not None and want != build and not narrow) else None
     kv = want_kv if want_kv is not None else ("bfloat16" if narrow else None)
-    served = {"weights": want or build, "activations": want or build, "kv": want_kv or ("bfloat16" if narrow else want or build)}
+    served = {"weights": want or build, "activations": build if narrow else want or build,
+              "kv": want_kv or ("bfloat16" if narrow else want or build)}
 
     def precise(graph):
-        return with_precision(graph, act, kv if (kv and kv != build) else None)
+        graph = with_precision(graph, act, kv if (kv and kv != build) else None)
+        return with_quantized_linears(graph, want) if narrow else graph
 
     sp_refused: dict[str, str] = {}  # step -> why sequence parallelism left it tensor-parallel
 
@@ -360,7 +364,10 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                 "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
                 "micro_batches": micro_batches, "micro_batch_size": micro_size}
     per_layer = _layer_collectives(decode_stages[0].graph, tgt)
-    notes = [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
+    quant = [f"{want} linear layers (W8A8: their weights and input activations in {want}, the quantization fused "
+             f"into the producer where it feeds only them); embedding, LM head, norms and attention in {build}"
+             ] if narrow else []
+    notes = quant + [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
 
