@@ -68,3 +68,11 @@ def test_cli_requests(capsys):
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err
         assert match in err and err.count("\n") == 1
+
+
+def test_the_page_names_the_requests_and_the_waves():
+    from graphperf.serve.html import render_serve_html
+
+    d = serve_requests("llama3-8b", "h100", requests=5, max_batch=2, **RUN).to_dict()
+    page = render_serve_html(d)
+    assert "5, 2 in flight, 3 wave(s)" in page and "end to end (all requests)" in page

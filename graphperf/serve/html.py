@@ -137,7 +137,12 @@ def totals_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("time to first token (ttft)", seconds(t["ttft_s"]))]
     if t["tpot_s"] is not None:
         rows.append(("time per output token (tpot, mean decode step)", seconds(t["tpot_s"])))
-    rows += [("end to end (e2e)", seconds(t["e2e_s"])),
+    off = d.get("offline") or {}
+    if off.get("concurrency"):  # graphperf/serve/offline.py: many requests in waves
+        rows += [("requests", f"{off['requests']:,}, {off['concurrency']} in flight, {off['waves']} wave(s) "
+                              "(ttft and tpot: a full wave's)"),
+                 ("total tokens/s (input + output)", per_s(off["total_tokens_per_s"], "tokens/s"))]
+    rows += [("end to end (e2e)" if not off.get("concurrency") else "end to end (all requests)", seconds(t["e2e_s"])),
              ("output tokens/s", per_s(t["output_tokens_per_s"], "tokens/s")),
              ("output tokens/s per device", per_s(t["output_tokens_per_s_per_device"],
                                                   f"tokens/s per device ({s['devices']} devices)"))]
