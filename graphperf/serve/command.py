@@ -83,8 +83,8 @@ def render_table(d: dict) -> str:
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline-parallel degree (layer stages of tp devices each).")
 @click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Expert parallelism (MoE models): the experts over EP groups of tp*pp devices, batch/EP sequences "
-                   "each.")
+              help="Expert parallelism (MoE models): the experts over EP groups of tp devices in each stage, "
+                   "batch/EP sequences each; tp*pp*ep devices.")
 @click.option("--expert-imbalance", type=float, default=1.0, show_default=True,
               help="With --ep: the busiest group's routed tokens over the mean (1 uniform .. ep); it sets the step.")
 @click.option("--sp", is_flag=True, help="Sequence parallelism over the tp devices (Megatron-LM): norms and residual adds "
