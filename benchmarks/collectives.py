@@ -2,8 +2,9 @@
 
 Rows (every one a measured all_reduce time, never a projection):
 
-1. nccl-tests ``all_reduce_perf`` sweeps, 1 KiB to 8 GiB, in-place, published by Azure's AI-benchmarking-guide
-   as bus bandwidth per message size (the ``SWEEPS`` table below, copied from the files cited). nccl-tests
+1. nccl-tests ``all_reduce_perf`` sweeps (rccl-tests, its ROCm port, on MI300X), 1 KiB to 8 GiB, in-place,
+   published by Azure's AI-benchmarking-guide as bus bandwidth per message size (the ``SWEEPS`` table below,
+   copied from the files cited). nccl-tests
    defines busbw = algbw * 2 (p-1)/p with algbw = S / t, so the measured time of one call is
    t = S * 2 (p-1)/p / busbw. The files label sizes 1K, 2K, ..., 65K, 132K, ..., 8G: nccl-tests' powers of two
    2^10 .. 2^33 bytes.
@@ -44,6 +45,7 @@ DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "reference", "measurements.jso
 SIZES = [2 ** k for k in range(10, 34)]  # 1 KiB .. 8 GiB, nccl-tests' -b 1K -e 8G -f 2
 _AZURE = "https://github.com/Azure/AI-benchmarking-guide/blob"
 _FORK = "https://github.com/samuel-bohman/AI-benchmarking-guide/blob"
+_FORK_MI300X = "https://github.com/yosoyjay/AI-benchmarking-guide/blob"  # Azure's stored snapshot predates the file
 
 #: nccl-tests all_reduce bus bandwidth (GB/s) per size in SIZES, as published. family: the interconnect
 #: generation whose two figures the rows fit; algorithm: what NCCL ran (the file's words, checked against
@@ -71,9 +73,21 @@ SWEEPS = {
         source=f"{_AZURE}/2a370be6de9586d365feed77e014a73f25198f4d/Azure_Results/ND_GB200_v6_results.md",
         busbw=[0.10, 0.19, 0.38, 0.76, 1.46, 2.88, 5.71, 11.29, 22.41, 44.07, 80.48, 110.43, 146.27, 253.46,
                331.09, 422.62, 550.73, 574.19, 593.53, 618.74, 646.87, 666.63, 673.06, 679.61]),
+    # RCCL on 8 MI300X of one xGMI mesh. The file says "NVLS algorithm", which cannot be what ran: NVLS is
+    # NVLink SHARP (multicast and reduction in NVSwitch), and MI300X has no switch: its 8 GPUs are fully
+    # connected by 7 xGMI links each, and RCCL builds no NVLS graph without NVSwitch multicast. Its tuner
+    # (ROCm/rccl src/graph/tuning.cc @0cbce2a, line 365) also drops Tree with the Simple protocol on a
+    # one-node gfx94x group, so the large messages that set the efficiency run its ring. Below 1 MiB RCCL may hand the
+    # call to MSCCL++ (RCCL_MSCCLPP_THRESHOLD, src/init.cc): the fitted base absorbs that difference.
+    "azure-nd-mi300x-v5": dict(
+        target="mi300x", family="xgmi3", p=8, algorithm="ring", software="RCCL 2.22.3-develop, HIP 6.2.41133",
+        source=f"{_FORK_MI300X}/3de0c294fd1059a91a2c158712c4a078619d73e8/Azure_Results/ND_MI300X_v5_results.md",
+        busbw=[0.04, 0.07, 0.15, 0.29, 0.59, 1.13, 2.22, 4.18, 7.50, 13.01, 22.41, 43.41, 82.53, 131.57, 171.46,
+               230.35, 266.34, 290.81, 302.80, 308.89, 313.92, 315.06, 314.85, 316.82]),
 }
 #: The targets each family's fitted figures go to: measured (their own rows are in the fit) and transferred.
-FAMILY_TARGETS = {"nvlink3": ["a100"], "nvlink4": ["h100", "h200", "h100-pcie"], "nvlink5": ["gb200", "b200"]}
+FAMILY_TARGETS = {"nvlink3": ["a100"], "nvlink4": ["h100", "h200", "h100-pcie"], "nvlink5": ["gb200", "b200"],
+                  "xgmi3": ["mi300x", "mi325x"]}
 
 
 @dataclass(frozen=True)
@@ -246,8 +260,15 @@ READING = """\
   all-reduces are the same hand-entered value, so its held-out rows repeat fitted ones: they check nothing new.)
 - H100 and H200 share the NVLink4 figures (same NVSwitch system, same NCCL algorithm); their held-out rows
   are the check that one family's figures serve both. b200 takes gb200's NVLink5 figures and h100-pcie
-  h100's (transferred; no measurement of either). MI300X has a published RCCL sweep but its target has no
-  per-step latency figure (scale_up_latency_us), so it is not fitted here.
+  h100's (transferred; no measurement of either).
+- MI300X (family xgmi3): the per-step latency is RCCL's own cost-model constant for a ring step over xGMI
+  (ROCm/rccl src/graph/tuning.cc @0cbce2a, hwLat[NVLINK][RING][LL] = 0.8 us in the tuning model of its 8-GPU
+  gfx942 platforms; RCCL types xGMI links as NVLink). Azure's RCCL sweep, labelled "NVLS", is fitted as RCCL's
+  ring (no NVSwitch, no NVLink SHARP on xGMI): before, ring steps at 0.8 us and the full 448 GB/s, MdAPE 75.0% fit
+  / 60.6% held out; after, 42.2 us base and 0.689 efficiency (ring busbw 316.8 GB/s at 8 GiB of 448), 4.3% fit /
+  9.5% held out. The largest misses are the mid sizes again (1 MiB: -28%), where RCCL may still run MSCCL++
+  (at or below its 1 MiB RCCL_MSCCLPP_THRESHOLD) or the LL protocol. mi325x (same die, same 7-link xGMI
+  platform) takes the figures transferred; mi355x (CDNA 4, faster links) does not.
 - NVLS (algorithm "nvls") is what NCCL ran on H100/H200; a graph whose all-reduces say "ring" (shard's
   default) is priced with the same NVLink4 efficiency on the ring's 2 (p-1)/p S wire bytes: NCCL's ring on
   these systems is not measured here.

@@ -110,13 +110,13 @@ def test_a_small_all_reduce_costs_about_the_base_and_a_large_one_the_achieved_ba
     assert bandwidth_s < t_large < 1.05 * bandwidth_s
 
 
-@pytest.mark.parametrize("name", ["a100", "h100", "h200", "h100-pcie", "b200", "gb200"])
+@pytest.mark.parametrize("name", ["a100", "h100", "h200", "h100-pcie", "b200", "gb200", "mi300x", "mi325x"])
 def test_bundled_link_figures_are_sourced_and_the_efficiency_a_fraction(name):
     t = load_target(name)
     assert 0 < t.scale_up_efficiency <= 1 and t.collective_base_us > 0
     for field in ("scale_up_efficiency", "collective_base_us"):
         assert "collectives_fitted" in t.sources[field] and field in t.derived
-    assert ("transferred from" in t.sources["collective_base_us"]) == (name in ("h100-pcie", "b200"))
+    assert ("transferred from" in t.sources["collective_base_us"]) == (name in ("h100-pcie", "b200", "mi325x"))
 
 
 def test_a_group_beyond_the_node_uses_scale_out_and_a_missing_figure_gives_no_time():
