@@ -58,11 +58,17 @@ def stdout_is_terminal() -> bool:
 
 def output_format(fmt: str, output: Optional[str], choices: tuple[str, ...]) -> str:
     """The format to write: --format as given; without it, the one -o's extension names (`r.html` -> html).
-    Refused: an explicit --format that contradicts -o's extension, and HTML printed to a terminal."""
+    Refused: an explicit --format that contradicts -o's extension, an extension that names a format the command
+    does not write (`-o r.html` where `choices` has no html), and HTML printed to a terminal."""
     from .report.save import format_of_path
 
     implied = format_of_path(output) if output else None
     implied = None if implied == "table" else implied  # .txt is the default; any --format may go in a .txt
+    if implied is not None and implied not in choices:
+        suffix = {"table": "txt", "json": "json", "csv": "csv", "html": "html"}
+        raise UsageError(f"-o {output}: the file's extension says {implied}, which this command does not write "
+                         f"(it writes {', '.join(choices)}): name the file "
+                         + " or ".join(f"*.{suffix.get(c, c)}" for c in choices))
     explicit = click.get_current_context().get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT
     if implied is not None and implied in choices:
         if not explicit:

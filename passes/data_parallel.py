@@ -18,8 +18,14 @@ rebuilds its buckets in the order the gradients became ready):
 - bucket i is ready once all its gradients exist: right after the node that produces the last of them in graph
   order. An ``all_reduce`` (``group_size`` = dp, ring) of the bucket's flat gradient buffer, ``[elements]`` in the
   gradient dtype (its payload: the bucket's gradient bytes), is inserted after that node. The buffer is a graph
-  input (DDP's preallocated bucket, the gradients written as views into it: ``gradient_as_bucket_view``), so the
-  copy of gradients into buckets costs nothing here; the reduced buffer is a graph output.
+  input and the reduced buffer a graph output.
+
+**Assumed: ``DistributedDataParallel(..., gradient_as_bucket_view=True)``**: every gradient is a view into its
+bucket's flat buffer, so the buckets take no memory beyond the gradients and nothing is copied. PyTorch's default is
+``gradient_as_bucket_view=False``: the Reducer then keeps the flat buffers beside the gradients (a second
+gradient-sized allocation, G bytes per device for G bytes of gradients) and copies each gradient into its bucket
+before the all-reduce and back after it (about 4 G bytes of HBM traffic per step). Neither is modelled: with the
+default, the step is longer and the memory larger than projected by those amounts.
 
 DDP launches the buckets' all-reduces in bucket order on one communication stream; graphperf/train/timeline.py
 queues them so. The gradients are named by ``graph.meta["gradients"]`` (``[{"parameter", "value"}]``, as
@@ -30,7 +36,7 @@ ZeRO-1 and ZeRO-2 (graphperf/train/zero.py) keep these buckets but reduce-scatte
 ``reduce="reduce_scatter"`` the inserted node is a ``reduce_scatter`` (group dp, ring) of the bucket's flat buffer
 padded to a multiple of dp elements (``[dp * ceil(elements / dp)]``, as DeepSpeed pads its partitions), whose output
 is this device's shard ``[ceil(elements / dp)]``: each device keeps the summed gradients of 1/dp of the parameters.
-Refusals that stop the pass (`UsageError`, one line): dp < 1, a cap <= 0, a graph
+Refusals that stop the pass (`UsageError`, one line): dp < 1, a cap that is not a finite number > 0, a graph
 that names no gradients, a gradient value that is not in the graph.
 
 Example
@@ -51,6 +57,7 @@ Example
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -108,11 +115,13 @@ class DataParallelResult(PassResult):
 
 def bucket_caps(bucket_cap_mb: Optional[float]) -> tuple[int, int]:
     """(first bucket's cap, every other bucket's cap) in bytes: DDP's 1 MiB and 25 MiB for None, else both
-    `bucket_cap_mb` MiB; UsageError for a cap <= 0."""
+    `bucket_cap_mb` MiB; UsageError for a cap that is not a finite number > 0 (inf, nan, 0)."""
     if bucket_cap_mb is None:
         return FIRST_BUCKET_BYTES, DEFAULT_BUCKET_CAP_MB * MIB
-    if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) or not bucket_cap_mb > 0:
-        raise UsageError(f"--bucket-mb {bucket_cap_mb!r}: the bucket cap must be a positive number of MiB, e.g. 25")
+    if (isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) or not bucket_cap_mb > 0
+            or not math.isfinite(bucket_cap_mb)):
+        raise UsageError(f"--bucket-mb {bucket_cap_mb!r}: the bucket cap must be a finite positive number of MiB, "
+                         "e.g. 25")
     cap = max(1, int(bucket_cap_mb * MIB))
     return cap, cap
 

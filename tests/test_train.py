@@ -311,3 +311,17 @@ def test_gpt2_full_captures_on_fake_tensors_and_buckets_like_ddp():
     assert r.totals["parameters"] == 124_439_808 and sum(b["bytes"] for b in r.buckets) == total == 2 * 124_439_808
     assert r.buckets[0]["bytes"] >= MIB and all(b["bytes"] >= 25 * MIB for b in r.buckets[1:-1])
     assert 0 <= r.totals["exposed_comm_s"] <= r.totals["allreduce_s"] and r.totals["fits"]
+
+
+def test_the_bucket_view_assumption_is_stated():
+    """PyTorch's DDP defaults to gradient_as_bucket_view=False (a second gradient-sized buffer, a copy in and out);
+    the projection assumes True, and every DDP output says so (ZeRO stages keep their own notes)."""
+    import inspect
+
+    default = inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters["gradient_as_bucket_view"]
+    assert default.default is False
+    r = train("gpt2", "h100", dp=2, config="tiny", **SHAPE)
+    assert any("gradient_as_bucket_view=True" in n and "default (False)" in n for n in r.notes)
+    import graphperf.passes.data_parallel as dp_pass
+
+    assert "gradient_as_bucket_view=True" in dp_pass.__doc__

@@ -130,7 +130,14 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
         return F.cross_entropy(scored(params, buffers, inputs).flatten(0, -2).float(), labels.flatten())
 
     with mode:
-        out = scored(params, buffers, inputs)
+        try:
+            out = scored(params, buffers, inputs)
+        except ValueError as exc:  # the model refuses these inputs in training (BatchNorm at batch 1): the user's
+            raise UsageError(f"{w.description}: the training step's forward refuses these inputs: "
+                             f"{_first_line(exc)}") from None
+        except Exception as exc:
+            raise AnalysisError(f"{w.description}: the training step's forward could not run on fake tensors: "
+                                f"{_first_line(exc)}") from exc
         if not isinstance(out, torch.Tensor) or out.dim() < 2:
             raise AnalysisError(f"{w.description}: the training step needs one output of shape [..., classes], "
                                 f"got {type(out).__name__}")
@@ -148,8 +155,7 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
                               partition_fn=min_cut_rematerialization_partition)
         traced(params, buffers, inputs, labels).backward()
     except Exception as exc:  # aot_autograd's errors are long; keep the first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AnalysisError(f"{w.description}: the training step could not be traced: {first}") from exc
+        raise AnalysisError(f"{w.description}: the training step could not be traced: {_first_line(exc)}") from exc
     fw, bw = graphs["forward"], graphs["backward"]
     names = list(params)
     fw_inputs = [n.name for n in fw.graph.nodes if n.op == "placeholder"]
@@ -178,6 +184,12 @@ def capture_training_step(model: str, config: str = "full", batch: int = 1, seq:
     backward.meta["gradients"] = [{"parameter": p.name, "value": p.gradient} for p in parameters
                                   if p.gradient is not None]
     return TrainingStep(forward, backward, tuple(parameters), description, w.batch, w.seq)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line (torch's messages run over many), or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _parameter_values(forward: Graph, backward: Graph, fw_inputs: list, names: list) -> tuple[dict, dict]:

@@ -10,6 +10,7 @@ every command.
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -135,7 +136,8 @@ def _render_sharded(d: dict) -> str:
 @click.option("--bucket-mb", type=float, help="DDP bucket cap in MiB (default: DDP's 25, with a 1 MiB first bucket).")
 @click.option("--mode", type=click.Choice(("graph", "eager")), default="graph", show_default=True,
               help="Execution model of each graph (graph: CUDA-graph replay).")
-@click.option("--no-optimizer", is_flag=True, help="Leave the AdamW step out of the step time (its states stay in memory).")
+@click.option("--no-optimizer", is_flag=True,
+              help="Leave the AdamW step out of the step time (its states stay in memory).")
 @click.option("--zero", type=int, default=0, show_default=True,
               help="ZeRO stage: 0 DDP, 1 optimizer states sharded, 2 + gradients, 3 + parameters (FSDP FULL_SHARD).")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True,
@@ -152,8 +154,8 @@ def train(model, target, sets, dp, batch, seq, config, dtype, bucket_mb, mode, n
 
     fmt = output_format(fmt, output, ("table", "json"))
     refuse_overwriting(output, model, target)
-    if bucket_mb is not None and not bucket_mb > 0:
-        raise UsageError(f"--bucket-mb {bucket_mb:g}: the bucket cap must be a positive number of MiB, e.g. 25")
+    if bucket_mb is not None and not (bucket_mb > 0 and math.isfinite(bucket_mb)):
+        raise UsageError(f"--bucket-mb {bucket_mb:g}: the bucket cap must be a finite positive number of MiB, e.g. 25")
     check_stage(zero, dp)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
     result = run(model, tgt, dp=dp, batch=batch, seq=seq, config=config, dtype=dtype, bucket_cap_mb=bucket_mb,

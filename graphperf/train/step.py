@@ -6,7 +6,8 @@ by DDP's bucketed all-reduces, which overlap with the backward:
 
 1. capture: graphperf/train/capture.py (forward + loss and backward ATen graphs on fake tensors);
 2. forward: projected and queued in the execution model (`graphperf.pipeline.analyze_graph`), ``forward_s``;
-3. backward: passes/data_parallel.py places one ``all_reduce`` per gradient bucket; the backward's compute is
+3. backward: passes/data_parallel.py places one ``all_reduce`` per gradient bucket (assuming DDP's
+   ``gradient_as_bucket_view=True``: no bucket copy, no second buffer); the backward's compute is
    projected and queued like the forward (each node's end time), each bucket's all-reduce is priced on the
    target's link (graphperf/rules/collective.py, through `graphperf.project`) and graphperf/train/timeline.py
    overlaps the two streams: ``backward_s``, ``allreduce_s``, ``exposed_comm_s``;
@@ -22,9 +23,9 @@ sharded; the JSON then adds a ``sharding`` object (the stage, each collective ki
 ``zero=0`` is DDP, unchanged.
 
 The JSON (`TrainResult.to_dict`, schema ``graphperf.train/1``) holds these totals, the settings, the buckets and the
-notes that state the assumptions (communication does not slow compute; not modelled in DDP: ZeRO/FSDP, gradient
-accumulation, compute-communication contention). Execution modes: ``graph`` (a CUDA-graph replay of each
-graph, the default) and ``eager``; the all-reduce's host call is not charged in either.
+notes that state the assumptions (communication does not slow compute; DDP replicates what ``zero`` shards; not
+modelled: gradient accumulation, compute-communication contention). Execution modes: ``graph`` (a CUDA-graph replay
+of each graph, the default) and ``eager``; the all-reduce's host call is not charged in either.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ NOTES = (
     "gradients are all-reduced in DDP's buckets (steady state: gradient-ready order, first bucket 1 MiB with the "
     "default 25 MiB cap), one ring all_reduce per bucket on one communication stream, each started when its bucket "
     "is ready and the previous one is done",
+    "assumes DDP(gradient_as_bucket_view=True): each gradient is a view into its bucket; PyTorch's default (False) "
+    "also holds a gradient-sized bucket buffer and copies every gradient into it and back (about 4 x the gradient "
+    "bytes of HBM traffic), neither modelled",
     "communication is assumed not to slow the compute it overlaps (no SM, HBM or copy-engine contention)",
     "optimizer: AdamW as one fused elementwise pass, reading p, g, m, v and writing p, m, v (m, v in fp32)",
-    "not modelled: ZeRO / FSDP sharding, gradient accumulation, fp32 master weights, gradient clipping, "
-    "activation checkpointing",
+    "every device holds the whole model, its gradients and AdamW's states (DDP); --zero 1, 2 or 3 shards them "
+    "(ZeRO-1/2, FSDP FULL_SHARD)",
+    "not modelled: gradient accumulation, fp32 master weights, gradient clipping, activation checkpointing",
 )
 
 
@@ -125,11 +130,12 @@ def _allreduce_seconds(dp_graph, names, target) -> list[float]:
     if missing:
         from graphperf.rules.collective import collective_time
 
+        from .zero import missing_link_message
+
         n = nodes[0]
         ct = collective_time("all_reduce", n.attrs, sub.values[n.inputs[0]].type, sub.values[n.outputs[0]].type,
                              target)
-        raise UsageError(f"target {target.name} has no link figures for a {n.attrs['group_size']}-device all_reduce "
-                         f"(missing {ct.missing}): pass them with --set, e.g. --set scale_up_gbps=450")
+        raise UsageError(missing_link_message(target.name, n.attrs["group_size"], "all_reduce", ct.missing))
     by_name = {n.name: t.device_s for n, t in zip(nodes, times)}
     return [by_name[n] for n in names]
 
@@ -385,7 +391,8 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
                 "dtype": step.parameters[0].dtype if step.parameters else dtype, "mode": mode,
                 "bucket_cap_bytes": caps[0], "first_bucket_cap_bytes": caps[1], "loss": step.loss,
                 "optimizer": "adamw" if optimizer else None, "zero": zero}
-    notes = [n for n in NOTES if not n.startswith(("gradients are all-reduced", "not modelled"))]
+    notes = [n for n in NOTES if not n.startswith(("gradients are all-reduced", "assumes DDP", "every device holds",
+                                                  "not modelled"))]
     if not optimizer:
         notes = [n for n in notes if not n.startswith("optimizer")] + [
             "optimizer: left out (--no-optimizer): step_s is forward + backward"

@@ -41,8 +41,8 @@ from graphperf.ir import Graph, TensorType
 
 from .timeline import Comm, Compute, Wait
 
-__all__ = ["STAGES", "STAGE_NAMES", "check_stage", "shard", "CollectiveRun", "price", "price_nodes",
-           "fsdp_program", "collective_totals", "sharded_memory", "peak_with_handoffs"]
+__all__ = ["STAGES", "STAGE_NAMES", "check_stage", "shard", "CollectiveRun", "missing_link_message", "price",
+           "price_nodes", "fsdp_program", "collective_totals", "sharded_memory", "peak_with_handoffs"]
 
 #: The ZeRO stages: 0 is DDP.
 STAGES = (0, 1, 2, 3)
@@ -86,6 +86,26 @@ class CollectiveRun:
                 "time_s": self.time_s, "where": self.where}
 
 
+#: H100's link figures (graphperf/targets/h100.toml), the example values of `missing_link_message`.
+EXAMPLE_LINK = {"scale_up_gbps": 450, "scale_up_latency_us": 0.47, "scale_up_efficiency": 0.563,
+                "scale_out_gbps": 50, "scale_out_latency_us": 2.7, "scale_out_efficiency": 0.563}
+
+
+def missing_link_message(target: str, dp: int, op: str, missing: str) -> str:
+    """The one-line refusal of a collective whose link lacks figures: the `missing` fields (comma-separated, as
+    `collective_time` names them) and a ``--set`` for each, with H100's figure as the example.
+
+    >>> print(missing_link_message("a100", 16, "all_reduce", "scale_out_gbps, scale_out_efficiency"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    target a100 has no link figures for a 16-device all_reduce (missing scale_out_gbps, scale_out_efficiency): pass
+    them with --set, e.g. --set scale_out_gbps=50 --set scale_out_efficiency=0.563 (H100's figures)
+    """
+    fields = [f.strip() for f in missing.split(",") if f.strip()]
+    sets = " ".join(f"--set {f}={EXAMPLE_LINK.get(f, 'VALUE')}" for f in fields)
+    return (f"target {target} has no link figures for a {dp}-device {op} (missing {missing}): pass them with --set, "
+            f"e.g. {sets} (H100's figures)")
+
+
 def price(op: str, name: str, x: TensorType, out: TensorType, dp: int, target, where: str) -> CollectiveRun:
     """A ring collective of group dp on `target`'s link (`collective_time`); UsageError when the target lacks a
     link figure."""
@@ -93,8 +113,7 @@ def price(op: str, name: str, x: TensorType, out: TensorType, dp: int, target, w
 
     ct = collective_time(op, {"group_size": dp, "algorithm": "ring"}, x, out, target)
     if ct.link_s is None:
-        raise UsageError(f"target {target.name} has no link figures for a {dp}-device {op} (missing {ct.missing}): "
-                         "pass them with --set, e.g. --set scale_up_gbps=450")
+        raise UsageError(missing_link_message(target.name, dp, op, ct.missing))
     return CollectiveRun(op, name, ct.payload_bytes, ct.wire_bytes, ct.link_s, where)
 
 
