@@ -222,8 +222,6 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     optimizer_s = opt.totals["latency_s"] if opt is not None else None
     step_s = fw.totals["latency_s"] + timeline.backward_s + (optimizer_s or 0.0)
     seq = step.seq
-    tokens = dp * batch * seq if seq is not None else None
-    flops = fw.totals["flops"] + bw.totals["flops"] + (opt.totals["flops"] if opt is not None else 0)
     totals = {
         "forward_s": fw.totals["latency_s"],
         "backward_s": timeline.backward_s,
@@ -233,15 +231,8 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
         "exposed_comm_s": timeline.exposed_comm_s,
         "hidden_comm_fraction": timeline.hidden_fraction,
         "step_s": step_s,
-        "tokens_per_s": tokens / step_s if tokens is not None and step_s > 0 else None,
-        "samples_per_s": dp * batch / step_s if step_s > 0 else None,
-        "parameters": step.parameter_count,
-        "gradient_bytes": step.gradient_bytes,
-        "flops_per_device": flops,
-        "matrix_flops_per_device": fw.totals["matrix_flops"] + bw.totals["matrix_flops"],
-        "forward_nodes": fw.totals["nodes"],
-        "backward_nodes": bw.totals["nodes"],
-        "coverage": min(fw.totals["coverage"], bw.totals["coverage"]),
+        **_rates(step, dp, batch, step_s),
+        **_work(fw, bw, opt),
     }
     if optimizer_s is None:
         del totals["optimizer_s"]
@@ -357,8 +348,6 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     step_s = forward_s + backward_s + (optimizer_s or 0.0) + after_s
     comm_s = sum(r.time_s for r in runs)
     seq = step.seq
-    tokens = dp * batch * seq if seq is not None else None
-    flops = fw.totals["flops"] + bw.totals["flops"] + (opt.totals["flops"] if opt is not None else 0)
     collectives = collective_totals(runs)
     totals = {"forward_s": forward_s, "forward_compute_s": forward_compute_s, "backward_s": backward_s,
               "backward_compute_s": backward_compute_s, "optimizer_s": optimizer_s}
@@ -371,16 +360,9 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
         "exposed_comm_s": exposed,
         "hidden_comm_fraction": max(0.0, 1.0 - exposed / comm_s) if comm_s > 0 else 1.0,
         "step_s": step_s,
-        "tokens_per_s": tokens / step_s if tokens is not None and step_s > 0 else None,
-        "samples_per_s": dp * batch / step_s if step_s > 0 else None,
-        "parameters": step.parameter_count,
-        "gradient_bytes": step.gradient_bytes,
+        **_rates(step, dp, batch, step_s),
         "wire_bytes_per_step": sum(r.wire_bytes for r in runs),
-        "flops_per_device": flops,
-        "matrix_flops_per_device": fw.totals["matrix_flops"] + bw.totals["matrix_flops"],
-        "forward_nodes": fw.totals["nodes"],
-        "backward_nodes": bw.totals["nodes"],
-        "coverage": min(fw.totals["coverage"], bw.totals["coverage"]),
+        **_work(fw, bw, opt),
     })
     if optimizer_s is None:
         del totals["optimizer_s"]
@@ -406,3 +388,19 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     if unit_rows:
         sharding["units"] = unit_rows
     return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes, memory, sharding)
+
+
+def _rates(step, dp: int, batch: int, step_s: float) -> dict:
+    """Tokens and samples per second over the dp devices, with the step's parameter and gradient counts."""
+    tokens = dp * batch * step.seq if step.seq is not None else None
+    return {"tokens_per_s": tokens / step_s if tokens is not None and step_s > 0 else None,
+            "samples_per_s": dp * batch / step_s if step_s > 0 else None,
+            "parameters": step.parameter_count, "gradient_bytes": step.gradient_bytes}
+
+
+def _work(fw, bw, opt) -> dict:
+    """The work one device does in a step: FLOPs (the optimizer's included), matrix FLOPs, nodes, coverage."""
+    return {"flops_per_device": fw.totals["flops"] + bw.totals["flops"] + (opt.totals["flops"] if opt is not None else 0),
+            "matrix_flops_per_device": fw.totals["matrix_flops"] + bw.totals["matrix_flops"],
+            "forward_nodes": fw.totals["nodes"], "backward_nodes": bw.totals["nodes"],
+            "coverage": min(fw.totals["coverage"], bw.totals["coverage"])}
