@@ -20,21 +20,24 @@ that sets the step: the busiest device's experts receive f times the mean, ``cei
 expert-parallel load balancer such as DeepSeek's EPLB exists to bring f down). The graph is that device's: every
 device waits for it at the combine, so its step is the group's. Its dispatch receives ``f`` times what it sends
 (the all_to_all is priced on the larger side of the exchange, graphperf/rules/collective.py), its expert FLOPs are
-f times the uniform ones; f = 1 is the uniform graph. With top-k routing and capacity factor 1 the graph holds ``E * C = k * B * T`` slots
-(``C = ceil(k * B * T / E)``, models/mixtral.py: exact when ``E`` divides ``k * B * T``), so each all_to_all carries
-a payload of ``S = k * B * T * hidden * itemsize`` bytes per device, of which it sends ``(ep-1)/ep * S`` to the other
-devices and receives as many (graphperf/rules/collective.py prices it on the link). The expert FLOPs one device runs
-equal the unsharded graph's (as many slots, on fewer experts), which is ``1/ep`` of the group's expert FLOPs over its
-``ep * B * T`` tokens; the expert weights per device are ``1/ep`` of the model's.
+f times the uniform ones; f = 1 is the uniform graph.
 
-On a tensor-parallel graph (passes/shard.py, ``graph.meta["tensor_parallel"]`` = tp) the two compose as Megatron-Core's
-expert-tensor parallelism does: ``tp * ep`` devices, ``ep`` tensor-parallel groups of ``tp``, each group serving its own
-batch; every expert's weights are already split over the group's tp devices (column ``w_gate``/``w_up``, row
-``w_down`` with its all_reduce, which stays after the combine), and this pass spreads the experts over the ``ep``
-groups. Rank i of a group exchanges with rank i of the others: an all_to_all group of ``ep`` devices ``tp`` apart
-(attr ``stride`` = tp: it leaves a node when ``ep * tp`` exceeds ``devices_per_node``). The activations entering the
-experts are replicated over the tp ranks (the attention's all_reduce), so each rank sends the whole payload S: the
-group carries tp times the bytes a sequence-parallel layout would (that layout is not modelled).
+With top-k routing and capacity factor 1 the graph holds ``E * C = k * B * T`` slots (``C = ceil(k * B * T / E)``,
+models/mixtral.py: exact when ``E`` divides ``k * B * T``), so each all_to_all carries a payload of ``S = k * B * T
+* hidden * itemsize`` bytes per device, of which it sends ``(ep-1)/ep * S`` to the other devices and receives as
+many (graphperf/rules/collective.py prices it on the link). The expert FLOPs one device runs equal the unsharded
+graph's (as many slots, on fewer experts), which is ``1/ep`` of the group's expert FLOPs over its ``ep * B * T``
+tokens; the expert weights per device are ``1/ep`` of the model's.
+
+On a tensor-parallel graph (passes/shard.py, ``graph.meta["tensor_parallel"]`` = tp) the two compose as Megatron-
+Core's expert-tensor parallelism does: ``tp * ep`` devices, ``ep`` tensor-parallel groups of ``tp``, each group
+serving its own batch; every expert's weights are already split over the group's tp devices (column
+``w_gate``/``w_up``, row ``w_down`` with its all_reduce, which stays after the combine), and this pass spreads the
+experts over the ``ep`` groups. Rank i of a group exchanges with rank i of the others: an all_to_all group of ``ep``
+devices ``tp`` apart (attr ``stride`` = tp: it leaves a node when ``ep * tp`` exceeds ``devices_per_node``). The
+activations entering the experts are replicated over the tp ranks (the attention's all_reduce), so each rank sends
+the whole payload S: the group carries tp times the bytes a sequence-parallel layout would (that layout is not
+modelled).
 
 Collective nodes carry ``group_size`` = ep, ``stride`` = tp and ``algorithm`` ``"ring"``; their names end in
 ``_all_to_all``.

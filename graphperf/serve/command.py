@@ -30,8 +30,9 @@ def render_table(d: dict) -> str:
     """The terminal table of a `ServeResult.to_dict()`: settings, totals, memory, step breakdown, collectives."""
     s, t, m = d["settings"], d["totals"], d["memory"]
     ep = (f", ep {s['ep']}" if s.get("ep", 1) > 1 else "") + (", sp" if s.get("sp") else "")
-    lines = [f"{d['model']} on {s['devices']} x {d['target']}  (tp {s['tp']}, pp {s.get('pp', 1)}{ep}, batch {s['batch']}, input {s['input_len']}, "
-             f"output {s['output_len']}, {s['dtype']} weights, {s['kv_dtype']} KV cache, {s['mode']} mode)", ""]
+    lines = [f"{d['model']} on {s['devices']} x {d['target']}  (tp {s['tp']}, pp {s.get('pp', 1)}{ep}, "
+             f"batch {s['batch']}, input {s['input_len']}, output {s['output_len']}, {s['dtype']} weights, "
+             f"{s['kv_dtype']} KV cache, {s['mode']} mode)", ""]
     rows = [("ttft", _fmt_s(t["ttft_s"])), ("tpot", _fmt_s(t["tpot_s"])), ("end to end", _fmt_s(t["e2e_s"])),
             ("output tokens/s", "-" if t["output_tokens_per_s"] is None else f"{t['output_tokens_per_s']:,.0f}"),
             ("output tokens/s per device", "-" if t["output_tokens_per_s_per_device"] is None
@@ -87,8 +88,9 @@ def render_table(d: dict) -> str:
                    "batch/EP sequences each; tp*pp*ep devices.")
 @click.option("--expert-imbalance", type=float, default=1.0, show_default=True,
               help="With --ep: the busiest group's routed tokens over the mean (1 uniform .. ep); it sets the step.")
-@click.option("--sp", is_flag=True, help="Sequence parallelism over the tp devices (Megatron-LM): norms and residual adds "
-                                         "on 1/tp of the tokens, each all_reduce a reduce_scatter + all_gather.")
+@click.option("--sp", is_flag=True,
+              help="Sequence parallelism over the tp devices (Megatron-LM): norms and residual adds on 1/tp of the "
+                   "tokens, each all_reduce a reduce_scatter + all_gather.")
 @click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline micro-batches per step (with --pp > 1): fill and drain bubble (pp-1)/(u+pp-1).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences served together [default: 1].")

@@ -186,7 +186,8 @@ def _check_heads(spec, cfg, tp: int) -> None:
                          "config")
     if heads % tp or kv_heads % tp:
         raise UsageError(f"{spec.name}: --tp {tp} does not divide its {heads} attention heads and {kv_heads} KV "
-                         f"heads; choose one of {', '.join(str(t) for t in range(1, kv_heads + 1) if kv_heads % t == 0 and heads % t == 0)}")
+                         f"heads; choose one of "
+                         f"{', '.join(str(t) for t in range(1, kv_heads + 1) if kv_heads % t == 0 and heads % t == 0)}")
 
 
 def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_len: int = 2048,
@@ -360,14 +361,16 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
     totals: dict[str, Any] = {k: None for k in _TOTALS}
     totals.update(memory_per_device_bytes=int(total), fits=fits, max_batch_that_fits=max_batch)
     settings = {"tp": tp, "pp": pp, "ep": ep, "expert_imbalance": expert_imbalance, "sp": sp, "batch": batch,
-                "input_len": input_len, "output_len": output_len, "config": config, "dtype": served["weights"], "kv_dtype": served["kv"], "mode": mode,
+                "input_len": input_len, "output_len": output_len, "config": config, "dtype": served["weights"],
+                "kv_dtype": served["kv"], "mode": mode,
                 "kv_samples": kv_samples, "algorithm": algorithm, "usd_per_hour": usd_per_hour, "devices": devices,
                 "micro_batches": micro_batches, "micro_batch_size": micro_size}
     per_layer = _layer_collectives(decode_stages[0].graph, tgt)
     quant = [f"{want} linear layers (W8A8: their weights and input activations in {want}, the quantization fused "
              f"into the producer where it feeds only them); embedding, LM head, norms and attention in {build}"
              ] if narrow else []
-    notes = quant + [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated linearly",
+    notes = quant + [f"decode: {kv_samples} context lengths projected exactly, the steps between them interpolated "
+                     "linearly",
              "prefill computes the LM head for the last position only",
              "the batch runs as one (no continuous batching); usd per device-hour"]
 
@@ -377,7 +380,8 @@ def serve(model: str, target: Any = "h100", tp: int = 1, batch: int = 1, input_l
                                                        for phase, why in sorted(sp_refused.items())))
     if ep > 1:
         notes.append(f"experts: {ep} expert-parallel groups of {tp} device(s) in each of the {pp} stage(s) (a stage "
-                     f"spans {tp * ep} devices), each group serving {local_batch} of the {batch} sequences with 1/{ep} of every MoE block's experts; an all_to_all dispatch and combine per "
+                     f"spans {tp * ep} devices), each group serving {local_batch} of the {batch} sequences with "
+                     f"1/{ep} of every MoE block's experts; an all_to_all dispatch and combine per "
                      "MoE block; " + ("uniform routing (every group takes the same time)" if expert_imbalance == 1 else
                                       f"the busiest group's experts get {expert_imbalance:g} x the mean tokens and "
                                       "set the step (its graph is projected, and its memory)"))
