@@ -76,3 +76,11 @@ def test_the_page_names_the_requests_and_the_waves():
     d = serve_requests("llama3-8b", "h100", requests=5, max_batch=2, **RUN).to_dict()
     page = render_serve_html(d)
     assert "5, 2 in flight, 3 wave(s)" in page and "end to end (all requests)" in page
+
+
+def test_pipelined_requests_keep_a_micro_batch_per_stage_and_the_tail_runs_fewer():
+    r = serve_requests("llama3-8b", "h100", requests=5, max_batch=4, pp=2, micro_batches=2, **RUN)
+    assert r.offline["concurrency"] == 4 and r.offline["last_wave_batch"] == 1
+    full = serve("llama3-8b", "h100", batch=4, pp=2, micro_batches=2, **RUN).totals["e2e_s"]
+    tail = serve("llama3-8b", "h100", batch=1, pp=2, micro_batches=1, **RUN).totals["e2e_s"]
+    assert r.totals["e2e_s"] == pytest.approx(full + tail)

@@ -70,11 +70,13 @@ def serve_requests(model: str, target: Any = "h100", requests: int = 1000, max_b
     for what, value in (("--requests", requests), ("--max-batch", max_batch)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UsageError(f"{what} {value!r}: must be an integer >= 1")
-    ep = kwargs.get("ep", 1)
-    probe = serve(model, target, batch=ep, **kwargs)
+    ep, u = kwargs.get("ep", 1), kwargs.get("micro_batches", 1)
+    smallest = ep * u  # one sequence per expert-parallel group and micro-batch
+    probe = serve(model, target, batch=smallest, **kwargs)
     b = concurrency(requests, max_batch, probe.totals["max_batch_that_fits"], ep)
-    if not probe.fits or b < 1:
-        probe.notes.append(f"offline: not even {ep} sequence(s) fit in flight; not projected")
+    if not probe.fits or b < smallest:
+        probe.notes.append(f"offline: fewer than {smallest} sequence(s) in flight (ep {ep} x {u} micro-batches) "
+                           "fit or are allowed; not projected")
         probe.offline = {"requests": requests, "concurrency": 0, "max_batch": max_batch}
         return probe
     full = probe if b == ep else serve(model, target, batch=b, **kwargs)
@@ -82,7 +84,8 @@ def serve_requests(model: str, target: Any = "h100", requests: int = 1000, max_b
     rest_e2e = 0.0
     if rest:
         last = rest + (-rest) % ep  # a multiple of ep (an idle slot in a group costs what a sequence does)
-        rest_e2e = serve(model, target, batch=last, **kwargs).totals["e2e_s"]
+        tail = {**kwargs, "micro_batches": min(u, last // ep)} if u > 1 else kwargs
+        rest_e2e = serve(model, target, batch=last, **tail).totals["e2e_s"]
     total_s = waves * full.totals["e2e_s"] + rest_e2e
     input_len, output_len = kwargs.get("input_len", 2048), kwargs.get("output_len", 256)
     devices = full.settings["devices"]
