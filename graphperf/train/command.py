@@ -1,9 +1,11 @@
 """`graphperf train MODEL --target h100 --dp 8 --batch 8 --seq 1024 [--config full] [--dtype bf16] [--bucket-mb 25]
-[--mode graph|eager] [--no-optimizer] [--zero 0|1|2|3] [--set FIELD=VALUE] [--format table|json] [-o FILE]`.
+[--mode graph|eager] [--no-optimizer] [--zero 0|1|2|3] [--activation-checkpointing none|full|every=K]
+[--set FIELD=VALUE] [--format table|json] [-o FILE]`.
 
 Projects one data-parallel training step (graphperf/train/step.py) and prints a table or the JSON
 (``graphperf.train/1``). ``--batch`` is per device, as with DDP. ``--zero`` picks the ZeRO stage (0: DDP, the default;
-3: FSDP FULL_SHARD; graphperf/train/zero.py). Errors are one line (UsageError, exit 2), as for
+3: FSDP FULL_SHARD; graphperf/train/zero.py); ``--activation-checkpointing`` recomputes decoder layers in the
+backward (graphperf/train/checkpoint.py). Errors are one line (UsageError, exit 2), as for
 every command.
 """
 
@@ -30,8 +32,8 @@ def render_table(d: dict) -> str:
     lines = [f"{d['model']} training step on {s['dp']} x {d['target']}  (data parallel, batch {s['batch_per_device']} "
              f"per device, global {s['global_batch']}{seq}, {s['dtype']}, {s['mode']} mode)", ""]
     rows = [("forward (with loss)", _ms(t["forward_s"])),
-            ("backward", f"{_ms(t['backward_s'])}  (compute {_ms(t['backward_compute_s'])} + exposed comm "
-                         f"{_ms(t['exposed_comm_s'])})"),
+            ("backward", f"{_ms(t['backward_s'])}  (compute {_ms(t['backward_compute_s'])}{_recompute(t)} + exposed "
+                         f"comm {_ms(t['exposed_comm_s'])})"),
             ("gradient all-reduce", f"{_ms(t['allreduce_s'])} in {len(d['buckets'])} bucket{'s' * (len(d['buckets']) != 1)}, "
                                     f"{t['hidden_comm_fraction']:.0%} hidden behind the backward"),
             ("optimizer (AdamW)", _ms(t["optimizer_s"]) if "optimizer_s" in t else "left out"),
@@ -51,6 +53,13 @@ def render_table(d: dict) -> str:
                          f"{_ms(b['start_s']):>11} {_ms(b['end_s']):>11} {_ms(b['time_s']):>11}  {b['ready_after']}")
     lines += [""] + [f"  note: {n}" for n in d["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _recompute(t: dict) -> str:
+    """The backward's recomputation, inside its compute (activation checkpointing), or nothing."""
+    if "recompute_s" not in t:
+        return ""
+    return f" incl. recompute {_ms(t['recompute_s'])} of {t['recomputed_layers']}/{t['layers']} layers"
 
 
 def _gb(x) -> str:
@@ -83,8 +92,8 @@ def _render_sharded(d: dict) -> str:
     fw = _ms(t["forward_s"]) + (f"  (compute {_ms(t['forward_compute_s'])}, waits for all-gathers "
                                 f"{_ms(t['forward_s'] - t['forward_compute_s'])})" if z["stage"] == 3 else "")
     rows = [("forward (with loss)", fw),
-            ("backward", f"{_ms(t['backward_s'])}  (compute {_ms(t['backward_compute_s'])} + exposed comm "
-                         f"{_ms(t['backward_s'] - t['backward_compute_s'])})"),
+            ("backward", f"{_ms(t['backward_s'])}  (compute {_ms(t['backward_compute_s'])}{_recompute(t)} + exposed "
+                         f"comm {_ms(t['backward_s'] - t['backward_compute_s'])})"),
             ("optimizer (AdamW, 1/dp)", _ms(t["optimizer_s"]) if "optimizer_s" in t else "left out")]
     if "allgather_after_step_s" in t:
         rows.append(("parameter all-gather",
@@ -140,15 +149,19 @@ def _render_sharded(d: dict) -> str:
               help="Leave the AdamW step out of the step time (its states stay in memory).")
 @click.option("--zero", type=int, default=0, show_default=True,
               help="ZeRO stage: 0 DDP, 1 optimizer states sharded, 2 + gradients, 3 + parameters (FSDP FULL_SHARD).")
+@click.option("--activation-checkpointing", "ac", default="none", show_default=True, metavar="none|full|every=K",
+              help="Checkpoint every decoder layer (full) or one in K (every=K): activations dropped after the "
+                   "forward, the layer's forward run again before its backward.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True,
               help="table or json (default: what -o's extension names).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
-def train(model, target, sets, dp, batch, seq, config, dtype, bucket_mb, mode, no_optimizer, zero, fmt, output):
+def train(model, target, sets, dp, batch, seq, config, dtype, bucket_mb, mode, no_optimizer, zero, ac, fmt, output):
     """Project one data-parallel training step of MODEL on DP devices: forward, backward with the gradient
     all-reduces overlapped, optimizer."""
     from ..cli_args import emit, output_format, pairs, refuse_overwriting, wrote
     from ..errors import UsageError
     from ..target import load_target
+    from .checkpoint import parse_checkpointing
     from .step import train as run
     from .zero import check_stage
 
@@ -157,9 +170,10 @@ def train(model, target, sets, dp, batch, seq, config, dtype, bucket_mb, mode, n
     if bucket_mb is not None and not (bucket_mb > 0 and math.isfinite(bucket_mb)):
         raise UsageError(f"--bucket-mb {bucket_mb:g}: the bucket cap must be a finite positive number of MiB, e.g. 25")
     check_stage(zero, dp)
+    parse_checkpointing(ac)
     tgt = load_target(target, pairs(sets, "--set", as_int=False))
     result = run(model, tgt, dp=dp, batch=batch, seq=seq, config=config, dtype=dtype, bucket_cap_mb=bucket_mb,
-                 mode=mode, optimizer=not no_optimizer, zero=zero)
+                 mode=mode, optimizer=not no_optimizer, zero=zero, activation_checkpointing=ac)
     d = result.to_dict()
     text = json.dumps(d, indent=2) + "\n" if fmt == "json" else render_table(d)
     emit(text, output)

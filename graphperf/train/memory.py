@@ -75,14 +75,18 @@ def activation_graph(forward: Graph, backward: Graph) -> Graph:
 
 
 def step_memory(forward: Graph, backward: Graph, parameters: Sequence, *, zero: int = 0, dp: int = 1,
-                handoffs: Optional[Mapping[str, Sequence[str]]] = None, target=None, **extra: int) -> dict[str, Any]:
+                handoffs: Optional[Mapping[str, Sequence[str]]] = None, target=None, plan=None,
+                **extra: int) -> dict[str, Any]:
     """Bytes one device holds in a training step under ZeRO stage `zero` (0: DDP), by component (graphperf/train/
     zero.py `sharded_memory`): the forward's weights (parameters and buffers), the gradients, AdamW's fp32 moments
     of the parameters that have a gradient (counted whether or not the step is timed), and the larger of the two
     peaks of live tensors (module docstring), the backward's taken on `activation_graph`; for stages 2 and 3 with
     each gradient handed off after the node `handoffs` names (`peak_with_handoffs`). `parameters`: objects with
     ``numel``, ``nbytes`` and ``gradient`` (graphperf/train/capture.py's `Parameter`); `extra`: stage 3's
-    ``root_bytes`` and ``max_unit_bytes``.
+    ``root_bytes`` and ``max_unit_bytes``. With activation checkpointing (`plan`, graphperf/train/checkpoint.py's
+    `CheckpointPlan`) both peaks and the saved bytes are taken on `plan.memory_graphs`: the checkpointed layers'
+    activations dropped after the forward, their inputs kept, each layer's recomputed before its backward; the
+    bytes dropped are reported as ``recomputed_activations_bytes``.
 
     Example
     -------
@@ -103,12 +107,19 @@ def step_memory(forward: Graph, backward: Graph, parameters: Sequence, *, zero: 
 
     from .zero import peak_with_handoffs, sharded_memory
 
+    dropped = 0
+    if plan is not None:
+        dropped = sum(backward.values[v].type.nbytes for v in plan.dropped_values)
+        forward, backward = plan.memory_graphs(forward, backward)
     graph = activation_graph(forward, backward)
     peak = peak_with_handoffs(graph, handoffs or {}, dp) if zero >= 2 else peak_activation_memory(graph).bytes
-    return sharded_memory(zero, dp, parameter_bytes=sum(p.nbytes for p in parameters),
+    out = sharded_memory(zero, dp, parameter_bytes=sum(p.nbytes for p in parameters),
                           weight_bytes=sum(v.type.nbytes for v in forward.weights() if v.type is not None),
                           gradient_bytes=sum(p.nbytes for p in parameters if p.gradient is not None),
                           updated_numel=sum(p.numel for p in parameters if p.gradient is not None),
                           saved_bytes=saved_activation_bytes(forward, backward),
                           forward_peak_bytes=peak_activation_memory(forward).bytes, backward_peak_bytes=peak,
                           target=target, **extra)
+    if plan is not None:
+        out["recomputed_activations_bytes"] = dropped
+    return out

@@ -142,7 +142,8 @@ def _allreduce_seconds(dp_graph, names, target) -> list[float]:
 
 def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: int = 1, seq: Optional[int] = None,
           config: str = "full", dtype: Optional[str] = None, bucket_cap_mb: Optional[float] = None,
-          mode: str = "graph", optimizer: bool = True, zero: int = 0) -> TrainResult:
+          mode: str = "graph", optimizer: bool = True, zero: int = 0,
+          activation_checkpointing: Optional[str] = None) -> TrainResult:
     """Project one data-parallel training step of `model` on `dp` devices of `target`.
 
     Parameters
@@ -169,6 +170,10 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     zero : int
         0: DDP (every device a whole replica); 1, 2, 3: ZeRO stage (optimizer states; + gradients; + parameters
         sharded over dp, stage 3 as FSDP FULL_SHARD), graphperf/train/zero.py. A stage >= 1 needs ``dp >= 2``.
+    activation_checkpointing : str, optional
+        ``none`` (default, None), ``full`` (every decoder layer under ``torch.utils.checkpoint``) or ``every=K``
+        (one layer in K): graphperf/train/checkpoint.py. The layers' activations are dropped after the forward and
+        their forward nodes run again before their backward (``recompute_s``).
 
     Returns
     -------
@@ -194,8 +199,10 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     from .optimizer import adamw_graph
     from .timeline import overlap
 
+    from .checkpoint import checkpoint_plan, parse_checkpointing, recompute_seconds, shifted_ends
     from .zero import check_stage
 
+    every = parse_checkpointing(activation_checkpointing)
     if mode not in MODES:
         raise UsageError(f"--mode {mode}: a training step is projected in {' or '.join(MODES)} mode")
     zero = check_stage(zero, dp)
@@ -207,17 +214,20 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
     fw_graph = canonicalize(step.forward).graph
     fw = analyze_graph(fw_graph, tgt, {**info, "name": fw_graph.name}, mode=mode)
     bw_graph = canonicalize(step.backward).graph
+    plan = checkpoint_plan(fw_graph, bw_graph, every) if every else None
+    extra = recompute_seconds(plan, fw) if plan is not None else {}
     if zero:
         bw = analyze_graph(bw_graph, tgt, {**info, "name": bw_graph.name}, mode=mode)
         return _sharded(step, tgt, fw, fw_graph, bw, bw_graph, dp=dp, zero=zero, bucket_cap_mb=bucket_cap_mb,
-                        mode=mode, optimizer=optimizer, batch=batch, config=config, dtype=dtype)
+                        mode=mode, optimizer=optimizer, batch=batch, config=config, dtype=dtype, plan=plan,
+                        extra=extra)
     dp_result = data_parallel(bw_graph, dp, bucket_cap_mb)
     bw = analyze_graph(bw_graph, tgt, {**info, "name": bw_graph.name}, mode=mode)
-    ends = _node_ends(bw)
+    ends = shifted_ends([n.name for n in bw_graph.nodes], _node_ends(bw), extra)
     buckets = dp_result.buckets
     durations = _allreduce_seconds(dp_result.graph, [b.all_reduce for b in buckets], tgt) if buckets else []
-    timeline = overlap(bw.totals["latency_s"], [ends[b.ready_after] if b.ready_after else 0.0 for b in buckets],
-                       durations)
+    timeline = overlap(bw.totals["latency_s"] + sum(extra.values()),
+                       [ends[b.ready_after] if b.ready_after else 0.0 for b in buckets], durations)
     opt = analyze_graph(adamw_graph(step.parameters), tgt, {"name": "adamw"}, mode=mode) if optimizer else None
     optimizer_s = opt.totals["latency_s"] if opt is not None else None
     step_s = fw.totals["latency_s"] + timeline.backward_s + (optimizer_s or 0.0)
@@ -226,17 +236,18 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
         "forward_s": fw.totals["latency_s"],
         "backward_s": timeline.backward_s,
         "backward_compute_s": timeline.compute_end_s,
+        **_recompute(plan, extra),
         "optimizer_s": optimizer_s,
         "allreduce_s": timeline.allreduce_s,
         "exposed_comm_s": timeline.exposed_comm_s,
         "hidden_comm_fraction": timeline.hidden_fraction,
         "step_s": step_s,
         **_rates(step, dp, batch, step_s),
-        **_work(fw, bw, opt),
+        **_work(fw, bw, opt, plan),
     }
     if optimizer_s is None:
         del totals["optimizer_s"]
-    memory = step_memory(fw_graph, bw_graph, step.parameters, dp=dp, target=tgt)
+    memory = step_memory(fw_graph, bw_graph, step.parameters, dp=dp, target=tgt, plan=plan)
     totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     bucket_rows = [{**b.to_dict(), "ready_s": r, "start_s": s, "end_s": e, "time_s": d}
                    for b, r, s, e, d in zip(buckets, timeline.ready_s, timeline.start_s, timeline.end_s,
@@ -245,9 +256,10 @@ def train(model: str, target: Union[str, Any] = "h100", *, dp: int = 1, batch: i
                 "dtype": step.parameters[0].dtype if step.parameters else dtype, "mode": mode,
                 "bucket_cap_bytes": dp_result.bucket_cap_bytes,
                 "first_bucket_cap_bytes": dp_result.first_bucket_cap_bytes, "loss": step.loss,
-                "optimizer": "adamw" if optimizer else None}
+                "optimizer": "adamw" if optimizer else None, **_ac_setting(plan)}
     notes = list(NOTES) if optimizer else [n for n in NOTES if not n.startswith("optimizer")] + [
         "optimizer: left out (--no-optimizer): step_s is forward + backward; AdamW's states still count in memory"]
+    notes = _ac_notes(notes, plan)
     return TrainResult(step.description, tgt.name, settings, totals, bucket_rows, notes, memory)
 
 
@@ -266,7 +278,7 @@ ZERO_NOTES = {
 
 
 def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucket_cap_mb, mode: str, optimizer: bool,
-             batch: int, config: str, dtype) -> TrainResult:
+             batch: int, config: str, dtype, plan=None, extra=None) -> TrainResult:
     """One ZeRO stage `zero` (1-3) training step (graphperf/train/zero.py), assembled as `train` does DDP's."""
     from graphperf.ir import TensorType
     from graphperf.passes.data_parallel import data_parallel
@@ -279,7 +291,13 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     from .timeline import overlap, schedule
     from .zero import STAGE_NAMES, collective_totals, fsdp_program, price, price_nodes, shard
 
-    fw_latency, bw_latency = fw.totals["latency_s"], bw.totals["latency_s"]
+    from dataclasses import replace
+
+    from .checkpoint import shifted_ends
+
+    extra = extra or {}
+    fw_latency, bw_latency = fw.totals["latency_s"], bw.totals["latency_s"] + sum(extra.values())
+    bw_ends = shifted_ends([n.name for n in bw_graph.nodes], _node_ends(bw), extra)
     grad = {g["parameter"]: g["value"] for g in bw_graph.meta["gradients"]}
     bucket_rows, unit_rows, runs = [], [], []
     after_s = 0.0
@@ -287,7 +305,7 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     if zero < 3:
         res = data_parallel(bw_graph, dp, bucket_cap_mb, reduce="reduce_scatter")
         buckets = res.buckets
-        ends = _node_ends(bw)
+        ends = bw_ends
         rs = price_nodes(res.graph, [b.all_reduce for b in buckets], dp, tgt, "backward, overlapped")
         line = overlap(bw_latency, [ends[b.ready_after] if b.ready_after else 0.0 for b in buckets],
                        [rs[b.all_reduce].time_s for b in buckets])
@@ -315,7 +333,13 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
         runs = [*fw_ag.values(), *bw_ag.values(), *bw_rs.values()]
         times = {r.name: r.time_s for r in runs}
         fws = schedule(fsdp_program([n.name for n in fw_graph.nodes], _node_ends(fw), fw_latency, fwr.units, times))
-        bws = schedule(fsdp_program([n.name for n in bw_graph.nodes], _node_ends(bw), bw_latency, bwr.units, times))
+        bw_units = bwr.units
+        if plan is not None:  # FSDP gathers a layer before its recomputation (its pre-backward hook runs first)
+            at = {s.unit: b for s, b in zip(plan.spans, plan.before)}
+            pos = {n.name: i for i, n in enumerate(bw_graph.nodes)}
+            bw_units = [replace(u, first_node=at[u.name]) if u.name in at and pos[at[u.name]] < pos[u.first_node]
+                        else u for u in bw_units]
+        bws = schedule(fsdp_program([n.name for n in bw_graph.nodes], bw_ends, bw_latency, bw_units, times))
         forward_s, forward_compute_s = fws.wall_s, fws.compute_s
         backward_s, backward_compute_s = bws.wall_s, bws.compute_s
         exposed = fws.exposed_comm_s + bws.exposed_comm_s
@@ -350,7 +374,7 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     seq = step.seq
     collectives = collective_totals(runs)
     totals = {"forward_s": forward_s, "forward_compute_s": forward_compute_s, "backward_s": backward_s,
-              "backward_compute_s": backward_compute_s, "optimizer_s": optimizer_s}
+              "backward_compute_s": backward_compute_s, **_recompute(plan, extra), "optimizer_s": optimizer_s}
     if zero < 3:
         totals["allgather_after_step_s"] = after_s
     totals.update({
@@ -362,17 +386,17 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
         "step_s": step_s,
         **_rates(step, dp, batch, step_s),
         "wire_bytes_per_step": sum(r.wire_bytes for r in runs),
-        **_work(fw, bw, opt),
+        **_work(fw, bw, opt, plan),
     })
     if optimizer_s is None:
         del totals["optimizer_s"]
     memory = step_memory(fw_graph, bw_graph, step.parameters, zero=zero, dp=dp, handoffs=handoffs, target=tgt,
-                         **memory_extra)
+                         plan=plan, **memory_extra)
     totals["memory_per_device_bytes"], totals["fits"] = memory["needed_bytes"], memory["fits"]
     settings = {"dp": dp, "batch_per_device": batch, "global_batch": dp * batch, "seq": seq, "config": config,
                 "dtype": step.parameters[0].dtype if step.parameters else dtype, "mode": mode,
                 "bucket_cap_bytes": caps[0], "first_bucket_cap_bytes": caps[1], "loss": step.loss,
-                "optimizer": "adamw" if optimizer else None, "zero": zero}
+                "optimizer": "adamw" if optimizer else None, "zero": zero, **_ac_setting(plan)}
     notes = [n for n in NOTES if not n.startswith(("gradients are all-reduced", "assumes DDP", "every device holds",
                                                   "not modelled"))]
     if not optimizer:
@@ -382,6 +406,7 @@ def _sharded(step, tgt, fw, fw_graph, bw, bw_graph, *, dp: int, zero: int, bucke
     notes += [ZERO_NOTES[zero], "not modelled: DeepSpeed's own bucket sizes (ZeRO-1/2 use DDP's buckets here), "
               "gradient accumulation, fp32 master weights, gradient clipping, activation checkpointing, separate "
               "streams for all-gather and reduce-scatter (one communication stream here)"]
+    notes = _ac_notes(notes, plan)
     sharding = {"stage": zero, "name": STAGE_NAMES[zero], "collectives": collectives,
                 "wire_bytes_per_step": totals["wire_bytes_per_step"], "comm_s": comm_s, "exposed_comm_s": exposed,
                 "collective_runs": [r.to_dict() for r in runs]}
@@ -398,9 +423,38 @@ def _rates(step, dp: int, batch: int, step_s: float) -> dict:
             "parameters": step.parameter_count, "gradient_bytes": step.gradient_bytes}
 
 
-def _work(fw, bw, opt) -> dict:
-    """The work one device does in a step: FLOPs (the optimizer's included), matrix FLOPs, nodes, coverage."""
-    return {"flops_per_device": fw.totals["flops"] + bw.totals["flops"] + (opt.totals["flops"] if opt is not None else 0),
-            "matrix_flops_per_device": fw.totals["matrix_flops"] + bw.totals["matrix_flops"],
+def _work(fw, bw, opt, plan=None) -> dict:
+    """The work one device does in a step: FLOPs (the optimizer's and the recomputed layers' included), matrix
+    FLOPs, nodes, coverage."""
+    from .checkpoint import recompute_work
+
+    re_flops, re_matrix = recompute_work(plan, fw) if plan is not None else (0, 0)
+    opt_flops = opt.totals["flops"] if opt is not None else 0
+    return {"flops_per_device": fw.totals["flops"] + bw.totals["flops"] + opt_flops + re_flops,
+            "matrix_flops_per_device": fw.totals["matrix_flops"] + bw.totals["matrix_flops"] + re_matrix,
             "forward_nodes": fw.totals["nodes"], "backward_nodes": bw.totals["nodes"],
             "coverage": min(fw.totals["coverage"], bw.totals["coverage"])}
+
+
+def _recompute(plan, extra) -> dict:
+    """The totals' recomputation figures (absent without activation checkpointing): ``recompute_s`` (inside
+    ``backward_compute_s``) and the layers recomputed of all."""
+    if plan is None:
+        return {}
+    return {"recompute_s": sum(extra.values()), "recomputed_layers": len(plan.spans), "layers": plan.layers}
+
+
+def _ac_setting(plan) -> dict:
+    return {} if plan is None else {"activation_checkpointing": plan.option}
+
+
+def _ac_notes(notes: list, plan) -> list:
+    """With activation checkpointing: the not-modelled lists lose it and a note says what is modelled."""
+    if plan is None:
+        return notes
+    out = [n.replace(", activation checkpointing", "") if n.startswith("not modelled") else n for n in notes]
+    return out + [f"activation checkpointing {plan.option}: {len(plan.spans)} of {plan.layers} decoder layers under "
+                  "torch.utils.checkpoint; their saved activations dropped (their inputs kept), their forward nodes "
+                  "run again just before their backward (recompute_s, inside the backward's compute), one layer's "
+                  "activations live again at a time; the recomputation's temporaries and torchtitan's op-level "
+                  "selective policy are not modelled"]
