@@ -22,6 +22,11 @@ reduce-scatters instead of all-reduces, the optimizer over 1/dp of the parameter
 sharded; the JSON then adds a ``sharding`` object (the stage, each collective kind's bytes and time, FSDP's units).
 ``zero=0`` is DDP, unchanged.
 
+With ``activation_checkpointing`` ``full`` or ``every=K`` (graphperf/train/checkpoint.py) the checkpointed decoder
+layers' forward nodes run again just before their backward: ``recompute_s`` is added to the backward's compute
+stream there (the gradients' ready times and the collectives' overlap move with it), and memory is taken with their
+saved activations dropped and one layer recomputed at a time. ``none`` (the default) is unchanged.
+
 The JSON (`TrainResult.to_dict`, schema ``graphperf.train/1``) holds these totals, the settings, the buckets and the
 notes that state the assumptions (communication does not slow compute; DDP replicates what ``zero`` shards; not
 modelled: gradient accumulation, compute-communication contention). Execution modes: ``graph`` (a CUDA-graph replay
