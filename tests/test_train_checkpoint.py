@@ -151,3 +151,18 @@ def test_cli_table_shows_the_recomputation(capsys):
                  "--activation-checkpointing", "full"]) == 0
     out = capsys.readouterr().out
     assert "incl. recompute" in out and "2/2 layers" in out
+
+
+def test_the_recomputation_delays_the_gradients_ready_times():
+    """DDP over 2 devices with small buckets: each bucket is ready later by the recomputations run before its last
+    gradient: none, the last layer's (recomputed first), or both layers' (the embedding's bucket, last)."""
+    kw = dict(dp=2, bucket_cap_mb=0.02, **KW)
+    none, full = train("llama3-8b", H100, **kw), train("llama3-8b", H100, activation_checkpointing="full", **kw)
+    per_layer = layer_seconds()
+    allowed = [0.0, per_layer[1], per_layer[0] + per_layer[1]]
+    shifts = [f["ready_s"] - n["ready_s"] for n, f in zip(none.buckets, full.buckets)]
+    assert len(shifts) > 2 and [b["parameters"] for b in none.buckets] == [b["parameters"] for b in full.buckets]
+    for s in shifts:
+        assert min(abs(s - a) for a in allowed) < 1e-12
+    assert all(b >= a - 1e-15 for a, b in zip(shifts, shifts[1:])) and shifts[-1] == pytest.approx(sum(per_layer), rel=1e-9)
+    assert full.totals["backward_s"] > none.totals["backward_s"]
