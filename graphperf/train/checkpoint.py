@@ -43,8 +43,8 @@ from typing import Mapping, Optional, Sequence
 from graphperf.errors import UsageError
 from graphperf.ir import Graph, Node, Value
 
-__all__ = ["parse_checkpointing", "LayerSpan", "CheckpointPlan", "layer_spans", "checkpoint_plan", "shifted_ends",
-           "RECOMPUTE_OP"]
+__all__ = ["parse_checkpointing", "describe", "LayerSpan", "CheckpointPlan", "layer_spans", "checkpoint_plan",
+           "saved_names", "recompute_seconds", "recompute_work", "shifted_ends", "RECOMPUTE_OP"]
 
 #: The op of the synthetic node standing for a layer's recomputation in the memory graph (not priced there).
 RECOMPUTE_OP = "concat"
