@@ -100,7 +100,13 @@ def test_a_torn_chunk_file_is_evaluated_again_and_no_point_repeats(tmp_path, spe
     assert evaluated[0] == calls[-1] and rows.rows() == clean and not os.path.exists(journal)
 
 
-def test_a_sweep_killed_mid_way_resumes_without_loss_or_duplicates(tmp_path, spec_file, cache):
+def test_a_sweep_killed_mid_way_resumes_without_loss_or_duplicates(tmp_path, cache):
+    # enough points (3,216 in chunks of 2) that the sweep cannot finish between the poll that sees 4 of them and
+    # the kill, even with every capture cached (with SPEC's 48 it sometimes did, and the kill found it done)
+    spec_file = tmp_path / "kill.toml"
+    spec_file.write_text(SPEC.replace("step = 1000}", "step = 10}"))
+    spec_file = str(spec_file)
+    assert load_spec(spec_file).points == 3216
     out = str(tmp_path / "t.csv")
     command = [sys.executable, "-m", "graphperf", "sweep", spec_file, "-o", out, "--jobs", "2", "--cache-dir", cache,
                "--chunk-points", "2"]
