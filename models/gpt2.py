@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import attend_cached, attention_kernel, merge_heads, split_heads
+from .layers import (attend_cached, attention_kernel, cache_start, decoder_output, merge_heads, run_layers,
+                     split_heads)
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["GPT2Config", "GPT2Model", "SPECS"]
@@ -78,15 +79,12 @@ class GPT2Model(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
     def forward(self, input_ids: torch.Tensor, past_key_values=None):
-        start = 0 if past_key_values is None else past_key_values[0][0].shape[2] - 1
+        start = cache_start(past_key_values)
         length = input_ids.shape[1]
-        x = self.wte(input_ids) + self.wpe.weight[start : start + length]
-        present = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block(x, None if past_key_values is None else past_key_values[i])
-            present.append(kv)
+        x, present = run_layers(self.blocks, self.wte(input_ids) + self.wpe.weight[start : start + length],
+                                past_key_values)
         logits = F.linear(self.ln_f(x), self.wte.weight)  # tied LM head
-        return logits if past_key_values is None else (logits, tuple(present))
+        return decoder_output(logits, present, past_key_values)
 
 
 def _factory(cfg: GPT2Config, phase, batch, seq, kv_len, dtype, device):

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Rotary, attend_cached, attention_kernel, merge_heads, split_heads
+from .layers import (Rotary, attend_cached, attention_kernel, cache_start, decoder_output, merge_heads, run_layers,
+                     split_heads)
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["GPTJConfig", "GPTJModel", "SPEC"]
@@ -113,14 +114,9 @@ class GPTJModel(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
 
     def forward(self, input_ids: torch.Tensor, past_key_values=None):
-        start = 0 if past_key_values is None else past_key_values[0][0].shape[2] - 1
-        x = self.embed_tokens(input_ids)
-        present = []
-        for i, layer in enumerate(self.layers):
-            x, kv = layer(x, self.rotary, start, None if past_key_values is None else past_key_values[i])
-            present.append(kv)
-        logits = self.lm_head(self.norm(x))
-        return logits if past_key_values is None else (logits, tuple(present))
+        start = cache_start(past_key_values)
+        x, present = run_layers(self.layers, self.embed_tokens(input_ids), past_key_values, self.rotary, start)
+        return decoder_output(self.lm_head(self.norm(x)), present, past_key_values)
 
 
 def _factory(cfg: GPTJConfig, phase, batch, seq, kv_len, dtype, device):

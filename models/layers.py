@@ -35,6 +35,9 @@ __all__ = [
     "SwiGLU",
     "EncoderSelfAttention",
     "attend_cached",
+    "cache_start",
+    "run_layers",
+    "decoder_output",
     "split_heads",
     "merge_heads",
     "sdpa",
@@ -110,6 +113,27 @@ def attend_cached(attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pas
     if past is None:
         return attend(q, k, v, causal=True), None
     return attend(q, past[0], past[1], causal=False), (k, v)
+
+
+def cache_start(past_key_values) -> int:
+    """The position of a step's first token: 0 in prefill (no cache), ``kv_len - 1`` in a decode step (the cache
+    ``[B, Hkv, kv_len, D]`` already holds the new token's slot)."""
+    return 0 if past_key_values is None else past_key_values[0][0].shape[2] - 1
+
+
+def run_layers(layers, x: torch.Tensor, past_key_values, *args):
+    """`x` through every decoder layer, each called as ``layer(x, *args, past)`` with its own cache entry (None in
+    prefill); returns (x, the layers' presents)."""
+    present = []
+    for i, layer in enumerate(layers):
+        x, kv = layer(x, *args, None if past_key_values is None else past_key_values[i])
+        present.append(kv)
+    return x, tuple(present)
+
+
+def decoder_output(logits: torch.Tensor, present: tuple, past_key_values):
+    """A decoder's return: the logits in prefill, (logits, presents) in a decode step."""
+    return logits if past_key_values is None else (logits, present)
 
 
 class RMSNorm(nn.Module):

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import Llama3RopeScaling, attend_cached, attention_kernel, RMSNorm, Rotary, SwiGLU, merge_heads, split_heads
+from .layers import (Llama3RopeScaling, RMSNorm, Rotary, SwiGLU, attend_cached, attention_kernel, cache_start,
+                     decoder_output, merge_heads, run_layers, split_heads)
 from .registry import ModelSpec, decoder_inputs
 
 __all__ = ["LlamaConfig", "LlamaModel", "SPECS", "make_decoder_workload"]
@@ -123,14 +124,9 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, past_key_values: tuple[KVPair, ...] | None = None):
         # Positions are static: 0.. for prefill, kv_len - 1 for a decode step.
-        start = 0 if past_key_values is None else past_key_values[0][0].shape[2] - 1
-        x = self.embed_tokens(input_ids)
-        present = []
-        for i, layer in enumerate(self.layers):
-            x, kv = layer(x, self.rotary, start, None if past_key_values is None else past_key_values[i])
-            present.append(kv)
-        logits = self.lm_head(self.norm(x))
-        return logits if past_key_values is None else (logits, tuple(present))
+        start = cache_start(past_key_values)
+        x, present = run_layers(self.layers, self.embed_tokens(input_ids), past_key_values, self.rotary, start)
+        return decoder_output(self.lm_head(self.norm(x)), present, past_key_values)
 
 
 def make_decoder_workload(model_cls):
