@@ -17,7 +17,7 @@ from typing import Optional
 
 import click
 
-from .cli_args import pairs, refuse_overwriting
+from .cli_args import pairs, refuse_overwriting, set_option
 from .cli_args import console as _console
 from .cli_args import emit as _emit
 from .cli_args import import_modules as _import
@@ -51,7 +51,7 @@ def cli() -> None:
 @click.argument("model", required=False)
 @click.option("--target", "-t", default=DEFAULT_TARGET, show_default=True,
               help="Target name or a .toml file; several, comma-separated, for a side-by-side --format html page.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@set_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
 @_workload_options
@@ -201,7 +201,7 @@ def profile(model, output, dims, runs, warmup, threads, optimization):
 @click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
               help="onnxruntime profile JSON (`graphperf profile`) or a torch.profiler Chrome trace.")
 @click.option("--target", "-t", required=True, help="Target name or a .toml file.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@set_option
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, writable=True),

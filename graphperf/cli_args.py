@@ -15,7 +15,7 @@ from rich.console import Console
 
 from .errors import UsageError
 
-__all__ = ["pairs", "refuse_overwriting", "stdout_is_terminal", "output_format", "wrote", "emit", "console",
+__all__ = ["set_option", "pairs", "refuse_overwriting", "stdout_is_terminal", "output_format", "wrote", "emit", "console",
            "status", "progress_bar", "workload_options", "mode_option", "import_option", "import_modules", "model_request",
            "DEFAULT_MODEL"]
 
@@ -125,6 +125,12 @@ def workload_options(fn):
     )):
         fn = option(fn)
     return fn
+
+
+def set_option(fn):
+    """`--set FIELD=VALUE` (repeatable): a target field overridden for the command (`pairs(sets, "--set", ...)`)."""
+    return click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+                        help="Override a target field (repeatable).")(fn)
 
 
 def mode_option(fn):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_args import import_option, mode_option, workload_options
+from ..cli_args import import_option, mode_option, set_option, workload_options
 from .finding import SEVERITIES
 
 __all__ = ["audit"]
@@ -22,7 +22,7 @@ class _Failed(click.ClickException):
 @click.command()
 @click.argument("model", required=False)
 @click.option("--target", "-t", default="h100", show_default=True, help="Target name or a .toml file.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@set_option
 @click.option("--format", "fmt", type=click.Choice(("table", "json", "html")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the result here.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 when a finding is this severe or more.")

@@ -14,6 +14,8 @@ import sys
 
 import click
 
+from ..cli_args import set_option
+
 __all__ = ["mlir"]
 
 
@@ -39,7 +41,7 @@ def _options(fn):
 @click.option("--stage", type=click.Choice(("torch", "linalg")), default="linalg", show_default=True,
               help="torch: the torch dialect (graph-level figures); linalg: linalg-on-tensors (MLIR-level figures).")
 @click.option("--target", "-t", default="h100", show_default=True, help="Target for graphperf.latency_s.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@set_option
 @click.option("--keep-weights", is_flag=True,
               help="Write the weights' values (elided by default: a real model's are gigabytes of hex).")
 @_options

@@ -13,6 +13,8 @@ import json
 
 import click
 
+from ..cli_args import set_option
+
 __all__ = ["serve", "render_table"]
 
 
@@ -79,7 +81,7 @@ def render_table(d: dict) -> str:
 @click.command()
 @click.argument("model")
 @click.option("--target", "-t", default="h100", show_default=True, help="Target name or TOML file.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@set_option
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline-parallel degree (layer stages of tp devices each).")

@@ -16,6 +16,8 @@ import math
 
 import click
 
+from ..cli_args import set_option
+
 __all__ = ["train", "render_table"]
 
 
@@ -135,7 +137,7 @@ def _render_sharded(d: dict) -> str:
 @click.command()
 @click.argument("model")
 @click.option("--target", "-t", default="h100", show_default=True, help="Target name or TOML file.")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a target field (repeatable).")
+@set_option
 @click.option("--dp", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel degree (devices).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Sequences per device per step (global batch = dp * batch).")
