@@ -39,22 +39,41 @@ def render_table(d: dict) -> str:
             ("gradient all-reduce", f"{_ms(t['allreduce_s'])} in {len(d['buckets'])} bucket{'s' * (len(d['buckets']) != 1)}, "
                                     f"{t['hidden_comm_fraction']:.0%} hidden behind the backward"),
             ("optimizer (AdamW)", _ms(t["optimizer_s"]) if "optimizer_s" in t else "left out"),
-            ("step", _ms(t["step_s"])),
+            *_rate_rows(t)]
+    if d.get("memory"):
+        rows.append(("memory per device", _memory_row(d["memory"])))
+    lines += _aligned(rows) + _bucket_lines(d["buckets"], [("all_reduce", "time_s")])
+    lines += [""] + [f"  note: {n}" for n in d["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _rate_rows(t: dict) -> list[tuple[str, str]]:
+    """The step time, the throughput over all devices and the parameter count: the rows every stage shows."""
+    return [("step", _ms(t["step_s"])),
             ("tokens/s (all devices)", "-" if t["tokens_per_s"] is None else f"{t['tokens_per_s']:,.0f}"),
             ("samples/s (all devices)", f"{t['samples_per_s']:,.1f}"),
             ("parameters", f"{t['parameters']:,} ({t['gradient_bytes'] / 1e6:,.1f} MB of gradients)")]
-    if d.get("memory"):
-        rows.append(("memory per device", _memory_row(d["memory"])))
+
+
+def _aligned(rows: list[tuple[str, str]]) -> list[str]:
+    """Label-value rows, the values aligned after the longest label."""
     width = max(len(k) for k, _ in rows)
-    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
-    if d["buckets"]:
-        lines += ["", f"  {'bucket':>6} {'params':>6} {'bytes':>13} {'ready':>11} {'start':>11} {'end':>11} "
-                      f"{'all_reduce':>11}  ready after"]
-        for b in d["buckets"]:
-            lines.append(f"  {b['index']:>6} {len(b['parameters']):>6} {b['bytes']:>13,} {_ms(b['ready_s']):>11} "
-                         f"{_ms(b['start_s']):>11} {_ms(b['end_s']):>11} {_ms(b['time_s']):>11}  {b['ready_after']}")
-    lines += [""] + [f"  note: {n}" for n in d["notes"]]
-    return "\n".join(lines) + "\n"
+    return [f"  {k:<{width}}  {v}" for k, v in rows]
+
+
+def _bucket_lines(buckets: list[dict], collectives: list[tuple[str, str]]) -> list[str]:
+    """The gradient buckets' table: each bucket's size, ready/start/end times and its `collectives` columns
+    (header, key of the bucket's time); nothing without buckets."""
+    if not buckets:
+        return []
+    head = " ".join(f"{h:>11}" for h, _ in collectives)
+    lines = ["", f"  {'bucket':>6} {'params':>6} {'bytes':>13} {'ready':>11} {'start':>11} {'end':>11} {head}  "
+                 "ready after"]
+    for b in buckets:
+        times = " ".join(f"{_ms(b[k]):>11}" for _, k in collectives)
+        lines.append(f"  {b['index']:>6} {len(b['parameters']):>6} {b['bytes']:>13,} {_ms(b['ready_s']):>11} "
+                     f"{_ms(b['start_s']):>11} {_ms(b['end_s']):>11} {times}  {b['ready_after']}")
+    return lines
 
 
 def _recompute(t: dict) -> str:
@@ -100,10 +119,7 @@ def _render_sharded(d: dict) -> str:
     if "allgather_after_step_s" in t:
         rows.append(("parameter all-gather",
                      f"{_ms(t['allgather_after_step_s'])}  (after the optimizer step, exposed)"))
-    rows += [("step", _ms(t["step_s"])),
-             ("tokens/s (all devices)", "-" if t["tokens_per_s"] is None else f"{t['tokens_per_s']:,.0f}"),
-             ("samples/s (all devices)", f"{t['samples_per_s']:,.1f}"),
-             ("parameters", f"{t['parameters']:,} ({t['gradient_bytes'] / 1e6:,.1f} MB of gradients)")]
+    rows += _rate_rows(t)
     for op, c in z["collectives"].items():
         rows.append((op.replace("_", "-"), f"{_ms(c['time_s'])} in {c['count']}, payload "
                                            f"{c['payload_bytes'] / 1e6:,.1f} MB, {c['wire_bytes'] / 1e6:,.1f} MB on "
@@ -113,15 +129,7 @@ def _render_sharded(d: dict) -> str:
                                   "on the wire per device per step"))
     if m:
         rows.append(("memory per device", _memory_row(m)))
-    width = max(len(k) for k, _ in rows)
-    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
-    if d["buckets"]:
-        lines += ["", f"  {'bucket':>6} {'params':>6} {'bytes':>13} {'ready':>11} {'start':>11} {'end':>11} "
-                      f"{'reduce_sc.':>11} {'all_gather':>11}  ready after"]
-        for b in d["buckets"]:
-            lines.append(f"  {b['index']:>6} {len(b['parameters']):>6} {b['bytes']:>13,} {_ms(b['ready_s']):>11} "
-                         f"{_ms(b['start_s']):>11} {_ms(b['end_s']):>11} {_ms(b['time_s']):>11} "
-                         f"{_ms(b['all_gather_s']):>11}  {b['ready_after']}")
+    lines += _aligned(rows) + _bucket_lines(d["buckets"], [("reduce_sc.", "time_s"), ("all_gather", "all_gather_s")])
     if z.get("units"):
         lines += ["", f"  {'phase':<8} {'unit':<18} {'bytes':>13} {'AG start':>11} {'AG end':>11} {'RS start':>11} "
                       f"{'RS end':>11}  first node"]
