@@ -20,7 +20,7 @@ from graphperf.report.units import seconds, si
 from graphperf.serve import serve
 from graphperf.serve.html import render_serve_html
 
-from .e2e.browser import Browser, chromium_path
+from .e2e.browser import browser  # noqa: F401 (the module-scoped headless Chromium fixture)
 
 TINY = dict(batch=2, input_len=32, output_len=8, config="tiny")
 PARTS = ("compute_s", "memory_s", "collective_s", "overhead_s", "pipeline_send_s")
@@ -245,15 +245,6 @@ def test_cli_html_to_a_pipe_and_a_contradicting_extension(tmp_path, capsys):
 
 
 # -- in a headless Chromium -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not chromium_path():
-        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium "
-                    "chromium-driver); or set GRAPHPERF_CHROMIUM to a Chromium binary")
-    with Browser() as b:
-        yield b
 
 
 @pytest.mark.parametrize("case", ["tp2", "pp2", "nofit"])

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import pytest
+
 __all__ = ["Browser", "Page", "chromium_path", "FLAGS"]
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -205,3 +207,13 @@ class Browser:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for a test module's pages; fails (never skips) when Chromium is missing."""
+    if not chromium_path():
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium "
+                    "chromium-driver); or set GRAPHPERF_CHROMIUM to a Chromium binary")
+    with Browser() as b:
+        yield b

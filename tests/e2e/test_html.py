@@ -21,7 +21,7 @@ from graphperf.pipeline import ModelRequest, analyze_graph, load_graph
 from graphperf.report.html import placeable, render_html
 from graphperf.target import load_target
 
-from .browser import Browser, Page, chromium_path
+from .browser import Page, browser  # noqa: F401 (browser: the headless Chromium fixture)
 
 EVIL = '<script>alert("x")</script>&'
 
@@ -140,15 +140,6 @@ def test_cli_writes_html_and_compares_targets(capsys, tmp_path):
 
 
 # -- in the browser -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not chromium_path():
-        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium "
-                    "chromium-driver); or set GRAPHPERF_CHROMIUM to a Chromium binary")
-    with Browser() as b:
-        yield b
 
 
 TOP_FLOPS_AFTER_CLICK = """(() => {
